@@ -1,0 +1,28 @@
+//! The synctree session manager.
+//!
+//! ```text
+//!  incoming stream ─► recv() first message ─► InitPayload.kind ─┬─ Handshake ─► reply, read next init
+//!                                                               ├─ HashComparison ─► run_responder
+//!                                                               └─ anything else ─► Abort + typed error
+//!
+//!  sync(peer) ─► Handshake ⇄ Handshake ─► select() ─► none │ run_initiator ─► SessionReport
+//! ```
+//!
+//! [`SyncManager`] is generic over the store and works over any `SyncTransport`;
+//! [`SyncManager::serve`] adds a TCP accept loop with a concurrency cap. The
+//! `synctree` binary in this crate is the command-line front end.
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod generate;
+pub mod handshake;
+mod manager;
+mod report;
+mod serve;
+
+pub use error::ManagerError;
+pub use handshake::{PeerSummary, ProtocolChoice, Selection, select};
+pub use manager::{ManagerConfig, Served, SyncManager};
+pub use report::{ReportJson, SessionReport};
+pub use serve::{DRAIN_GRACE, ServeSummary};

@@ -1,0 +1,247 @@
+//! Typed errors. Every way a peer's message can be wrong is a [`ProtocolError`]
+//! variant with a wire [`AbortCode`]; sessions fail with a [`SyncError`] that says
+//! which peer, context, protocol and phase.
+
+use std::time::Duration;
+
+use crate::ids::ContextId;
+use crate::wire::AbortCode;
+
+/// A peer broke the protocol (or we refused what it asked).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A field or message could not be interpreted.
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+    /// A fixed-size field had the wrong length.
+    #[error("field `{field}` has {got} bytes, expected {expected}")]
+    BadLength {
+        /// Field name.
+        field: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Received length.
+        got: usize,
+    },
+    /// A count or size went over a named limit.
+    #[error("{what}: {got} exceeds the limit of {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The limit (see [`crate::limits`]).
+        limit: usize,
+        /// What the peer sent.
+        got: usize,
+    },
+    /// A message arrived that the current phase does not allow.
+    #[error("unexpected {got} while waiting for {expected}")]
+    Unexpected {
+        /// What the phase allows.
+        expected: &'static str,
+        /// What arrived.
+        got: &'static str,
+    },
+    /// The first message of a session was not a known `InitPayload`.
+    #[error("first message is not a known init payload ({0})")]
+    UnknownInit(&'static str),
+    /// The peer speaks another wire version.
+    #[error("unsupported protocol version {got} (this node speaks {supported})")]
+    UnsupportedVersion {
+        /// Version the peer sent.
+        got: u32,
+        /// Version this node speaks.
+        supported: u32,
+    },
+    /// A context name was empty, too long or not printable.
+    #[error("invalid context id ({len} bytes)")]
+    InvalidContext {
+        /// Length of the rejected name.
+        len: usize,
+    },
+    /// The responder does not serve this context.
+    #[error("unknown context `{0}`")]
+    UnknownContext(String),
+    /// No protocol both sides support, or one this node does not run.
+    #[error("unsupported protocol: {0}")]
+    UnsupportedProtocol(String),
+    /// A tree position outside the trie, or of the wrong kind.
+    #[error("bad tree position {0}")]
+    BadPosition(u32),
+    /// The peer sent data nobody asked for.
+    #[error("unsolicited {0}")]
+    Unsolicited(&'static str),
+    /// The peer closed the stream in the middle of a session.
+    #[error("peer closed the stream while waiting for {0}")]
+    PeerClosed(&'static str),
+    /// The peer ended the session with an abort frame.
+    #[error("peer aborted ({code:?}): {message}")]
+    Aborted {
+        /// The peer's reason code.
+        code: AbortCode,
+        /// The peer's explanation, truncated to the abort message limit.
+        message: String,
+    },
+}
+
+impl ProtocolError {
+    /// Shorthand for [`ProtocolError::LimitExceeded`].
+    pub fn too_many(what: &'static str, limit: usize, got: usize) -> Self {
+        ProtocolError::LimitExceeded { what, limit, got }
+    }
+
+    /// Fails with [`ProtocolError::LimitExceeded`] when `got > limit`.
+    pub fn check_limit(what: &'static str, limit: usize, got: usize) -> Result<(), Self> {
+        if got > limit {
+            Err(Self::too_many(what, limit, got))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The abort code that tells the peer about this error.
+    pub fn abort_code(&self) -> AbortCode {
+        match self {
+            ProtocolError::Malformed(_) | ProtocolError::BadLength { .. } => AbortCode::Malformed,
+            ProtocolError::BadPosition(_) => AbortCode::Malformed,
+            ProtocolError::LimitExceeded { .. } => AbortCode::LimitExceeded,
+            ProtocolError::Unexpected { .. } | ProtocolError::Unsolicited(_) => {
+                AbortCode::UnexpectedMessage
+            }
+            ProtocolError::UnknownInit(_) => AbortCode::UnknownInit,
+            ProtocolError::UnsupportedVersion { .. } => AbortCode::UnsupportedVersion,
+            ProtocolError::InvalidContext { .. } => AbortCode::InvalidContext,
+            ProtocolError::UnknownContext(_) => AbortCode::UnknownContext,
+            ProtocolError::UnsupportedProtocol(_) => AbortCode::UnsupportedProtocol,
+            ProtocolError::PeerClosed(_) | ProtocolError::Aborted { .. } => AbortCode::Unspecified,
+        }
+    }
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend (disk, database) failed.
+    #[error("store backend failed during {op}")]
+    Backend {
+        /// The operation.
+        op: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Stored data does not decode or does not match its index.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    /// An injected fault (tests and fault-injection wrappers).
+    #[error("injected fault during {op}")]
+    Fault {
+        /// The operation that was failed.
+        op: &'static str,
+    },
+}
+
+/// Moving frames failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The byte stream failed.
+    #[error("i/o error")]
+    Io(#[from] std::io::Error),
+    /// A frame's declared length is over the limit (rejected before allocation).
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    FrameTooLarge {
+        /// Declared or encoded length (0 when the codec did not say).
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A whole frame did not decode as a `StreamMessage`.
+    #[error("frame does not decode")]
+    Decode(#[from] prost::DecodeError),
+    /// Nothing arrived in time.
+    #[error("no message within {0:?}")]
+    Timeout(Duration),
+    /// The transport was closed locally.
+    #[error("transport is closed")]
+    Closed,
+}
+
+/// What went wrong in a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncErrorKind {
+    /// The transport failed.
+    #[error("transport")]
+    Transport(#[from] TransportError),
+    /// The local store failed.
+    #[error("store")]
+    Store(#[from] StoreError),
+    /// The peer broke the protocol, or aborted.
+    #[error("protocol")]
+    Protocol(#[from] ProtocolError),
+    /// The session ran past its deadline.
+    #[error("session deadline of {0:?} passed")]
+    Deadline(Duration),
+}
+
+impl SyncErrorKind {
+    /// The abort code to send the peer, if this error should be reported to it.
+    pub fn abort_code(&self) -> Option<AbortCode> {
+        match self {
+            SyncErrorKind::Protocol(ProtocolError::Aborted { .. }) => None,
+            SyncErrorKind::Protocol(ProtocolError::PeerClosed(_)) => None,
+            SyncErrorKind::Protocol(e) => Some(e.abort_code()),
+            SyncErrorKind::Store(_) => Some(AbortCode::StoreFailure),
+            SyncErrorKind::Deadline(_) => Some(AbortCode::Timeout),
+            SyncErrorKind::Transport(TransportError::Timeout(_)) => Some(AbortCode::Timeout),
+            SyncErrorKind::Transport(TransportError::FrameTooLarge { .. }) => {
+                Some(AbortCode::LimitExceeded)
+            }
+            SyncErrorKind::Transport(TransportError::Decode(_)) => Some(AbortCode::Malformed),
+            SyncErrorKind::Transport(_) => None,
+        }
+    }
+}
+
+/// A failed session, with the context needed to act on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{protocol} session with {peer} on context `{context}` failed ({role}, {phase})")]
+pub struct SyncError {
+    /// The peer's address or label.
+    pub peer: String,
+    /// The context being synced.
+    pub context: ContextId,
+    /// The protocol's name.
+    pub protocol: &'static str,
+    /// `initiator` or `responder`.
+    pub role: &'static str,
+    /// The phase the session was in.
+    pub phase: &'static str,
+    /// What went wrong.
+    #[source]
+    pub kind: SyncErrorKind,
+}
+
+impl SyncError {
+    /// The innermost protocol error, if the session failed because of one.
+    pub fn protocol_error(&self) -> Option<&ProtocolError> {
+        match &self.kind {
+            SyncErrorKind::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Renders an error and its chain of sources on one line: `a: b: c`.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

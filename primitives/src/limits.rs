@@ -1,0 +1,64 @@
+//! Every limit a peer can push against, with the reason it has the value it has.
+//!
+//! Limits are enforced by the receiver *before* acting on a message. Sizes are in
+//! bytes, counts in items; batching is always by byte budget first.
+
+use std::time::Duration;
+
+/// Largest frame accepted from the wire (checked from the length prefix, before any
+/// allocation): big enough for one maximal entry plus framing, small enough that a
+/// peer cannot make us reserve more than a few MiB per connection.
+pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// Byte budget for the messages a node builds itself (entry batches, node responses):
+/// well under [`MAX_FRAME_BYTES`] so a batch plus one maximal entry always fits.
+pub const BATCH_BYTE_BUDGET: usize = 1024 * 1024;
+
+/// Longest key: keys are hashed and compared often; long keys belong in values.
+pub const MAX_KEY_BYTES: usize = 4 * 1024;
+
+/// Longest value: one entry must always fit in one frame with room to spare.
+pub const MAX_VALUE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Longest context name: names are repeated in every init message and log line.
+pub const MAX_CONTEXT_ID_BYTES: usize = 128;
+
+/// Node positions per `NodeRequest`: every node of a full tree level fits in a
+/// handful of requests, and the response stays bounded by the byte budget.
+pub const MAX_NODES_PER_REQUEST: usize = 4096;
+
+/// Key hashes per `EntryRequest`: 32 bytes each keeps the request under 300 KiB.
+pub const MAX_KEYS_PER_REQUEST: usize = 8192;
+
+/// Whole-subtree asks per `EntryRequest`: each can make the responder scan a
+/// subtree, so few are allowed at once.
+pub const MAX_SUBTREES_PER_REQUEST: usize = 256;
+
+/// Entry summaries per leaf-summary part a responder sends (about 60 bytes each):
+/// keeps one part well inside the batch budget.
+pub const LEAF_SUMMARY_CHUNK: usize = 8192;
+
+/// Entry summaries accepted for one leaf bucket across all its parts: 16× the
+/// bucket size of a 10^9-entry context, and a bound on what a peer can make us buffer.
+pub const MAX_LEAF_ENTRIES: usize = 262_144;
+
+/// Entries per received `EntryBatch`/`EntryPush` frame: bounds the work of applying
+/// one frame, independent of how small the entries are.
+pub const MAX_ENTRIES_PER_BATCH: usize = 65_536;
+
+/// Requests one session may make: a full comparison of the whole tree takes a few
+/// hundred; a peer asking for more is looping or attacking.
+pub const MAX_REQUESTS_PER_SESSION: usize = 65_536;
+
+/// Requests the responder accepts before the initiator reads any answer: keeps the
+/// responder's queued output bounded when the initiator stops reading.
+pub const MAX_UNANSWERED_REQUESTS: usize = 64;
+
+/// Longest abort message kept from a peer: it ends up in logs.
+pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
+
+/// Longest a node waits for the peer's next message before giving up the session.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest one whole session may last, whatever the peer does.
+pub const SESSION_DEADLINE: Duration = Duration::from_secs(15 * 60);

@@ -1,0 +1,100 @@
+//! The protobuf messages (generated from `proto/synctree.proto`) and helpers.
+
+#![allow(missing_docs, unreachable_pub)]
+include!(concat!(env!("OUT_DIR"), "/synctree.v1.rs"));
+
+use crate::error::ProtocolError;
+use crate::limits::MAX_ABORT_MESSAGE_BYTES;
+
+/// Wire protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+impl StreamMessage {
+    /// Wraps a message body.
+    pub fn new(body: stream_message::Body) -> Self {
+        StreamMessage { body: Some(body) }
+    }
+
+    /// Short name of the body, for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        use stream_message::Body;
+        match &self.body {
+            None => "empty message",
+            Some(Body::Init(_)) => "init",
+            Some(Body::Handshake(_)) => "handshake",
+            Some(Body::NodeRequest(_)) => "node request",
+            Some(Body::NodeResponse(_)) => "node response",
+            Some(Body::EntryRequest(_)) => "entry request",
+            Some(Body::EntryBatch(_)) => "entry batch",
+            Some(Body::EntryPush(_)) => "entry push",
+            Some(Body::Finish(_)) => "finish",
+            Some(Body::FinishAck(_)) => "finish ack",
+            Some(Body::Abort(_)) => "abort",
+        }
+    }
+
+    /// An abort frame for `err`.
+    pub fn abort(code: AbortCode, message: &str) -> Self {
+        let mut message = message.to_owned();
+        truncate_utf8(&mut message, MAX_ABORT_MESSAGE_BYTES);
+        StreamMessage::new(stream_message::Body::Abort(Abort {
+            code: code as i32,
+            message,
+        }))
+    }
+}
+
+impl Abort {
+    /// Converts a received abort into the error it reports.
+    pub fn into_error(self) -> ProtocolError {
+        let mut message = self.message;
+        truncate_utf8(&mut message, MAX_ABORT_MESSAGE_BYTES);
+        let code = AbortCode::try_from(self.code).unwrap_or(AbortCode::Unspecified);
+        ProtocolError::Aborted { code, message }
+    }
+}
+
+fn truncate_utf8(text: &mut String, max: usize) {
+    if text.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+    }
+}
+
+impl ProtocolKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Unspecified => "none",
+            ProtocolKind::HashComparison => "hash-comparison",
+            ProtocolKind::LevelWise => "level-wise",
+            ProtocolKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abort_messages_are_truncated_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ABORT_MESSAGE_BYTES);
+        let Some(stream_message::Body::Abort(a)) =
+            StreamMessage::abort(AbortCode::Busy, &long).body
+        else {
+            panic!("not an abort");
+        };
+        assert!(a.message.len() <= MAX_ABORT_MESSAGE_BYTES);
+        assert!(matches!(
+            a.into_error(),
+            ProtocolError::Aborted {
+                code: AbortCode::Busy,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,95 @@
+//! HashComparison: Merkle descent that skips equal subtrees.
+//!
+//! Starting at the root, the initiator asks for the children of every node whose
+//! hash differs from its own, many nodes per request and several requests in
+//! flight, so round trips grow with the tree depth rather than with the number of
+//! differing nodes. At differing leaf buckets it compares entry summaries, pulls
+//! what it lacks or holds older and pushes what the peer lacks or holds older, so
+//! both replicas hold the merged set when the session ends. The wire flow is in
+//! docs/PROTOCOL.md.
+
+use async_trait::async_trait;
+use synctree_primitives::wire::HashComparisonInit;
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::{
+    ContextId, Hash, Identity, ProtocolError, ProtocolKind, Store, SyncError,
+    SyncProtocolExecutor, SyncStats, SyncTransport,
+};
+
+use crate::tree_initiator::{Schedule, TreeConfig};
+use crate::{run_tree_initiator, run_tree_responder};
+
+/// The HashComparison protocol.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HashComparison;
+
+/// What a HashComparison responder learns from the session's first message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashComparisonResponderInit {
+    /// The initiator's root when it opened the session.
+    pub initiator_root: Hash,
+}
+
+impl TryFrom<&HashComparisonInit> for HashComparisonResponderInit {
+    type Error = ProtocolError;
+
+    fn try_from(init: &HashComparisonInit) -> Result<Self, ProtocolError> {
+        Ok(HashComparisonResponderInit { initiator_root: Hash::from_wire(&init.root, "root")? })
+    }
+}
+
+#[async_trait]
+impl SyncProtocolExecutor for HashComparison {
+    type Config = TreeConfig;
+    type ResponderInit = HashComparisonResponderInit;
+    type Stats = SyncStats;
+
+    const KIND: ProtocolKind = ProtocolKind::HashComparison;
+
+    async fn run_initiator<T, S>(
+        transport: &mut T,
+        store: &S,
+        context: &ContextId,
+        identity: &Identity,
+        config: TreeConfig,
+    ) -> Result<SyncStats, SyncError>
+    where
+        T: SyncTransport + ?Sized,
+        S: Store + ?Sized,
+    {
+        let start = |root: Hash| {
+            let init = Kind::HashComparison(HashComparisonInit { root: root.0.to_vec().into() });
+            (init, Schedule::Eager, config)
+        };
+        run_tree_initiator(transport, store, context, identity, Self::KIND, start).await
+    }
+
+    async fn run_responder<T, S>(
+        transport: &mut T,
+        store: &S,
+        context: &ContextId,
+        identity: &Identity,
+        init: HashComparisonResponderInit,
+    ) -> Result<SyncStats, SyncError>
+    where
+        T: SyncTransport + ?Sized,
+        S: Store + ?Sized,
+    {
+        tracing::debug!(initiator_root = %init.initiator_root, "hash comparison requested");
+        run_tree_responder(transport, store, context, identity, Self::KIND).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responder_init_requires_a_full_root() {
+        let bad = HashComparisonInit { root: vec![0; 5].into() };
+        assert!(HashComparisonResponderInit::try_from(&bad).is_err());
+        let good = HashComparisonInit { root: vec![3; 32].into() };
+        let init = HashComparisonResponderInit::try_from(&good).map(|i| i.initiator_root);
+        assert_eq!(init, Ok(Hash([3; 32])));
+    }
+}

@@ -1,0 +1,108 @@
+//! Sync protocols for synctree.
+//!
+//! Each protocol is a state machine with no I/O ([`Machine`]: message in → messages
+//! out, the store passed in) plus a thin async driver ([`drive`]) that implements
+//! [`SyncProtocolExecutor`] over any [`SyncTransport`]. The same machines therefore
+//! run over TCP, in-memory pipes, a simulator, or [`pair::run_pair`], which steps two
+//! machines against each other without any transport at all.
+//!
+//! ```text
+//!  initiator                                   responder
+//!  ─────────                                   ─────────
+//!  Init{root} + NodeRequest[root]  ──────────►
+//!                                  ◄────────── NodeResponse(children)
+//!  NodeRequest[differing children] ──────────►   … one round per level …
+//!                                  ◄────────── NodeResponse(leaf summaries)
+//!  EntryRequest + EntryPush        ──────────►
+//!                                  ◄────────── EntryBatch
+//!  Finish{root}                    ──────────►
+//!                                  ◄────────── FinishAck{root}
+//! ```
+//!
+//! Protocols: [`HashComparison`] (this crate also exports the shared
+//! [`TreeInitiator`]/[`TreeResponder`] machines for new tree protocols).
+
+#![forbid(unsafe_code)]
+
+mod hash_comparison;
+mod leaf;
+pub mod machine;
+pub mod pair;
+mod subtree;
+mod tree_initiator;
+mod tree_responder;
+mod tree_wire;
+
+pub use hash_comparison::{HashComparison, HashComparisonResponderInit};
+pub use machine::{Machine, drive};
+pub use tree_initiator::{Schedule, TreeConfig, TreeInitiator};
+pub use tree_responder::TreeResponder;
+
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{InitPayload, PROTOCOL_VERSION};
+use synctree_primitives::{
+    ContextId, Hash, Identity, ProtocolKind, Role, SessionInfo, Store, StreamMessage, SyncError,
+    SyncStats, SyncTransport,
+};
+
+/// The `InitPayload` frame that opens a session of `kind` on `context`.
+pub fn init_message(context: &ContextId, kind: Kind) -> StreamMessage {
+    StreamMessage::new(Body::Init(InitPayload {
+        protocol_version: PROTOCOL_VERSION,
+        context_id: context.as_str().to_owned(),
+        kind: Some(kind),
+    }))
+}
+
+/// Runs a tree-protocol initiator; `start` turns the local root into the init
+/// payload, schedule and config.
+async fn run_tree_initiator<T, S>(
+    transport: &mut T,
+    store: &S,
+    context: &ContextId,
+    identity: &Identity,
+    protocol: ProtocolKind,
+    start: impl FnOnce(Hash) -> (Kind, Schedule, TreeConfig) + Send,
+) -> Result<SyncStats, SyncError>
+where
+    T: SyncTransport + ?Sized,
+    S: Store + ?Sized,
+{
+    let info = session(transport.peer(), context, protocol, Role::Initiator);
+    let root = store.summary(context).map_err(|e| info.error("opening", e))?.root;
+    tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, %root, "initiating {}", protocol.name());
+    let (kind, schedule, config) = start(root);
+    let init = init_message(context, kind);
+    let mut machine = TreeInitiator::new(context.clone(), protocol, schedule, config, init, root);
+    let moved = drive(transport, store, &mut machine, &info).await?;
+    let mut stats = machine.into_stats();
+    stats.transport = moved;
+    Ok(stats)
+}
+
+/// Runs a tree-protocol responder after the init message was read.
+async fn run_tree_responder<T, S>(
+    transport: &mut T,
+    store: &S,
+    context: &ContextId,
+    identity: &Identity,
+    protocol: ProtocolKind,
+) -> Result<SyncStats, SyncError>
+where
+    T: SyncTransport + ?Sized,
+    S: Store + ?Sized,
+{
+    let info = session(transport.peer(), context, protocol, Role::Responder);
+    let root = store.summary(context).map_err(|e| info.error("opening", e))?.root;
+    tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, "responding {}", protocol.name());
+    let mut machine = TreeResponder::new(context.clone(), protocol, root);
+    let moved = drive(transport, store, &mut machine, &info).await?;
+    let mut stats = machine.into_stats();
+    stats.transport = moved;
+    Ok(stats)
+}
+
+fn session(peer: &str, context: &ContextId, protocol: ProtocolKind, role: Role) -> SessionInfo {
+    SessionInfo { peer: peer.to_owned(), context: context.clone(), protocol, role }
+}

@@ -1,0 +1,418 @@
+//! The initiator of the tree protocols: descends from the root into subtrees whose
+//! hashes differ, reconciles differing leaf buckets, pulls what it lacks or holds
+//! older, pushes what the peer lacks or holds older, then finishes with both roots.
+//!
+//! HashComparison and LevelWise share this machine and differ only in [`Schedule`]:
+//! when node requests are sent.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::limits::{
+    BATCH_BYTE_BUDGET, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
+    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+};
+use synctree_primitives::store::bucket;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{
+    EntryBatch, EntryPush, EntryRequest, Finish, NodeRequest, NodeResponse, WireEntry,
+};
+use synctree_primitives::{
+    ContextId, Entry, Hash, NodePos, ProtocolError, ProtocolKind, Role, Store, StreamMessage,
+    SyncStats,
+};
+
+use crate::leaf::reconcile_leaf;
+use crate::machine::{Machine, unexpected};
+use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
+use crate::tree_responder::decode_entries;
+use crate::tree_wire::{RemoteSummary, decode_children, decode_leaf};
+
+/// When node requests go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// As soon as differing nodes are known and a request slot is free (HashComparison).
+    Eager,
+    /// A whole tree level at a time, once the previous level is fully answered (LevelWise).
+    LevelByLevel,
+}
+
+/// Initiator tunables shared by the tree protocols.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeConfig {
+    /// Requests awaiting answers at once; at most [`MAX_UNANSWERED_REQUESTS`].
+    pub max_in_flight: usize,
+    /// Node positions per request; at most [`MAX_NODES_PER_REQUEST`].
+    pub nodes_per_request: usize,
+    /// Key hashes per entry request; at most [`MAX_KEYS_PER_REQUEST`].
+    pub keys_per_request: usize,
+    /// Byte budget of one push frame.
+    pub push_bytes: usize,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig {
+            max_in_flight: 16,
+            nodes_per_request: 1024,
+            keys_per_request: 4096,
+            push_bytes: BATCH_BYTE_BUDGET,
+        }
+    }
+}
+
+impl TreeConfig {
+    fn clamped(self) -> Self {
+        TreeConfig {
+            max_in_flight: self.max_in_flight.clamp(1, MAX_UNANSWERED_REQUESTS),
+            nodes_per_request: self.nodes_per_request.clamp(1, MAX_NODES_PER_REQUEST),
+            keys_per_request: self.keys_per_request.clamp(1, MAX_KEYS_PER_REQUEST),
+            push_bytes: self.push_bytes.clamp(1, BATCH_BYTE_BUDGET),
+        }
+    }
+}
+
+/// Something the peer may lack.
+#[derive(Debug)]
+enum Push {
+    Entry(Entry),
+    Subtree(SubtreeCursor),
+}
+
+/// An unanswered request.
+#[derive(Debug)]
+enum Asked {
+    Nodes(HashSet<NodePos>),
+    Entries { keys: HashSet<Hash>, subtrees: Vec<NodePos> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Opening,
+    Comparing,
+    Finishing,
+    Done,
+}
+
+/// Initiator state machine shared by the tree protocols.
+#[derive(Debug)]
+pub struct TreeInitiator {
+    context: ContextId,
+    config: TreeConfig,
+    schedule: Schedule,
+    init: Option<StreamMessage>,
+    state: State,
+    nodes: VecDeque<NodePos>,
+    level_open: bool,
+    pulls: VecDeque<Hash>,
+    subtree_pulls: VecDeque<NodePos>,
+    pushes: VecDeque<Push>,
+    asked: HashMap<u32, (u32, Asked)>,
+    partial_leaves: HashMap<NodePos, Vec<RemoteSummary>>,
+    next_request: u32,
+    round_seen: u32,
+    stats: SyncStats,
+}
+
+impl TreeInitiator {
+    /// An initiator that opens the session with `init` and then compares from the root.
+    pub fn new(
+        context: ContextId,
+        protocol: ProtocolKind,
+        schedule: Schedule,
+        config: TreeConfig,
+        init: StreamMessage,
+        root_before: Hash,
+    ) -> Self {
+        TreeInitiator {
+            context,
+            config: config.clamped(),
+            schedule,
+            init: Some(init),
+            state: State::Opening,
+            nodes: VecDeque::from([NodePos::ROOT]),
+            level_open: false,
+            pulls: VecDeque::new(),
+            subtree_pulls: VecDeque::new(),
+            pushes: VecDeque::new(),
+            asked: HashMap::new(),
+            partial_leaves: HashMap::new(),
+            next_request: 0,
+            round_seen: 0,
+            stats: SyncStats::new(protocol, Role::Initiator, root_before),
+        }
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
+    }
+
+    /// Consumes the machine, returning its stats.
+    pub fn into_stats(self) -> SyncStats {
+        self.stats
+    }
+
+    fn ask(&mut self, asked: Asked) -> Result<u32, ProtocolError> {
+        let id = self.next_request;
+        self.next_request += 1;
+        ProtocolError::check_limit("requests per session", MAX_REQUESTS_PER_SESSION, id as usize + 1)?;
+        self.asked.insert(id, (self.round_seen + 1, asked));
+        Ok(id)
+    }
+
+    fn answered(&mut self, request_id: u32) -> Result<&mut Asked, ProtocolError> {
+        let (round, asked) = self
+            .asked
+            .get_mut(&request_id)
+            .ok_or(ProtocolError::Unsolicited("answer to an unknown request"))?;
+        self.round_seen = self.round_seen.max(*round);
+        Ok(asked)
+    }
+
+    fn node_request(&mut self) -> Result<Option<Body>, ProtocolError> {
+        let slots_free = self.asked.len() < self.config.max_in_flight;
+        let nodes_in_flight = self.asked.values().any(|(_, a)| matches!(a, Asked::Nodes(_)));
+        let may_send = match self.schedule {
+            Schedule::Eager => slots_free,
+            Schedule::LevelByLevel => self.level_open || !nodes_in_flight,
+        };
+        if self.nodes.is_empty() || !may_send {
+            return Ok(None);
+        }
+        let take = self.nodes.len().min(self.config.nodes_per_request);
+        let positions: Vec<NodePos> = self.nodes.drain(..take).collect();
+        self.level_open = self.schedule == Schedule::LevelByLevel && !self.nodes.is_empty();
+        let request_id = self.ask(Asked::Nodes(positions.iter().copied().collect()))?;
+        let positions = positions.iter().map(|p| p.raw()).collect();
+        Ok(Some(Body::NodeRequest(NodeRequest { request_id, positions })))
+    }
+
+    fn entry_request(&mut self) -> Result<Option<Body>, ProtocolError> {
+        let slots_free = self.asked.len() < self.config.max_in_flight;
+        if !slots_free || (self.pulls.is_empty() && self.subtree_pulls.is_empty()) {
+            return Ok(None);
+        }
+        let keys: Vec<Hash> =
+            self.pulls.drain(..self.pulls.len().min(self.config.keys_per_request)).collect();
+        let take = self.subtree_pulls.len().min(MAX_SUBTREES_PER_REQUEST);
+        let subtrees: Vec<NodePos> = self.subtree_pulls.drain(..take).collect();
+        let request = EntryRequest {
+            request_id: 0,
+            key_hashes: keys.iter().map(|k| k.0.to_vec().into()).collect(),
+            subtrees: subtrees.iter().map(|p| p.raw()).collect(),
+        };
+        let request_id = self.ask(Asked::Entries { keys: keys.into_iter().collect(), subtrees })?;
+        Ok(Some(Body::EntryRequest(EntryRequest { request_id, ..request })))
+    }
+
+    fn push_frame<S: Store + ?Sized>(&mut self, store: &S) -> Result<Option<Body>, SyncErrorKind> {
+        let mut entries = Vec::new();
+        let mut size = 0;
+        while size < self.config.push_bytes {
+            match self.pushes.front_mut() {
+                None => break,
+                Some(Push::Entry(_)) => {
+                    if let Some(Push::Entry(entry)) = self.pushes.pop_front() {
+                        size += self.count_push(&entry);
+                        entries.push(WireEntry::from(&entry));
+                    }
+                }
+                Some(Push::Subtree(cursor)) => {
+                    let (chunk, done) = cursor.read(store, &self.context, SCAN_CHUNK)?;
+                    if done {
+                        self.pushes.pop_front();
+                    }
+                    for stored in &chunk {
+                        size += self.count_push(&stored.entry);
+                        entries.push(WireEntry::from(&stored.entry));
+                    }
+                }
+            }
+        }
+        Ok((!entries.is_empty()).then_some(Body::EntryPush(EntryPush { entries })))
+    }
+
+    fn count_push(&mut self, entry: &Entry) -> usize {
+        let len = entry.encoded_len();
+        self.stats.entries_pushed += 1;
+        self.stats.payload_bytes += len as u64;
+        len
+    }
+
+    fn compare_children<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        pos: NodePos,
+        remote: &[Hash; 16],
+    ) -> Result<(), SyncErrorKind> {
+        let local = store.children(&self.context, pos)?;
+        self.stats.nodes_compared += 1;
+        for (c, (l, r)) in local.iter().zip(remote).enumerate().filter(|(_, (l, r))| l != r) {
+            let child = pos.child(c);
+            if r.is_zero() {
+                self.pushes.push_back(Push::Subtree(SubtreeCursor::new(child)));
+            } else if l.is_zero() {
+                self.subtree_pulls.push_back(child);
+            } else {
+                self.nodes.push_back(child);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_node_response<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        resp: NodeResponse,
+    ) -> Result<(), SyncErrorKind> {
+        let mut answered = Vec::with_capacity(resp.children.len() + resp.leaves.len());
+        for children in &resp.children {
+            let (pos, remote) = decode_children(children)?;
+            answered.push(pos);
+            self.compare_children(store, pos, &remote)?;
+        }
+        for leaf in &resp.leaves {
+            let (pos, part) = decode_leaf(leaf)?;
+            let Some(remote) = self.collect_leaf(pos, part, leaf.partial)? else { continue };
+            answered.push(pos);
+            let plan = reconcile_leaf(bucket(store, &self.context, pos)?, &remote);
+            self.stats.leaves_compared += 1;
+            self.pulls.extend(plan.pulls);
+            self.pushes.extend(plan.pushes.into_iter().map(Push::Entry));
+        }
+        let Asked::Nodes(waiting) = self.answered(resp.request_id)? else {
+            return Err(ProtocolError::Unsolicited("node response to an entry request").into());
+        };
+        for pos in answered {
+            if !waiting.remove(&pos) {
+                return Err(ProtocolError::Unsolicited("node that was not asked for").into());
+            }
+        }
+        self.close_request(resp.request_id, resp.last, "node response left positions unanswered")
+    }
+
+    /// Gathers the parts of a large leaf summary; returns the whole summary once its
+    /// last part has arrived.
+    fn collect_leaf(
+        &mut self,
+        pos: NodePos,
+        part: Vec<RemoteSummary>,
+        partial: bool,
+    ) -> Result<Option<Vec<RemoteSummary>>, ProtocolError> {
+        let mut whole = self.partial_leaves.remove(&pos).unwrap_or_default();
+        if let (Some(prev), Some(next)) = (whole.last(), part.first()) {
+            if prev.key_hash >= next.key_hash {
+                return Err(ProtocolError::Malformed("leaf summary parts out of order"));
+            }
+        }
+        whole.extend(part);
+        ProtocolError::check_limit("entries per leaf", MAX_LEAF_ENTRIES, whole.len())?;
+        if partial {
+            self.partial_leaves.insert(pos, whole);
+            return Ok(None);
+        }
+        Ok(Some(whole))
+    }
+
+    fn on_entry_batch<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        batch: EntryBatch,
+    ) -> Result<(), SyncErrorKind> {
+        let entries = decode_entries(batch.entries)?;
+        let Asked::Entries { keys, subtrees } = self.answered(batch.request_id)? else {
+            return Err(ProtocolError::Unsolicited("entry batch for a node request").into());
+        };
+        for entry in &entries {
+            let key_hash = entry.key_hash();
+            if !keys.remove(&key_hash) && !subtrees.iter().any(|p| p.contains(&key_hash)) {
+                return Err(ProtocolError::Unsolicited("entry that was not asked for").into());
+            }
+        }
+        self.stats.entries_pulled += entries.len() as u64;
+        self.stats.payload_bytes += entries.iter().map(|e| e.encoded_len() as u64).sum::<u64>();
+        if !entries.is_empty() {
+            store.apply(&self.context, entries)?;
+        }
+        // Keys the peer no longer holds are simply absent from the answer.
+        self.close_request(batch.request_id, batch.last, "")
+    }
+
+    fn close_request(&mut self, id: u32, last: bool, unanswered: &'static str) -> Result<(), SyncErrorKind> {
+        if !last {
+            return Ok(());
+        }
+        if let Some((_, Asked::Nodes(waiting))) = self.asked.remove(&id) {
+            if !waiting.is_empty() {
+                return Err(ProtocolError::Malformed(unanswered).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn idle(&self) -> bool {
+        self.asked.is_empty()
+            && self.nodes.is_empty()
+            && self.pulls.is_empty()
+            && self.subtree_pulls.is_empty()
+            && self.pushes.is_empty()
+    }
+}
+
+impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
+    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+        match (self.state, message.body) {
+            (State::Comparing, Some(Body::NodeResponse(resp))) => self.on_node_response(store, resp),
+            (State::Comparing, Some(Body::EntryBatch(batch))) => self.on_entry_batch(store, batch),
+            (State::Finishing, Some(Body::FinishAck(ack))) => {
+                self.stats.remote_root = Hash::from_wire(&ack.root, "root")?;
+                self.stats.local_root = store.summary(&self.context)?.root;
+                self.state = State::Done;
+                Ok(())
+            }
+            (State::Finishing, body) => Err(unexpected("finish ack", &StreamMessage { body })),
+            (_, body) => Err(unexpected("node response or entry batch", &StreamMessage { body })),
+        }
+    }
+
+    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        if self.state == State::Opening {
+            self.state = State::Comparing;
+            return Ok(self.init.take());
+        }
+        if self.state != State::Comparing {
+            return Ok(None);
+        }
+        let body = match self.push_frame(store)? {
+            Some(body) => Some(body),
+            None => match self.entry_request()? {
+                Some(body) => Some(body),
+                None => self.node_request()?,
+            },
+        };
+        if let Some(body) = body {
+            return Ok(Some(StreamMessage::new(body)));
+        }
+        if !self.idle() {
+            return Ok(None);
+        }
+        self.state = State::Finishing;
+        self.stats.rounds = self.round_seen + 1;
+        let root = store.summary(&self.context)?.root;
+        Ok(Some(StreamMessage::new(Body::Finish(Finish { root: root.0.to_vec().into() }))))
+    }
+
+    fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn phase(&self) -> &'static str {
+        match self.state {
+            State::Opening => "opening",
+            State::Comparing => "comparing trees",
+            State::Finishing => "finish ack",
+            State::Done => "done",
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The responder of the tree protocols (HashComparison, LevelWise): it answers node
+//! and entry requests, applies pushes, and acknowledges the finish. Answers are built
+//! one frame at a time in [`Machine::poll_transmit`], so a request for a large
+//! subtree never materializes in memory at once.
+
+use std::collections::VecDeque;
+
+use prost::Message;
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::limits::{
+    BATCH_BYTE_BUDGET, LEAF_SUMMARY_CHUNK, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST,
+    MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+};
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{
+    EntryBatch, EntryPush, EntryRequest, FinishAck, NodeRequest, NodeResponse, WireEntry,
+};
+use synctree_primitives::{
+    ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage,
+    SyncStats,
+};
+
+use crate::machine::{Machine, unexpected};
+use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
+use crate::tree_wire::{any_position, encode_children, encode_leaf};
+
+/// One request still being answered.
+#[derive(Debug)]
+enum Answer {
+    Nodes { request_id: u32, positions: VecDeque<SubtreeCursor> },
+    Entries { request_id: u32, keys: VecDeque<Hash>, subtrees: VecDeque<SubtreeCursor> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Serving,
+    Acknowledging,
+    Done,
+}
+
+/// Responder state machine shared by the tree protocols.
+#[derive(Debug)]
+pub struct TreeResponder {
+    context: ContextId,
+    answers: VecDeque<Answer>,
+    requests: usize,
+    state: State,
+    stats: SyncStats,
+}
+
+impl TreeResponder {
+    /// A responder for `context`, after the session's init message was read.
+    pub fn new(context: ContextId, protocol: ProtocolKind, root_before: Hash) -> Self {
+        TreeResponder {
+            context,
+            answers: VecDeque::new(),
+            requests: 0,
+            state: State::Serving,
+            stats: SyncStats::new(protocol, Role::Responder, root_before),
+        }
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
+    }
+
+    /// Consumes the machine, returning its stats.
+    pub fn into_stats(self) -> SyncStats {
+        self.stats
+    }
+
+    fn admit_request(&mut self) -> Result<(), ProtocolError> {
+        self.requests += 1;
+        ProtocolError::check_limit("requests per session", MAX_REQUESTS_PER_SESSION, self.requests)?;
+        ProtocolError::check_limit(
+            "unanswered requests",
+            MAX_UNANSWERED_REQUESTS,
+            self.answers.len() + 1,
+        )
+    }
+
+    fn on_node_request(&mut self, req: NodeRequest) -> Result<(), ProtocolError> {
+        self.admit_request()?;
+        ProtocolError::check_limit("nodes per request", MAX_NODES_PER_REQUEST, req.positions.len())?;
+        let positions = req.positions.iter().map(|&p| any_position(p).map(SubtreeCursor::new));
+        let positions = positions.collect::<Result<_, _>>()?;
+        self.answers.push_back(Answer::Nodes { request_id: req.request_id, positions });
+        Ok(())
+    }
+
+    fn on_entry_request(&mut self, req: EntryRequest) -> Result<(), ProtocolError> {
+        self.admit_request()?;
+        ProtocolError::check_limit("keys per request", MAX_KEYS_PER_REQUEST, req.key_hashes.len())?;
+        ProtocolError::check_limit(
+            "subtrees per request",
+            MAX_SUBTREES_PER_REQUEST,
+            req.subtrees.len(),
+        )?;
+        let keys = req.key_hashes.iter().map(|k| Hash::from_wire(k, "key_hashes"));
+        let keys = keys.collect::<Result<_, _>>()?;
+        let subtrees = req.subtrees.iter().map(|&p| any_position(p).map(SubtreeCursor::new));
+        let subtrees = subtrees.collect::<Result<_, _>>()?;
+        self.answers.push_back(Answer::Entries { request_id: req.request_id, keys, subtrees });
+        Ok(())
+    }
+
+    fn on_push<S: Store + ?Sized>(&mut self, store: &S, push: EntryPush) -> Result<(), SyncErrorKind> {
+        let entries = decode_entries(push.entries)?;
+        self.stats.payload_bytes += entries.iter().map(|e| e.encoded_len() as u64).sum::<u64>();
+        self.stats.entries_pulled += entries.len() as u64;
+        store.apply(&self.context, entries)?;
+        Ok(())
+    }
+
+    fn node_frame<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        request_id: u32,
+        positions: &mut VecDeque<SubtreeCursor>,
+    ) -> Result<NodeResponse, SyncErrorKind> {
+        let mut resp = NodeResponse { request_id, ..NodeResponse::default() };
+        let mut size = 0;
+        while size < BATCH_BYTE_BUDGET {
+            let Some(mut cursor) = positions.pop_front() else { break };
+            let pos = cursor.pos();
+            if pos.is_leaf() {
+                let (entries, done) = cursor.read(store, &self.context, LEAF_SUMMARY_CHUNK)?;
+                let mut leaf = encode_leaf(pos, &entries);
+                leaf.partial = !done;
+                size += leaf.encoded_len() + 4;
+                resp.leaves.push(leaf);
+                if !done {
+                    // The rest of a large bucket goes in the next frame.
+                    positions.push_front(cursor);
+                    break;
+                }
+                self.stats.leaves_compared += 1;
+            } else {
+                let children = encode_children(pos, &store.children(&self.context, pos)?);
+                size += children.encoded_len() + 4;
+                resp.children.push(children);
+                self.stats.nodes_compared += 1;
+            }
+        }
+        resp.last = positions.is_empty();
+        Ok(resp)
+    }
+
+    fn entry_frame<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        request_id: u32,
+        keys: &mut VecDeque<Hash>,
+        subtrees: &mut VecDeque<SubtreeCursor>,
+    ) -> Result<EntryBatch, SyncErrorKind> {
+        let mut batch = EntryBatch { request_id, ..EntryBatch::default() };
+        let mut size = 0;
+        while size < BATCH_BYTE_BUDGET {
+            if let Some(key) = keys.pop_front() {
+                if let Some(entry) = store.get(&self.context, &key)? {
+                    size += self.add_entry(&mut batch, &entry);
+                }
+            } else if let Some(cursor) = subtrees.front_mut() {
+                let (chunk, done) = cursor.read(store, &self.context, SCAN_CHUNK)?;
+                if done {
+                    subtrees.pop_front();
+                }
+                for stored in &chunk {
+                    size += self.add_entry(&mut batch, &stored.entry);
+                }
+            } else {
+                break;
+            }
+        }
+        batch.last = keys.is_empty() && subtrees.is_empty();
+        Ok(batch)
+    }
+
+    fn add_entry(&mut self, batch: &mut EntryBatch, entry: &Entry) -> usize {
+        let len = entry.encoded_len();
+        self.stats.entries_pushed += 1;
+        self.stats.payload_bytes += len as u64;
+        batch.entries.push(WireEntry::from(entry));
+        len
+    }
+}
+
+impl<S: Store + ?Sized> Machine<S> for TreeResponder {
+    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+        if self.state != State::Serving {
+            return Err(unexpected("end of stream", &message));
+        }
+        match message.body {
+            Some(Body::NodeRequest(req)) => self.on_node_request(req)?,
+            Some(Body::EntryRequest(req)) => self.on_entry_request(req)?,
+            Some(Body::EntryPush(push)) => self.on_push(store, push)?,
+            Some(Body::Finish(finish)) => {
+                if !self.answers.is_empty() {
+                    return Err(ProtocolError::Malformed("finish before all answers were read").into());
+                }
+                self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
+                self.state = State::Acknowledging;
+            }
+            _ => return Err(unexpected("a request, push or finish", &message)),
+        }
+        Ok(())
+    }
+
+    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        if let Some(mut answer) = self.answers.pop_front() {
+            let (body, done) = match &mut answer {
+                Answer::Nodes { request_id, positions } => {
+                    let frame = self.node_frame(store, *request_id, positions)?;
+                    (Body::NodeResponse(frame), positions.is_empty())
+                }
+                Answer::Entries { request_id, keys, subtrees } => {
+                    let frame = self.entry_frame(store, *request_id, keys, subtrees)?;
+                    let done = frame.last;
+                    (Body::EntryBatch(frame), done)
+                }
+            };
+            if !done {
+                self.answers.push_front(answer);
+            }
+            return Ok(Some(StreamMessage::new(body)));
+        }
+        if self.state == State::Acknowledging {
+            let root = store.summary(&self.context)?.root;
+            self.stats.local_root = root;
+            self.state = State::Done;
+            return Ok(Some(StreamMessage::new(Body::FinishAck(FinishAck {
+                root: root.0.to_vec().into(),
+            }))));
+        }
+        Ok(None)
+    }
+
+    fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn phase(&self) -> &'static str {
+        match self.state {
+            State::Serving => "serving requests",
+            State::Acknowledging | State::Done => "finishing",
+        }
+    }
+}
+
+/// Checks and converts a received batch of entries.
+pub(crate) fn decode_entries(entries: Vec<WireEntry>) -> Result<Vec<Entry>, ProtocolError> {
+    ProtocolError::check_limit("entries per batch", MAX_ENTRIES_PER_BATCH, entries.len())?;
+    entries.into_iter().map(Entry::try_from).collect()
+}

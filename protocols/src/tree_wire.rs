@@ -1,0 +1,167 @@
+//! Encoding and checked decoding of the tree messages shared by the tree protocols.
+
+use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::wire::{EntrySummary, LeafSummary, NodeChildren};
+use synctree_primitives::{Hash, NodeId, NodePos, ProtocolError, StoredEntry, Version};
+
+/// An entry of a peer's leaf bucket, as summarized on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RemoteSummary {
+    pub(crate) key_hash: Hash,
+    pub(crate) version: Version,
+    pub(crate) check: u32,
+}
+
+/// First 4 bytes of an entry digest: tells equal versions with different contents apart.
+pub(crate) fn check_of(digest: &Hash) -> u32 {
+    u32::from_be_bytes([digest.0[0], digest.0[1], digest.0[2], digest.0[3]])
+}
+
+/// Children of `pos`, sending only the non-empty ones.
+pub(crate) fn encode_children(pos: NodePos, children: &[Hash; FANOUT]) -> NodeChildren {
+    let mut present = 0u32;
+    let mut hashes = Vec::with_capacity(FANOUT * 32);
+    for (c, h) in children.iter().enumerate() {
+        if !h.is_zero() {
+            present |= 1 << c;
+            hashes.extend_from_slice(&h.0);
+        }
+    }
+    NodeChildren { position: pos.raw(), present, hashes: hashes.into() }
+}
+
+/// Checks and expands a peer's [`NodeChildren`].
+pub(crate) fn decode_children(msg: &NodeChildren) -> Result<(NodePos, [Hash; FANOUT]), ProtocolError> {
+    let pos = internal_position(msg.position)?;
+    if msg.present >> FANOUT != 0 {
+        return Err(ProtocolError::Malformed("child bitmap has bits past the fanout"));
+    }
+    let expected = msg.present.count_ones() as usize * 32;
+    if msg.hashes.len() != expected {
+        return Err(ProtocolError::BadLength { field: "hashes", expected, got: msg.hashes.len() });
+    }
+    let mut out = [Hash::ZERO; FANOUT];
+    let mut chunks = msg.hashes.chunks_exact(32);
+    for (c, slot) in out.iter_mut().enumerate() {
+        if msg.present & (1 << c) != 0 {
+            let chunk = chunks.next().ok_or(ProtocolError::Malformed("missing child hash"))?;
+            *slot = Hash::from_wire(chunk, "hashes")?;
+            if slot.is_zero() {
+                return Err(ProtocolError::Malformed("present child with the empty hash"));
+            }
+        }
+    }
+    Ok((pos, out))
+}
+
+/// A leaf bucket's summary.
+pub(crate) fn encode_leaf(pos: NodePos, entries: &[StoredEntry]) -> LeafSummary {
+    let entries = entries
+        .iter()
+        .map(|s| EntrySummary {
+            key_hash: s.key_hash.0.to_vec().into(),
+            hlc: s.entry.version.hlc,
+            node: s.entry.version.node.0,
+            check: check_of(&s.digest),
+        })
+        .collect();
+    LeafSummary { position: pos.raw(), entries, partial: false }
+}
+
+/// Checks a peer's [`LeafSummary`]: a leaf position, key hashes inside that leaf,
+/// strictly ascending (so no duplicates).
+pub(crate) fn decode_leaf(msg: &LeafSummary) -> Result<(NodePos, Vec<RemoteSummary>), ProtocolError> {
+    let pos = NodePos::from_wire(msg.position).filter(|p| p.is_leaf());
+    let pos = pos.ok_or(ProtocolError::BadPosition(msg.position))?;
+    let mut out: Vec<RemoteSummary> = Vec::with_capacity(msg.entries.len());
+    for e in &msg.entries {
+        let key_hash = Hash::from_wire(&e.key_hash, "key_hash")?;
+        if !pos.contains(&key_hash) {
+            return Err(ProtocolError::Malformed("leaf summary entry outside its leaf"));
+        }
+        if out.last().is_some_and(|prev| prev.key_hash >= key_hash) {
+            return Err(ProtocolError::Malformed("leaf summary not in key-hash order"));
+        }
+        let version = Version::new(e.hlc, NodeId(e.node));
+        out.push(RemoteSummary { key_hash, version, check: e.check });
+    }
+    Ok((pos, out))
+}
+
+/// A position received from a peer that must name an internal node.
+pub(crate) fn internal_position(raw: u32) -> Result<NodePos, ProtocolError> {
+    NodePos::from_wire(raw).filter(|p| !p.is_leaf()).ok_or(ProtocolError::BadPosition(raw))
+}
+
+/// A position received from a peer that must exist.
+pub(crate) fn any_position(raw: u32) -> Result<NodePos, ProtocolError> {
+    NodePos::from_wire(raw).ok_or(ProtocolError::BadPosition(raw))
+}
+
+/// The smallest hash greater than `h`, or `None` after the largest.
+pub(crate) fn successor(h: &Hash) -> Option<Hash> {
+    let mut out = *h;
+    for byte in out.0.iter_mut().rev() {
+        let (next, overflow) = byte.overflowing_add(1);
+        *byte = next;
+        if !overflow {
+            return Some(out);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn children_round_trip_and_sparse_encoding() {
+        let mut children = [Hash::ZERO; FANOUT];
+        children[3] = Hash([7; 32]);
+        children[15] = Hash([9; 32]);
+        let msg = encode_children(NodePos::new(1, 2), &children);
+        assert_eq!(msg.hashes.len(), 64);
+        assert_eq!(decode_children(&msg), Ok((NodePos::new(1, 2), children)));
+    }
+
+    #[test]
+    fn malformed_children_are_rejected() {
+        let good = encode_children(NodePos::ROOT, &[Hash([1; 32]); FANOUT]);
+        let mut short = good.clone();
+        short.hashes = Bytes::from(vec![1; 31 * 16]);
+        assert!(matches!(decode_children(&short), Err(ProtocolError::BadLength { .. })));
+        let mut wide = good.clone();
+        wide.present |= 1 << 16;
+        assert!(decode_children(&wide).is_err());
+        let mut leaf = good;
+        leaf.position = NodePos::new(4, 0).raw();
+        assert_eq!(decode_children(&leaf), Err(ProtocolError::BadPosition(leaf.position)));
+    }
+
+    #[test]
+    fn leaf_summaries_must_be_sorted_and_inside_their_leaf() {
+        let pos = NodePos::new(4, 0x0102);
+        let summary = |first: u8, second: u8| EntrySummary {
+            key_hash: Bytes::from([[1, 2, first, second].as_slice(), &[0; 28]].concat()),
+            ..EntrySummary::default()
+        };
+        let ok = LeafSummary { position: pos.raw(), entries: vec![summary(0, 1), summary(0, 2)], partial: false };
+        assert_eq!(decode_leaf(&ok).map(|(_, v)| v.len()), Ok(2));
+        let unsorted = LeafSummary { position: pos.raw(), entries: vec![summary(0, 2), summary(0, 1)], partial: false };
+        assert!(decode_leaf(&unsorted).is_err());
+        let outside = LeafSummary { position: NodePos::new(4, 7).raw(), entries: vec![summary(0, 1)], partial: false };
+        assert!(decode_leaf(&outside).is_err());
+    }
+
+    #[test]
+    fn successor_carries_and_ends() {
+        let mut h = Hash::ZERO;
+        h.0[31] = 0xff;
+        let next = successor(&h);
+        assert_eq!(next.map(|n| (n.0[30], n.0[31])), Some((1, 0)));
+        assert_eq!(successor(&Hash([0xff; 32])), None);
+    }
+}

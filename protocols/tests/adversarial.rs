@@ -1,0 +1,165 @@
+//! A peer that breaks the protocol gets a typed error, never a panic, and never
+//! changes the store.
+
+mod common;
+
+use common::{ctx, diverged, store_with};
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::limits::{
+    MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
+    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+};
+use synctree_primitives::merkle::NODE_COUNT;
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{
+    EntryBatch, EntryPush, EntryRequest, Finish, HashComparisonInit, NodeRequest, NodeResponse,
+    WireEntry,
+};
+use synctree_primitives::{
+    Entry, Hash, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, Version,
+};
+use synctree_protocols::{Machine, Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message};
+use synctree_store::MemoryStore;
+
+const KIND: ProtocolKind = ProtocolKind::HashComparison;
+
+fn responder() -> TreeResponder {
+    TreeResponder::new(ctx(), KIND, Hash::ZERO)
+}
+
+fn msg(body: Body) -> StreamMessage {
+    StreamMessage::new(body)
+}
+
+fn node_request(request_id: u32, positions: Vec<u32>) -> StreamMessage {
+    msg(Body::NodeRequest(NodeRequest { request_id, positions }))
+}
+
+fn protocol_error(result: Result<(), SyncErrorKind>) -> ProtocolError {
+    match result {
+        Err(SyncErrorKind::Protocol(e)) => e,
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
+fn assert_limit(result: Result<(), SyncErrorKind>, what: &str) {
+    match protocol_error(result) {
+        ProtocolError::LimitExceeded { what: w, .. } => assert_eq!(w, what),
+        other => panic!("expected limit `{what}`, got {other:?}"),
+    }
+}
+
+fn wire(e: &Entry) -> WireEntry {
+    WireEntry::from(e)
+}
+
+#[test]
+fn responder_enforces_nodes_per_request() {
+    let store = MemoryStore::new();
+    let too_many = vec![0; MAX_NODES_PER_REQUEST + 1];
+    assert_limit(responder().handle(&store, node_request(0, too_many)), "nodes per request");
+    assert!(responder().handle(&store, node_request(0, vec![0; MAX_NODES_PER_REQUEST])).is_ok());
+}
+
+#[test]
+fn responder_rejects_positions_outside_the_trie() {
+    let store = MemoryStore::new();
+    let err = protocol_error(responder().handle(&store, node_request(0, vec![NODE_COUNT])));
+    assert_eq!(err, ProtocolError::BadPosition(NODE_COUNT));
+}
+
+#[test]
+fn responder_enforces_keys_and_subtrees_per_request() {
+    let store = MemoryStore::new();
+    let keys = vec![vec![0u8; 32].into(); MAX_KEYS_PER_REQUEST + 1];
+    let req = EntryRequest { request_id: 0, key_hashes: keys, subtrees: vec![] };
+    assert_limit(responder().handle(&store, msg(Body::EntryRequest(req))), "keys per request");
+    let req = EntryRequest { request_id: 0, key_hashes: vec![], subtrees: vec![1; MAX_SUBTREES_PER_REQUEST + 1] };
+    assert_limit(responder().handle(&store, msg(Body::EntryRequest(req))), "subtrees per request");
+    let req = EntryRequest { request_id: 0, key_hashes: vec![vec![0u8; 31].into()], subtrees: vec![] };
+    let err = protocol_error(responder().handle(&store, msg(Body::EntryRequest(req))));
+    assert!(matches!(err, ProtocolError::BadLength { got: 31, .. }));
+}
+
+#[test]
+fn responder_enforces_unanswered_and_total_requests() {
+    let store = MemoryStore::new();
+    let mut r = responder();
+    for id in 0..MAX_UNANSWERED_REQUESTS as u32 {
+        assert!(r.handle(&store, node_request(id, vec![0])).is_ok());
+    }
+    assert_limit(r.handle(&store, node_request(99, vec![0])), "unanswered requests");
+
+    let mut r = responder();
+    for id in 0..MAX_REQUESTS_PER_SESSION as u32 {
+        r.handle(&store, node_request(id, vec![0])).expect("within the limit");
+        while r.poll_transmit(&store).expect("answer").is_some() {}
+    }
+    assert_limit(r.handle(&store, node_request(0, vec![0])), "requests per session");
+}
+
+#[test]
+fn responder_rejects_bad_pushes_and_leaves_the_store_unchanged() {
+    let (entries, _) = diverged(50, 0);
+    let store = store_with(&entries);
+    let before = store.summary(&ctx()).expect("summary");
+    let good = wire(&Entry::put("new", "v", Version::new(9, NodeId(9))));
+
+    let oversized = vec![good.clone(); MAX_ENTRIES_PER_BATCH + 1];
+    let push = msg(Body::EntryPush(EntryPush { entries: oversized }));
+    assert_limit(responder().handle(&store, push), "entries per batch");
+
+    let mut forged = wire(&Entry::delete("gone", Version::new(9, NodeId(9))));
+    forged.value = vec![1, 2, 3].into();
+    let push = msg(Body::EntryPush(EntryPush { entries: vec![good, forged] }));
+    assert!(matches!(protocol_error(responder().handle(&store, push)), ProtocolError::Malformed(_)));
+    assert_eq!(store.summary(&ctx()).expect("summary"), before);
+}
+
+#[test]
+fn responder_rejects_messages_after_finish_and_unknown_bodies() {
+    let store = MemoryStore::new();
+    let mut r = responder();
+    let finish = msg(Body::Finish(Finish { root: vec![0; 32].into() }));
+    r.handle(&store, finish.clone()).expect("finish");
+    assert!(matches!(protocol_error(r.handle(&store, finish)), ProtocolError::Unexpected { .. }));
+    let empty = StreamMessage { body: None };
+    assert!(matches!(protocol_error(responder().handle(&store, empty)), ProtocolError::Unexpected { .. }));
+}
+
+/// An initiator that has sent its init and first node request (request id 0).
+fn started_initiator(store: &MemoryStore) -> TreeInitiator {
+    let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
+    let mut i = TreeInitiator::new(ctx(), KIND, Schedule::Eager, TreeConfig::default(), init, Hash::ZERO);
+    let sent: Vec<_> = std::iter::from_fn(|| i.poll_transmit(store).expect("poll")).collect();
+    assert_eq!(sent.iter().map(StreamMessage::kind).collect::<Vec<_>>(), ["init", "node request"]);
+    i
+}
+
+#[test]
+fn initiator_rejects_unsolicited_answers_and_entries() {
+    let store = MemoryStore::new();
+    let mut i = started_initiator(&store);
+    let stray = msg(Body::NodeResponse(NodeResponse { request_id: 7, last: true, ..Default::default() }));
+    assert!(matches!(protocol_error(i.handle(&store, stray)), ProtocolError::Unsolicited(_)));
+
+    let mut i = started_initiator(&store);
+    let entry = wire(&Entry::put("planted", "x", Version::new(1, NodeId(1))));
+    let batch = msg(Body::EntryBatch(EntryBatch { request_id: 0, entries: vec![entry], last: true }));
+    assert!(matches!(protocol_error(i.handle(&store, batch)), ProtocolError::Unsolicited(_)));
+    assert!(store.entries(&ctx()).is_empty(), "nothing was applied");
+}
+
+#[test]
+fn initiator_rejects_answers_for_nodes_it_did_not_ask_for() {
+    let store = MemoryStore::new();
+    let mut i = started_initiator(&store);
+    let wrong = synctree_primitives::wire::NodeChildren { position: 1, present: 0, hashes: Default::default() };
+    let resp = NodeResponse { request_id: 0, children: vec![wrong], leaves: vec![], last: true };
+    assert!(matches!(protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))), ProtocolError::Unsolicited(_)));
+
+    let mut i = started_initiator(&store);
+    let resp = NodeResponse { request_id: 0, last: true, ..Default::default() };
+    assert!(matches!(protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))), ProtocolError::Malformed(_)));
+}

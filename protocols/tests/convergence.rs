@@ -1,0 +1,117 @@
+//! HashComparison converges any two replicas, over the in-memory pair stepper and
+//! over a real framed transport.
+
+mod common;
+
+use common::{assert_converged, ctx, diverged, store_with};
+use proptest::prelude::*;
+use synctree_primitives::merkle::TREE_DEPTH;
+use synctree_primitives::{
+    Entry, Hash, Identity, NodeId, Store, SyncProtocolExecutor, SyncTransport, Version,
+};
+use synctree_protocols::pair::run_pair;
+use synctree_protocols::{
+    HashComparison, HashComparisonResponderInit, Schedule, TreeConfig, TreeInitiator,
+    TreeResponder, init_message,
+};
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::HashComparisonInit;
+use synctree_store::MemoryStore;
+use synctree_transport::FramedTransport;
+
+/// Runs HashComparison between two stores with the no-I/O pair stepper.
+fn sync_pair(sa: &MemoryStore, sb: &MemoryStore, config: TreeConfig) -> synctree_primitives::SyncStats {
+    let root = sa.summary(&ctx()).expect("summary").root;
+    let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
+    let kind = synctree_primitives::ProtocolKind::HashComparison;
+    let mut a = TreeInitiator::new(ctx(), kind, Schedule::Eager, config, init, root);
+    let mut b = TreeResponder::new(ctx(), kind, sb.summary(&ctx()).expect("summary").root);
+    run_pair(&mut a, sa, &mut b, sb, 10_000).expect("pair run");
+    a.into_stats()
+}
+
+fn arb_replica() -> impl Strategy<Value = Vec<Entry>> {
+    let entry = (0u16..60, 0u64..4, 0u64..3, any::<bool>(), any::<u8>()).prop_map(
+        |(key, hlc, node, delete, value)| {
+            let version = Version::new(hlc, NodeId(node));
+            let key = format!("k{key}");
+            if delete { Entry::delete(key, version) } else { Entry::put(key, vec![value], version) }
+        },
+    );
+    prop::collection::vec(entry, 0..80)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_replicas_converge(a in arb_replica(), b in arb_replica(), small in any::<bool>()) {
+        let (sa, sb) = (store_with(&a), store_with(&b));
+        // Small requests exercise splitting and many requests in flight.
+        let config = if small {
+            TreeConfig { max_in_flight: 2, nodes_per_request: 3, keys_per_request: 2, push_bytes: 64 }
+        } else {
+            TreeConfig::default()
+        };
+        let stats = sync_pair(&sa, &sb, config);
+        assert_converged(&sa, &sb, &a, &b);
+        prop_assert!(stats.converged());
+    }
+}
+
+#[test]
+fn empty_sides_converge_both_ways() {
+    let (full, _) = diverged(500, 0);
+    for (a, b) in [(vec![], full.clone()), (full.clone(), vec![]), (vec![], vec![])] {
+        let (sa, sb) = (store_with(&a), store_with(&b));
+        let stats = sync_pair(&sa, &sb, TreeConfig::default());
+        assert_converged(&sa, &sb, &a, &b);
+        assert!(stats.converged());
+    }
+}
+
+#[test]
+fn equal_replicas_exchange_only_the_root_and_finish() {
+    let (a, _) = diverged(2_000, 0);
+    let (sa, sb) = (store_with(&a), store_with(&a));
+    let stats = sync_pair(&sa, &sb, TreeConfig::default());
+    assert_eq!((stats.rounds, stats.nodes_compared, stats.entries_pulled), (2, 1, 0));
+    assert_eq!(stats.entries_pushed, 0);
+}
+
+#[test]
+fn round_trips_follow_depth_not_difference_count() {
+    let depth = u32::from(TREE_DEPTH);
+    for d in [1, 30, 3_000] {
+        let (a, b) = diverged(5_000, d);
+        let (sa, sb) = (store_with(&a), store_with(&b));
+        let stats = sync_pair(&sa, &sb, TreeConfig::default());
+        assert_converged(&sa, &sb, &a, &b);
+        // depth node rounds + leaf summaries + pulls + finish.
+        assert!(stats.rounds <= depth + 3, "d={d}: {} rounds", stats.rounds);
+    }
+}
+
+#[tokio::test]
+async fn converges_over_a_framed_transport_and_counts_bytes() {
+    let (a, b) = diverged(3_000, 300);
+    let (sa, sb) = (store_with(&a), store_with(&b));
+    let (mut ta, mut tb) = FramedTransport::memory_pair(64 * 1024);
+    let id = Identity::new(NodeId(1));
+    let context = ctx();
+    let responder = async {
+        let first = tb.recv().await.expect("recv").expect("init");
+        assert_eq!(first.kind(), "init");
+        let init = HashComparisonResponderInit { initiator_root: Hash::ZERO };
+        HashComparison::run_responder(&mut tb, &sb, &context, &id, init).await
+    };
+    let initiator = HashComparison::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::default());
+    let (ra, rb) = tokio::join!(initiator, responder);
+    let (sa_stats, sb_stats) = (ra.expect("initiator"), rb.expect("responder"));
+    assert_converged(&sa, &sb, &a, &b);
+    assert!(sa_stats.converged() && sb_stats.converged());
+    assert_eq!(sa_stats.entries_pulled, sb_stats.entries_pushed);
+    assert_eq!(sa_stats.entries_pushed, sb_stats.entries_pulled);
+    assert!(sa_stats.transport.bytes_sent > 0 && sa_stats.transport.bytes_received > 0);
+    assert!(sa_stats.payload_bytes > 0 && sa_stats.payload_bytes < sa_stats.transport.bytes_received + sa_stats.transport.bytes_sent);
+}

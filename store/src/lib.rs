@@ -1,0 +1,67 @@
+//! Store backends for synctree.
+//!
+//! ```text
+//!   apply(ctx, batch)                         reads (summary, node, children,
+//!         │                                          range, get, contexts)
+//!         ▼                                             │
+//!   ┌───────────────────── MemoryStore ─────────────────▼──────────────┐
+//!   │ RwLock<HashMap<ContextId, ContextState>>                         │
+//!   │   ContextState: BTreeMap<key hash, StoredEntry>  (bucket = range) │
+//!   │                 Nodes: non-zero node hashes, 16 siblings a group  │
+//!   └──────────────────────────────────────────────────────────────────┘
+//!   batch → merge each entry (Entry::supersedes) → touched leaves
+//!         → re-hash each touched bucket once → merkle::update_paths once
+//! ```
+//!
+//! [`MemoryStore`] keeps every context in memory and its Merkle index current on
+//! every write, re-hashing only the paths above the buckets a batch touched.
+//! Within a batch entries merge in order, and each is counted in the
+//! [`ApplyReport`](synctree_primitives::ApplyReport) once, against the state the
+//! entries before it left: a key written twice in one batch may count as changed
+//! twice.
+//!
+//! [`FaultyStore`] wraps any store and fails operations after a threshold, to test
+//! how callers handle a failing store. With the `conformance` feature, the
+//! `conformance` module exposes the suite every backend must pass.
+//!
+//! ```
+//! use synctree_primitives::{merkle, ContextId, Entry, NodeId, Store, Version};
+//! use synctree_store::MemoryStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let ctx = ContextId::new("users")?;
+//! let (v1, v2) = (Version::new(1, NodeId(1)), Version::new(2, NodeId(2)));
+//! store.apply(&ctx, vec![Entry::put("alice", "admin", v1), Entry::put("bob", "guest", v1)])?;
+//! // A newer delete wins over the put; an older put does not.
+//! let stale = Version::new(0, NodeId(9));
+//! let report = store.apply(&ctx, vec![Entry::delete("bob", v2), Entry::put("alice", "x", stale)])?;
+//! assert_eq!((report.changed, report.unchanged), (1, 1));
+//!
+//! // The incrementally maintained root equals a from-scratch recomputation.
+//! let root = store.summary(&ctx)?.root;
+//! assert_eq!(root, merkle::root_of(&store.entries(&ctx)));
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod bucket;
+mod context;
+mod faulty;
+mod memory;
+mod nodes;
+
+pub use faulty::FaultyStore;
+pub use memory::MemoryStore;
+
+#[allow(missing_docs)]
+pub fn cpu() -> u64 { std::fs::read_to_string("/proc/thread-self/schedstat").unwrap().split_whitespace().next().unwrap().parse().unwrap() }
+static T: [std::sync::atomic::AtomicU64; 3] = [const { std::sync::atomic::AtomicU64::new(0) }; 3];
+#[allow(missing_docs)]
+pub fn add(i: usize, d: u64) { T[i].fetch_add(d, std::sync::atomic::Ordering::Relaxed); }
+#[allow(missing_docs)]
+pub fn report() -> [u64; 3] { [0,1,2].map(|i| T[i].swap(0, std::sync::atomic::Ordering::Relaxed)) }
