@@ -97,7 +97,11 @@ impl<S: Store + 'static> SyncManager<S> {
             let first = self.recv_init(transport, handshaken.is_some()).await;
             let init = match first {
                 Ok(None) => match handshaken {
-                    Some(context) => return Ok(Served::HandshakeOnly { context }),
+                    Some(context) => {
+                        // Flush the handshake reply and end our side cleanly.
+                        let _ = transport.close().await;
+                        return Ok(Served::HandshakeOnly { context });
+                    }
                     None => return Err(self.rejected(transport, ProtocolError::UnknownInit("empty stream")).await),
                 },
                 Ok(Some(init)) => init,

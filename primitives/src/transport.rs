@@ -24,10 +24,10 @@ impl TransportStats {
     /// What moved since `earlier`.
     pub fn since(&self, earlier: &TransportStats) -> TransportStats {
         TransportStats {
-            messages_sent: self.messages_sent - earlier.messages_sent,
-            messages_received: self.messages_received - earlier.messages_received,
-            bytes_sent: self.bytes_sent - earlier.bytes_sent,
-            bytes_received: self.bytes_received - earlier.bytes_received,
+            messages_sent: self.messages_sent.saturating_sub(earlier.messages_sent),
+            messages_received: self.messages_received.saturating_sub(earlier.messages_received),
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
         }
     }
 }
@@ -41,6 +41,8 @@ pub trait SyncTransport: Send {
     async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError>;
 
     /// The next message, or `None` once the peer closed the stream cleanly.
+    /// Must be cancel-safe: [`SyncTransport::recv_timeout`] drops it on timeout, and
+    /// no message may be lost when that happens.
     async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError>;
 
     /// [`SyncTransport::recv`], failing with [`TransportError::Timeout`] after `timeout`.
@@ -54,7 +56,8 @@ pub trait SyncTransport: Send {
         }
     }
 
-    /// Flushes what is queued and closes the sending side.
+    /// Flushes what is queued and closes the sending side. A caller's last `send`
+    /// reaches the peer only once it calls `recv` or `close` afterwards.
     async fn close(&mut self) -> Result<(), TransportError>;
 
     /// Counters since the transport was created.

@@ -97,6 +97,7 @@ fn compare(a: &Hash, b: &Hash) -> Ordering {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)] // Tests fail by panicking.
 mod tests {
     use synctree_primitives::{NodeId, Version};
 
@@ -121,16 +122,30 @@ mod tests {
     fn merge_keeps_columns_sorted_and_aligned() {
         let mut bucket = Bucket::default();
         let v = |hlc| Version::new(hlc, NodeId(1));
-        let entries = [Entry::put("b", "1", v(1)), Entry::put("a", "1", v(1)), Entry::put("c", "1", v(1))];
+        let entries = [
+            Entry::put("b", "1", v(1)),
+            Entry::put("a", "1", v(1)),
+            Entry::put("c", "1", v(1)),
+        ];
         for e in &entries {
             assert_eq!(bucket.merge(StoredEntry::new(e.clone())), Merged::Inserted);
         }
         let newer = Entry::put("a", "2", v(2));
-        assert_eq!(bucket.merge(StoredEntry::new(newer.clone())), Merged::Replaced);
-        assert_eq!(bucket.merge(StoredEntry::new(entries[1].clone())), Merged::Kept);
+        assert_eq!(
+            bucket.merge(StoredEntry::new(newer.clone())),
+            Merged::Replaced
+        );
+        assert_eq!(
+            bucket.merge(StoredEntry::new(entries[1].clone())),
+            Merged::Kept
+        );
         let stored: Vec<StoredEntry> = bucket.range(&Hash::ZERO, &Hash([0xff; 32])).collect();
         assert!(stored.windows(2).all(|w| w[0].key_hash < w[1].key_hash));
-        assert!(stored.iter().all(|s| *s == StoredEntry::new(s.entry.clone())));
+        assert!(
+            stored
+                .iter()
+                .all(|s| *s == StoredEntry::new(s.entry.clone()))
+        );
         assert_eq!(bucket.get(&newer.key_hash()), Some(&newer));
         assert_eq!(bucket.entries().len(), 3);
     }

@@ -33,7 +33,11 @@ impl ContextState {
 
     /// Root, entry count and depth.
     pub(crate) fn summary(&self) -> TreeSummary {
-        TreeSummary { root: self.node(NodePos::ROOT), entry_count: self.count, depth: TREE_DEPTH }
+        TreeSummary {
+            root: self.node(NodePos::ROOT),
+            entry_count: self.count,
+            depth: TREE_DEPTH,
+        }
     }
 
     /// Hash of the node at `pos`.
@@ -52,68 +56,79 @@ impl ContextState {
             return Vec::new();
         }
         let leaves = merkle::leaf_index(low)..=merkle::leaf_index(high);
-        let buckets = self.buckets.range(leaves).map(|(_, bucket)| bucket.range(low, high));
+        let buckets = self
+            .buckets
+            .range(leaves)
+            .map(|(_, bucket)| bucket.range(low, high));
         buckets.flatten().take(limit).collect()
     }
 
     /// The entry stored under `key_hash`.
     pub(crate) fn get(&self, key_hash: &Hash) -> Option<Entry> {
-        self.buckets.get(&merkle::leaf_index(key_hash))?.get(key_hash).cloned()
+        self.buckets
+            .get(&merkle::leaf_index(key_hash))?
+            .get(key_hash)
+            .cloned()
     }
 
     /// Every entry, in key-hash order.
     pub(crate) fn entries(&self) -> Vec<Entry> {
-        self.buckets.values().flat_map(Bucket::entries).cloned().collect()
+        self.buckets
+            .values()
+            .flat_map(Bucket::entries)
+            .cloned()
+            .collect()
     }
 
     /// Merges `batch`, then re-hashes the touched buckets and their ancestors,
     /// each once.
     ///
-    /// Entries are merged bucket by bucket (in leaf order, so the bucket map is
+    /// Entries are merged bucket by bucket, in leaf order (so the bucket map is
     /// walked forwards), and in batch order within a bucket. Each entry is
     /// counted once against the state the entries before it left: `changed`
     /// when it was new or won the merge, `unchanged` otherwise.
-    pub(crate) fn apply(&mut self, batch: Vec<StoredEntry>) -> ApplyReport {
-        let t0 = crate::cpu();
-        let order = leaf_order(&batch);
-        let mut slots: Vec<Option<StoredEntry>> = batch.into_iter().map(Some).collect();
+    pub(crate) fn apply(&mut self, mut batch: Vec<StoredEntry>) -> ApplyReport {
+        // A stable sort: the entries of one bucket, and so of one key, keep
+        // their batch order.
+        batch.sort_by_key(|e| merkle::leaf_index(&e.key_hash));
         let mut report = ApplyReport::default();
         let mut leaves = Vec::new();
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let leaf = group[0].0;
-            let bucket = self.buckets.entry(leaf).or_default();
-            let mut changed = false;
-            for entry in group.iter().filter_map(|&(_, i)| slots[i].take()) {
-                match bucket.merge(entry) {
-                    Merged::Inserted => self.count += 1,
-                    Merged::Replaced => {}
-                    Merged::Kept => {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                }
-                report.changed += 1;
-                changed = true;
-            }
-            if changed {
-                leaves.push((leaf, bucket.hash()));
+        let mut rest = batch.into_iter().peekable();
+        while let Some(leaf) = rest.peek().map(|e| merkle::leaf_index(&e.key_hash)) {
+            let group =
+                std::iter::from_fn(|| rest.next_if(|e| merkle::leaf_index(&e.key_hash) == leaf));
+            if let Some(hash) = self.merge_bucket(leaf, group, &mut report) {
+                leaves.push((leaf, hash));
             }
         }
-        let t1 = crate::cpu();
         infallible(merkle::update_paths(&mut self.nodes, leaves));
-        let t2 = crate::cpu();
-        crate::add(1, t1 - t0); crate::add(2, t2 - t1);
         report
     }
-}
 
-/// `(leaf index, position)` of every entry of `batch`, sorted: by bucket, and in
-/// batch order within a bucket.
-fn leaf_order(batch: &[StoredEntry]) -> Vec<(u32, usize)> {
-    let mut order: Vec<(u32, usize)> =
-        batch.iter().enumerate().map(|(i, e)| (merkle::leaf_index(&e.key_hash), i)).collect();
-    order.sort_unstable();
-    order
+    /// Merges entries that all belong to bucket `leaf`; returns the bucket's new
+    /// hash if any of them changed it.
+    fn merge_bucket(
+        &mut self,
+        leaf: u32,
+        group: impl Iterator<Item = StoredEntry>,
+        report: &mut ApplyReport,
+    ) -> Option<Hash> {
+        let bucket = self.buckets.entry(leaf).or_default();
+        let mut changed = false;
+        for entry in group {
+            match bucket.merge(entry) {
+                Merged::Inserted => self.count += 1,
+                Merged::Replaced => {}
+                Merged::Kept => {
+                    report.unchanged += 1;
+                    continue;
+                }
+            }
+            report.changed += 1;
+            changed = true;
+        }
+        changed.then(|| bucket.hash())
+    }
 }
 
 /// Unwraps the result of an operation on [`Nodes`], which cannot fail.

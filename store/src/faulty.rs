@@ -1,6 +1,6 @@
 //! [`FaultyStore`]: a fault-injection wrapper for tests.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::{
@@ -33,7 +33,7 @@ pub struct FaultyStore<S> {
     /// Operation number (0-based) from which operations fail.
     fail_from: AtomicU64,
     /// Whether reads fail too, or only `apply`.
-    fail_reads: AtomicBool,
+    fail_reads: bool,
 }
 
 impl<S: Store> FaultyStore<S> {
@@ -44,20 +44,21 @@ impl<S: Store> FaultyStore<S> {
             inner,
             ops: AtomicU64::new(0),
             fail_from: AtomicU64::new(fail_after),
-            fail_reads: AtomicBool::new(false),
+            fail_reads: false,
         }
     }
 
     /// Makes reads fail as well as writes once the threshold is reached.
-    pub fn fail_reads(self, yes: bool) -> Self {
-        self.fail_reads.store(yes, Ordering::SeqCst);
+    pub fn fail_reads(mut self, yes: bool) -> Self {
+        self.fail_reads = yes;
         self
     }
 
     /// Re-arms the fault: `more` further operations succeed, then they fail.
     pub fn fail_after(&self, more: u64) {
         let now = self.ops.load(Ordering::SeqCst);
-        self.fail_from.store(now.saturating_add(more), Ordering::SeqCst);
+        self.fail_from
+            .store(now.saturating_add(more), Ordering::SeqCst);
     }
 
     /// Stops injecting faults.
@@ -84,7 +85,7 @@ impl<S: Store> FaultyStore<S> {
     fn check(&self, op: &'static str, is_read: bool) -> Result<(), StoreError> {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
         let armed = n >= self.fail_from.load(Ordering::SeqCst);
-        if armed && (!is_read || self.fail_reads.load(Ordering::SeqCst)) {
+        if armed && (!is_read || self.fail_reads) {
             return Err(StoreError::Fault { op });
         }
         Ok(())

@@ -1,24 +1,25 @@
 //! Store backends for synctree.
 //!
 //! ```text
-//!   apply(ctx, batch)                         reads (summary, node, children,
-//!         │                                          range, get, contexts)
-//!         ▼                                             │
-//!   ┌───────────────────── MemoryStore ─────────────────▼──────────────┐
-//!   │ RwLock<HashMap<ContextId, ContextState>>                         │
-//!   │   ContextState: BTreeMap<key hash, StoredEntry>  (bucket = range) │
-//!   │                 Nodes: non-zero node hashes, 16 siblings a group  │
-//!   └──────────────────────────────────────────────────────────────────┘
-//!   batch → merge each entry (Entry::supersedes) → touched leaves
-//!         → re-hash each touched bucket once → merkle::update_paths once
+//!   apply(ctx, batch)                       reads: summary, node, children,
+//!     │ hash keys and digests (no lock)            range, get, contexts
+//!     ▼                                               │ (shared lock)
+//!   ┌──────────────────────── MemoryStore ────────────▼─────────────────┐
+//!   │ RwLock<HashMap<ContextId, ContextState>>                          │
+//!   │   buckets: BTreeMap<leaf index, Bucket>   key-hash order overall  │
+//!   │     Bucket: key hashes │ digests │ entries, sorted by key hash    │
+//!   │   nodes:   non-zero node hashes, 16 siblings per group            │
+//!   └───────────────────────────────────────────────────────────────────┘
+//!   under the write lock: merge bucket by bucket (Entry::supersedes)
+//!     → re-hash each changed bucket once → merkle::update_paths once
 //! ```
 //!
 //! [`MemoryStore`] keeps every context in memory and its Merkle index current on
 //! every write, re-hashing only the paths above the buckets a batch touched.
-//! Within a batch entries merge in order, and each is counted in the
-//! [`ApplyReport`](synctree_primitives::ApplyReport) once, against the state the
-//! entries before it left: a key written twice in one batch may count as changed
-//! twice.
+//! Writes to one key within a batch merge in batch order, and each entry is
+//! counted in the [`ApplyReport`](synctree_primitives::ApplyReport) once, against
+//! the state the entries before it left: a key written twice in one batch may
+//! count as changed twice.
 //!
 //! [`FaultyStore`] wraps any store and fails operations after a threshold, to test
 //! how callers handle a failing store. With the `conformance` feature, the
@@ -47,9 +48,9 @@
 
 #![forbid(unsafe_code)]
 
+mod bucket;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod bucket;
 mod context;
 mod faulty;
 mod memory;
@@ -57,11 +58,3 @@ mod nodes;
 
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
-
-#[allow(missing_docs)]
-pub fn cpu() -> u64 { std::fs::read_to_string("/proc/thread-self/schedstat").unwrap().split_whitespace().next().unwrap().parse().unwrap() }
-static T: [std::sync::atomic::AtomicU64; 3] = [const { std::sync::atomic::AtomicU64::new(0) }; 3];
-#[allow(missing_docs)]
-pub fn add(i: usize, d: u64) { T[i].fetch_add(d, std::sync::atomic::Ordering::Relaxed); }
-#[allow(missing_docs)]
-pub fn report() -> [u64; 3] { [0,1,2].map(|i| T[i].swap(0, std::sync::atomic::Ordering::Relaxed)) }

@@ -52,16 +52,18 @@ impl MemoryStore {
         }
     }
 
-    // A poisoned lock is recovered rather than reported: nothing that runs under
-    // the write lock panics short of a bug (allocation failure aborts), so the
-    // state behind it is whole.
-
+    /// Takes the shared lock. A poisoned lock is recovered rather than reported:
+    /// nothing that runs under the write lock panics short of a bug (allocation
+    /// failure aborts), so the state behind it is whole.
     fn read(&self) -> RwLockReadGuard<'_, HashMap<ContextId, ContextState>> {
         self.contexts.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Takes the exclusive lock, recovering it from poisoning like [`Self::read`].
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<ContextId, ContextState>> {
-        self.contexts.write().unwrap_or_else(PoisonError::into_inner)
+        self.contexts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -93,15 +95,14 @@ impl Store for MemoryStore {
         Ok(self.read_context(context, |state| state.get(key_hash)))
     }
 
-    /// Merges the batch in order; see the crate docs for how duplicates count.
+    /// Hashes the batch outside the lock, then merges it under the write lock,
+    /// where nothing can fail. See the crate docs for how duplicates count.
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
         if entries.is_empty() {
             return Ok(ApplyReport::default());
         }
         // Hash before taking the lock: readers wait only for the merge itself.
-        let t0 = crate::cpu();
         let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
-        crate::add(0, crate::cpu() - t0);
         let mut contexts = self.write();
         let report = match contexts.get_mut(context) {
             Some(state) => state.apply(entries),
@@ -112,9 +113,120 @@ impl Store for MemoryStore {
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         let contexts = self.read();
-        let mut out: Vec<ContextId> =
-            contexts.iter().filter(|(_, state)| !state.is_empty()).map(|(id, _)| id.clone()).collect();
+        let mut out: Vec<ContextId> = contexts
+            .iter()
+            .filter(|(_, state)| !state.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
         out.sort_unstable();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)] // Tests fail by panicking.
+mod tests {
+    use synctree_primitives::merkle::{self, TREE_DEPTH};
+    use synctree_primitives::{NodeId, Version};
+
+    use super::*;
+
+    fn ctx() -> ContextId {
+        ContextId::new("unit").expect("valid context")
+    }
+
+    fn put(key: &str, hlc: u64) -> Entry {
+        Entry::put(
+            key.to_owned(),
+            format!("v{hlc}"),
+            Version::new(hlc, NodeId(1)),
+        )
+    }
+
+    #[test]
+    fn duplicates_in_a_batch_count_in_batch_order() {
+        let store = MemoryStore::new();
+        let report = store
+            .apply(&ctx(), vec![put("k", 1), put("k", 3), put("k", 2)])
+            .expect("apply");
+        assert_eq!((report.changed, report.unchanged), (2, 1));
+        let report = store
+            .apply(&ctx(), vec![put("j", 3), put("j", 1)])
+            .expect("apply");
+        assert_eq!((report.changed, report.unchanged), (1, 1));
+        assert_eq!(store.entries(&ctx()).len(), 2);
+    }
+
+    #[test]
+    fn a_leaf_has_no_children() {
+        let store = MemoryStore::new();
+        let entry = put("k", 1);
+        store.apply(&ctx(), vec![entry.clone()]).expect("apply");
+        let leaf = NodePos::leaf_of(&entry.key_hash());
+        assert!(!store.node(&ctx(), leaf).expect("node").is_zero());
+        assert_eq!(
+            store.children(&ctx(), leaf).expect("children"),
+            [Hash::ZERO; FANOUT]
+        );
+        assert_eq!(leaf.level(), TREE_DEPTH);
+    }
+
+    #[test]
+    fn a_poisoned_lock_is_recovered() {
+        let store = MemoryStore::new();
+        store.apply(&ctx(), vec![put("k", 1)]).expect("apply");
+        let poisoner = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _guard = store.contexts.write();
+                panic!("poisoning the lock on purpose");
+            })
+            .join()
+        });
+        assert!(poisoner.is_err() && store.contexts.is_poisoned());
+        store
+            .apply(&ctx(), vec![put("j", 1)])
+            .expect("apply after poisoning");
+        let entries = store.entries(&ctx());
+        assert_eq!(
+            store.summary(&ctx()).expect("summary").root,
+            merkle::root_of(&entries)
+        );
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn concurrent_writers_converge_to_the_merge() {
+        let store = MemoryStore::new();
+        let batches: Vec<Vec<Entry>> = (0..4u64)
+            .map(|t| {
+                (0..500)
+                    .map(|i| put(&format!("k{}", i % 300), t * 1000 + i))
+                    .collect()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for batch in &batches {
+                let store = &store;
+                s.spawn(move || {
+                    for chunk in batch.chunks(50) {
+                        store.apply(&ctx(), chunk.to_vec()).expect("apply");
+                    }
+                });
+            }
+        });
+        let all: Vec<Entry> = batches.concat();
+        let mut want: Vec<Entry> = Vec::new();
+        for e in all {
+            match want.iter_mut().find(|w| w.key == e.key) {
+                Some(w) => *w = synctree_primitives::merge(w.clone(), e),
+                None => want.push(e),
+            }
+        }
+        want.sort_by_key(Entry::key_hash);
+        assert_eq!(store.entries(&ctx()), want);
+        assert_eq!(
+            store.summary(&ctx()).expect("summary").root,
+            merkle::root_of(&want)
+        );
     }
 }

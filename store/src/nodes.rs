@@ -53,7 +53,11 @@ impl TreeNodes for Nodes {
 
     /// One lookup; all zeros for a leaf, which has no children.
     fn children(&self, pos: NodePos) -> Result<[Hash; FANOUT], Infallible> {
-        Ok(self.groups.get(&pos.raw()).copied().unwrap_or([Hash::ZERO; FANOUT]))
+        Ok(self
+            .groups
+            .get(&pos.raw())
+            .copied()
+            .unwrap_or([Hash::ZERO; FANOUT]))
     }
 }
 
@@ -84,6 +88,7 @@ impl Hasher for PositionHasher {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)] // Tests fail by panicking.
 mod tests {
     use synctree_primitives::merkle::{NodeMap, TREE_DEPTH, update_paths};
 
@@ -98,15 +103,30 @@ mod tests {
 
     #[test]
     fn matches_the_reference_node_map() {
-        let leaves: Vec<(u32, Hash)> =
-            [0u32, 1, 15, 16, 4095, 40_000, 65_535].iter().map(|&i| (i, Hash([i as u8 + 1; 32]))).collect();
+        let leaves: Vec<(u32, Hash)> = [0u32, 1, 15, 16, 4095, 40_000, 65_535]
+            .iter()
+            .map(|&i| (i, Hash([(i % 251) as u8 + 1; 32])))
+            .collect();
         let (mut ours, mut reference) = (Nodes::default(), NodeMap::default());
         let root = unwrap(update_paths(&mut ours, leaves.clone()));
         assert_eq!(root, unwrap(update_paths(&mut reference, leaves)));
-        for pos in [NodePos::ROOT, NodePos::new(1, 0), NodePos::new(3, 255), NodePos::new(TREE_DEPTH, 15)] {
-            assert_eq!(unwrap(ours.node(pos)), unwrap(reference.node(pos)), "{pos:?}");
+        for pos in [
+            NodePos::ROOT,
+            NodePos::new(1, 0),
+            NodePos::new(3, 255),
+            NodePos::new(TREE_DEPTH, 15),
+        ] {
+            assert_eq!(
+                unwrap(ours.node(pos)),
+                unwrap(reference.node(pos)),
+                "{pos:?}"
+            );
             if !pos.is_leaf() {
-                assert_eq!(unwrap(ours.children(pos)), unwrap(reference.children(pos)), "{pos:?}");
+                assert_eq!(
+                    unwrap(ours.children(pos)),
+                    unwrap(reference.children(pos)),
+                    "{pos:?}"
+                );
             }
         }
     }
@@ -119,6 +139,9 @@ mod tests {
         let root = unwrap(update_paths(&mut nodes, [(7, Hash::ZERO)]));
         assert_eq!(root, Hash::ZERO);
         assert!(nodes.groups.is_empty(), "an empty tree stores nothing");
-        assert_eq!(unwrap(nodes.children(NodePos::new(TREE_DEPTH, 7))), [Hash::ZERO; FANOUT]);
+        assert_eq!(
+            unwrap(nodes.children(NodePos::new(TREE_DEPTH, 7))),
+            [Hash::ZERO; FANOUT]
+        );
     }
 }

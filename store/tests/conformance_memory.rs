@@ -1,5 +1,7 @@
 //! Runs the backend conformance suite on [`MemoryStore`], one test per case.
 
+#![allow(clippy::expect_used)] // Tests fail by panicking.
+
 #[cfg(feature = "conformance")]
 use synctree_store::conformance;
 // Without the feature the library does not export the suite: compile its source

@@ -1,5 +1,7 @@
 //! [`FaultyStore`]: faults are typed, counted, and never reach the inner store.
 
+#![allow(clippy::expect_used)] // Tests fail by panicking.
+
 #[cfg(feature = "conformance")]
 use synctree_store::conformance;
 // Without the feature the library does not export the suite: compile its source
@@ -17,7 +19,15 @@ fn ctx() -> ContextId {
 }
 
 fn batch(hlc: u64, n: u64) -> Vec<Entry> {
-    (0..n).map(|i| Entry::put(format!("key-{i}"), format!("v{hlc}"), Version::new(hlc, NodeId(1)))).collect()
+    (0..n)
+        .map(|i| {
+            Entry::put(
+                format!("key-{i}"),
+                format!("v{hlc}"),
+                Version::new(hlc, NodeId(1)),
+            )
+        })
+        .collect()
 }
 
 fn is_fault(result: Result<impl std::fmt::Debug, StoreError>, want: &str) -> bool {
@@ -33,9 +43,19 @@ fn apply_fails_after_n_operations_and_leaves_the_inner_store_unchanged() {
     let root = store.inner().summary(&ctx()).expect("summary").root;
     let entries = store.inner().entries(&ctx());
 
-    assert!(is_fault(store.apply(&ctx(), batch(3, 20)), "apply"), "operation 3 fails");
-    assert!(is_fault(store.apply(&ctx(), batch(4, 1)), "apply"), "and every apply after it");
-    assert_eq!(store.inner().summary(&ctx()).expect("summary").root, root, "root unchanged");
+    assert!(
+        is_fault(store.apply(&ctx(), batch(3, 20)), "apply"),
+        "operation 3 fails"
+    );
+    assert!(
+        is_fault(store.apply(&ctx(), batch(4, 1)), "apply"),
+        "and every apply after it"
+    );
+    assert_eq!(
+        store.inner().summary(&ctx()).expect("summary").root,
+        root,
+        "root unchanged"
+    );
     assert_eq!(store.inner().entries(&ctx()), entries, "entries unchanged");
     assert_eq!(root, merkle::root_of(&entries), "and still consistent");
     assert_eq!(store.operations(), 5, "failed operations are counted too");
@@ -64,11 +84,21 @@ fn faults_can_be_healed_and_rearmed() {
     store.heal();
     assert_eq!(store.apply(&ctx(), batch(1, 3)).expect("healed").changed, 3);
     store.fail_after(1);
-    assert!(store.apply(&ctx(), batch(2, 3)).is_ok(), "one more operation passes");
-    assert!(is_fault(store.apply(&ctx(), batch(3, 3)), "apply"), "then faults resume");
+    assert!(
+        store.apply(&ctx(), batch(2, 3)).is_ok(),
+        "one more operation passes"
+    );
+    assert!(
+        is_fault(store.apply(&ctx(), batch(3, 3)), "apply"),
+        "then faults resume"
+    );
     let mut want = batch(2, 3);
     want.sort_by_key(Entry::key_hash);
-    assert_eq!(store.into_inner().entries(&ctx()), want, "only the batches that passed");
+    assert_eq!(
+        store.into_inner().entries(&ctx()),
+        want,
+        "only the batches that passed"
+    );
 }
 
 #[test]

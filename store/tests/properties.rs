@@ -1,11 +1,15 @@
 //! Property tests: the state of a store depends only on the set of entries it
 //! was given, never on their order or on how they were batched.
 
+#![allow(clippy::expect_used)] // Tests fail by panicking.
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use synctree_primitives::{ContextId, Entry, Hash, NodeId, Store, Version, key_hash, merge, merkle};
+use synctree_primitives::{
+    ContextId, Entry, Hash, NodeId, Store, Version, key_hash, merge, merkle,
+};
 use synctree_store::MemoryStore;
 
 /// Keys: eight plain ones plus six that share leaf buckets, so overwrites and
@@ -16,19 +20,32 @@ fn keys() -> &'static [String] {
         let mut by_leaf: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for i in 0..8192 {
             let key = format!("p{i}");
-            by_leaf.entry(merkle::leaf_index(&key_hash(key.as_bytes()))).or_default().push(key);
+            by_leaf
+                .entry(merkle::leaf_index(&key_hash(key.as_bytes())))
+                .or_default()
+                .push(key);
         }
-        let shared = by_leaf.into_values().filter(|k| k.len() > 1).flatten().take(6);
+        let shared = by_leaf
+            .into_values()
+            .filter(|k| k.len() > 1)
+            .flatten()
+            .take(6);
         (0..8).map(|i| format!("k{i}")).chain(shared).collect()
     })
 }
 
 fn arb_entry() -> impl Strategy<Value = Entry> {
     let key = 0..keys().len();
-    (key, 0u64..4, 0u64..3, prop::bool::weighted(0.2), 0u8..3).prop_map(|(k, hlc, node, tomb, val)| {
-        let (key, version) = (keys()[k].clone(), Version::new(hlc, NodeId(node)));
-        if tomb { Entry::delete(key, version) } else { Entry::put(key, format!("v{val}"), version) }
-    })
+    (key, 0u64..4, 0u64..3, prop::bool::weighted(0.2), 0u8..3).prop_map(
+        |(k, hlc, node, tomb, val)| {
+            let (key, version) = (keys()[k].clone(), Version::new(hlc, NodeId(node)));
+            if tomb {
+                Entry::delete(key, version)
+            } else {
+                Entry::put(key, format!("v{val}"), version)
+            }
+        },
+    )
 }
 
 fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
@@ -49,7 +66,10 @@ fn store_of(entries: &[Entry], batch: usize) -> MemoryStore {
 }
 
 fn state(store: &MemoryStore) -> (Hash, Vec<Entry>) {
-    (store.summary(&ctx()).expect("summary").root, store.entries(&ctx()))
+    (
+        store.summary(&ctx()).expect("summary").root,
+        store.entries(&ctx()),
+    )
 }
 
 /// The merge oracle: per key, the winner of all `entries`, in key-hash order.

@@ -5,28 +5,33 @@
 //! violation, with a message naming what broke. [`run_all`] runs every case.
 //! Cases only use the [`Store`] trait, so they hold for any backend:
 //!
-//! ```ignore
-//! #[test]
-//! fn my_backend_conforms() {
-//!     synctree_store::conformance::run_all(MyStore::temporary);
-//! }
+//! ```
+//! // In a backend's tests, with a factory of fresh stores:
+//! synctree_store::conformance::run_all(synctree_store::MemoryStore::new);
 //! ```
 //!
-//! Compiled for this crate's own tests and, for other crates, with the
-//! `conformance` feature. Randomized cases use a fixed seed, so failures replay.
+//! Other crates get this module with the `conformance` feature (in their
+//! dev-dependency on this crate). This crate's own tests compile its source
+//! directly, with `#[path]`, so `cargo test` runs it without the feature (see
+//! `tests/conformance_memory.rs`). Randomized cases use fixed seeds, so a
+//! failure replays exactly.
 
 // A test suite: panicking with a message is how it reports a failure.
 #![allow(clippy::expect_used)]
 
 mod support;
+mod tree;
 
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
-use synctree_primitives::store::bucket;
 use synctree_primitives::{Entry, Hash, NodePos, Store, TreeSummary};
 
-use support::{MAX_HASH, Rng, all, apply, collide, ctx, get, random_entries, root, successor, v};
+use support::{Rng, all, apply, collide, ctx, get, random_entries, root, v};
 
 pub use support::{Model, assert_matches_model};
+pub use tree::{
+    node_hashes_are_consistent, range_and_bucket_follow_key_hash_order,
+    root_is_independent_of_order_and_batching, root_tracks_many_random_ops,
+};
 
 /// Runs every case of the suite on stores built by `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
@@ -52,25 +57,53 @@ pub fn put_get_and_overwrite<S: Store>(make: impl Fn() -> S) {
 
     let newer = Entry::put("k", "v2", v(2, 1));
     apply(&store, &c, vec![newer.clone()]);
-    assert_eq!(get(&store, &c, "k"), Some(newer.clone()), "a newer version overwrites");
+    assert_eq!(
+        get(&store, &c, "k"),
+        Some(newer.clone()),
+        "a newer version overwrites"
+    );
     let before = root(&store, &c);
 
     let older = Entry::put("k", "zzz-older", v(1, 9));
     let report = apply(&store, &c, vec![older]);
-    assert_eq!((report.changed, report.unchanged), (0, 1), "an older version is unchanged");
-    assert_eq!(get(&store, &c, "k"), Some(newer.clone()), "an older version must not win");
-    assert_eq!(root(&store, &c), before, "a losing write must not move the root");
+    assert_eq!(
+        (report.changed, report.unchanged),
+        (0, 1),
+        "an older version is unchanged"
+    );
+    assert_eq!(
+        get(&store, &c, "k"),
+        Some(newer.clone()),
+        "an older version must not win"
+    );
+    assert_eq!(
+        root(&store, &c),
+        before,
+        "a losing write must not move the root"
+    );
 
     let tie_loses = Entry::put("k", "a-smaller-value", v(2, 1));
     apply(&store, &c, vec![tie_loses]);
-    assert_eq!(get(&store, &c, "k"), Some(newer), "equal versions: the smaller value loses");
+    assert_eq!(
+        get(&store, &c, "k"),
+        Some(newer),
+        "equal versions: the smaller value loses"
+    );
     let tie_wins = Entry::put("k", "zz-larger-value", v(2, 1));
     apply(&store, &c, vec![tie_wins.clone()]);
-    assert_eq!(get(&store, &c, "k"), Some(tie_wins.clone()), "equal versions: larger value wins");
+    assert_eq!(
+        get(&store, &c, "k"),
+        Some(tie_wins.clone()),
+        "equal versions: larger value wins"
+    );
 
     let summary = store.summary(&c).expect("summary");
     assert_eq!(summary.entry_count, 1, "one key, one entry");
-    assert_eq!(summary.root, merkle::root_of([&tie_wins]), "root of the single winner");
+    assert_eq!(
+        summary.root,
+        merkle::root_of([&tie_wins]),
+        "root of the single winner"
+    );
 }
 
 /// A newer delete hides the value (the tombstone stays, and counts); a stale put
@@ -83,22 +116,51 @@ pub fn tombstones_hide_and_resurrect<S: Store>(make: impl Fn() -> S) {
         apply(&store, &c, batch);
         assert_matches_model(&store, &c, &model, what);
     };
-    step(vec![Entry::put("k", "live", v(1, 1)), Entry::put("other", "x", v(1, 1))], "puts");
+    step(
+        vec![
+            Entry::put("k", "live", v(1, 1)),
+            Entry::put("other", "x", v(1, 1)),
+        ],
+        "puts",
+    );
     step(vec![Entry::delete("k", v(2, 1))], "delete");
     let hidden = get(&store, &c, "k").expect("a tombstone is an entry");
-    assert!(hidden.tombstone && hidden.value.is_empty(), "delete hides the value: {hidden:?}");
+    assert!(
+        hidden.tombstone && hidden.value.is_empty(),
+        "delete hides the value: {hidden:?}"
+    );
 
-    step(vec![Entry::put("k", "stale", v(1, 7))], "stale put after delete");
-    assert!(get(&store, &c, "k").is_some_and(|e| e.tombstone), "a stale put must not resurrect");
+    step(
+        vec![Entry::put("k", "stale", v(1, 7))],
+        "stale put after delete",
+    );
+    assert!(
+        get(&store, &c, "k").is_some_and(|e| e.tombstone),
+        "a stale put must not resurrect"
+    );
 
     step(vec![Entry::put("k", "again", v(3, 1))], "put after delete");
-    assert_eq!(get(&store, &c, "k").map(|e| e.value), Some("again".into()), "resurrected");
+    assert_eq!(
+        get(&store, &c, "k").map(|e| e.value),
+        Some("again".into()),
+        "resurrected"
+    );
 
     step(vec![Entry::delete("k", v(3, 1))], "delete tying with a put");
-    assert!(get(&store, &c, "k").is_some_and(|e| e.tombstone), "a delete wins a version tie");
+    assert!(
+        get(&store, &c, "k").is_some_and(|e| e.tombstone),
+        "a delete wins a version tie"
+    );
 
-    step(vec![Entry::delete("never-written", v(1, 1))], "delete of an unknown key");
-    assert_eq!(store.summary(&c).expect("summary").entry_count, 3, "tombstones are entries");
+    step(
+        vec![Entry::delete("never-written", v(1, 1))],
+        "delete of an unknown key",
+    );
+    assert_eq!(
+        store.summary(&c).expect("summary").entry_count,
+        3,
+        "tombstones are entries"
+    );
 }
 
 /// Several writes to one key inside one batch merge to the winner, whatever
@@ -125,85 +187,18 @@ pub fn duplicate_keys_in_one_batch_merge<S: Store>(make: impl Fn() -> S) {
             order.reverse();
         }
         let report = apply(&store, &c, order);
-        assert_eq!(report.changed + report.unchanged, batch.len() as u64, "each entry counted");
+        assert_eq!(
+            report.changed + report.unchanged,
+            batch.len() as u64,
+            "each entry counted"
+        );
         assert_matches_model(&store, &c, &model, "batch with duplicate keys");
-        assert_eq!(get(&store, &c, "k").map(|e| e.value), Some("c".into()), "newest wins");
+        assert_eq!(
+            get(&store, &c, "k").map(|e| e.value),
+            Some("c".into()),
+            "newest wins"
+        );
     }
-}
-
-/// One set of entries applied in three shuffled orders and batch splittings
-/// gives the same entries and the same root, equal to [`merkle::root_of`].
-pub fn root_is_independent_of_order_and_batching<S: Store>(make: impl Fn() -> S) {
-    let mut rng = Rng::new(0x0dd5_eed5);
-    let entries = random_entries(&mut rng, 600);
-    let model = Model::of(&entries);
-    for max_batch in [1, 13, entries.len()] {
-        let (store, c) = (make(), ctx("determinism"));
-        let mut order = entries.clone();
-        rng.shuffle(&mut order);
-        for batch in rng.split(order, max_batch) {
-            apply(&store, &c, batch);
-        }
-        assert_matches_model(&store, &c, &model, &format!("batches of up to {max_batch}"));
-    }
-}
-
-/// After every batch of a long random run, the root equals a recomputation
-/// from scratch and the entries equal the merge oracle.
-pub fn root_tracks_many_random_ops<S: Store>(make: impl Fn() -> S) {
-    let mut rng = Rng::new(0x00c0_ffee);
-    let (store, c) = (make(), ctx("random-ops"));
-    let mut model = Model::default();
-    for round in 0..150 {
-        let len = 1 + rng.below(24) as usize;
-        let batch = random_entries(&mut rng, len);
-        model.apply(&batch);
-        let report = apply(&store, &c, batch);
-        assert_eq!(report.changed + report.unchanged, len as u64, "round {round}: counts");
-        let summary = store.summary(&c).expect("summary");
-        assert_eq!(summary.root, model.root(), "round {round}: root");
-        assert_eq!(summary.entry_count, model.len(), "round {round}: entry count");
-    }
-    assert_matches_model(&store, &c, &model, "after the random run");
-}
-
-/// `range` and `bucket` return entries in key-hash order, within their bounds,
-/// at most `limit` of them, with correct key hashes and digests.
-pub fn range_and_bucket_follow_key_hash_order<S: Store>(make: impl Fn() -> S) {
-    let (store, c) = (make(), ctx("ranges"));
-    let mut entries: Vec<Entry> =
-        (0..300).map(|i| Entry::put(format!("range-{i}"), format!("{i}"), v(1, 1))).collect();
-    entries.extend(collide(12).into_iter().map(|k| Entry::put(k, "shared bucket", v(1, 1))));
-    apply(&store, &c, entries.clone());
-
-    let full = all(&store, &c);
-    assert_eq!(full.len(), entries.len(), "a full range returns every entry");
-    assert!(full.windows(2).all(|w| w[0].key_hash < w[1].key_hash), "strict key-hash order");
-    for e in &full {
-        assert_eq!(e.key_hash, e.entry.key_hash(), "stored key hash");
-        assert_eq!(e.digest, e.entry.digest(), "stored digest");
-    }
-
-    let range = |low: &Hash, high: &Hash, limit| store.range(&c, low, high, limit).expect("range");
-    assert_eq!(range(&Hash::ZERO, &MAX_HASH, 10), full[..10], "limit keeps the first entries");
-    assert!(range(&Hash::ZERO, &MAX_HASH, 0).is_empty(), "limit 0");
-    let (low, high) = (full[50].key_hash, full[120].key_hash);
-    assert_eq!(range(&low, &high, usize::MAX), full[50..=120], "inclusive bounds");
-    assert_eq!(range(&low, &high, 5), full[50..55], "bounds and limit together");
-    assert!(range(&high, &low, usize::MAX).is_empty(), "low above high is empty");
-    // No other key hash lies this close to `low`.
-    assert_eq!(range(&successor(low), &high, usize::MAX), full[51..=120], "bound between keys");
-
-    for leaf in full.iter().map(|e| merkle::leaf_index(&e.key_hash)) {
-        let want: Vec<_> =
-            full.iter().filter(|e| merkle::leaf_index(&e.key_hash) == leaf).cloned().collect();
-        let got = bucket(&store, &c, NodePos::new(TREE_DEPTH, leaf)).expect("bucket");
-        assert_eq!(got, want, "bucket {leaf} holds exactly its entries, in order");
-    }
-    assert!(
-        full.iter().any(|e| bucket(&store, &c, NodePos::leaf_of(&e.key_hash)).expect("b").len() > 1),
-        "some bucket holds several entries"
-    );
 }
 
 /// Writes to one context never change another; `contexts()` lists exactly the
@@ -215,70 +210,73 @@ pub fn contexts_are_isolated<S: Store>(make: impl Fn() -> S) {
     let mut rng = Rng::new(7);
     let (for_first, for_second) = (random_entries(&mut rng, 50), random_entries(&mut rng, 50));
     apply(&store, &first, for_first.clone());
-    assert_eq!(root(&store, &second), Hash::ZERO, "a write to one context shows in no other");
+    assert_eq!(
+        root(&store, &second),
+        Hash::ZERO,
+        "a write to one context shows in no other"
+    );
     let snapshot = |c| (store.summary(c).expect("summary"), all(&store, c));
     let before = snapshot(&first);
 
     apply(&store, &second, for_second.clone());
     apply(&store, &second, for_first.clone());
     apply(&store, &idle, Vec::new());
-    assert_eq!(snapshot(&first), before, "writes to another context must not change this one");
+    assert_eq!(
+        snapshot(&first),
+        before,
+        "writes to another context must not change this one"
+    );
     assert_matches_model(&store, &first, &Model::of(&for_first), "first context");
     let both: Vec<Entry> = for_second.into_iter().chain(for_first).collect();
     assert_matches_model(&store, &second, &Model::of(&both), "second context");
     let listed = store.contexts().expect("contexts");
-    assert_eq!(listed, vec![second, first], "exactly the non-empty contexts, sorted");
-}
-
-/// Every node hash matches its children: `internal_hash(children(pos)) ==
-/// node(pos)` from the root down, leaves hash their bucket, and empty subtrees
-/// are zero and hold no entries.
-pub fn node_hashes_are_consistent<S: Store>(make: impl Fn() -> S) {
-    let (store, c) = (make(), ctx("nodes"));
-    let mut rng = Rng::new(0xbeef);
-    apply(&store, &c, random_entries(&mut rng, 200));
-    let summary = store.summary(&c).expect("summary");
-    let children = store.children(&c, NodePos::ROOT).expect("children");
-    assert_eq!(merkle::internal_hash(&children), summary.root, "root = hash of its children");
-    assert_eq!(store.node(&c, NodePos::ROOT).expect("node"), summary.root, "node(ROOT) = root");
-
-    let mut stack = vec![NodePos::ROOT];
-    let mut seen = 0u64;
-    while let Some(pos) = stack.pop() {
-        let hash = store.node(&c, pos).expect("node");
-        let entries = bucket(&store, &c, pos).expect("subtree range");
-        if hash.is_zero() {
-            assert!(entries.is_empty(), "zero node {pos:?} must hold no entries");
-        } else if pos.is_leaf() {
-            assert_eq!(hash, merkle::leaf_hash(entries.iter().map(|e| &e.digest)), "leaf {pos:?}");
-            seen += entries.len() as u64;
-        } else {
-            let kids = store.children(&c, pos).expect("children");
-            assert_eq!(merkle::internal_hash(&kids), hash, "internal node {pos:?}");
-            for (i, kid) in kids.iter().enumerate() {
-                assert_eq!(*kid, store.node(&c, pos.child(i)).expect("node"), "child {i}");
-            }
-            stack.extend((0..FANOUT).map(|i| pos.child(i)));
-        }
-    }
-    assert_eq!(seen, summary.entry_count, "the leaves hold every entry");
+    assert_eq!(
+        listed,
+        vec![second, first],
+        "exactly the non-empty contexts, sorted"
+    );
 }
 
 /// An unknown context reads as an empty tree everywhere.
 pub fn unknown_context_reads_as_empty<S: Store>(make: impl Fn() -> S) {
     let store = make();
-    assert!(store.contexts().expect("contexts").is_empty(), "a fresh store has no contexts");
-    apply(&store, &ctx("someone-else"), vec![Entry::put("k", "v", v(1, 1))]);
+    assert!(
+        store.contexts().expect("contexts").is_empty(),
+        "a fresh store has no contexts"
+    );
+    apply(
+        &store,
+        &ctx("someone-else"),
+        vec![Entry::put("k", "v", v(1, 1))],
+    );
     let c = ctx("never-written");
-    let empty = TreeSummary { root: Hash::ZERO, entry_count: 0, depth: TREE_DEPTH };
+    let empty = TreeSummary {
+        root: Hash::ZERO,
+        entry_count: 0,
+        depth: TREE_DEPTH,
+    };
     assert_eq!(store.summary(&c).expect("summary"), empty, "empty summary");
-    assert_eq!(store.node(&c, NodePos::ROOT).expect("node"), Hash::ZERO, "zero root node");
+    assert_eq!(
+        store.node(&c, NodePos::ROOT).expect("node"),
+        Hash::ZERO,
+        "zero root node"
+    );
     let leaf = NodePos::leaf_of(&synctree_primitives::key_hash(b"k"));
     assert_eq!(store.node(&c, leaf).expect("node"), Hash::ZERO, "zero leaf");
-    assert_eq!(store.children(&c, NodePos::ROOT).expect("children"), [Hash::ZERO; FANOUT]);
+    assert_eq!(
+        store.children(&c, NodePos::ROOT).expect("children"),
+        [Hash::ZERO; FANOUT]
+    );
     assert!(all(&store, &c).is_empty(), "no entries in range");
-    assert_eq!(get(&store, &c, "k"), None, "no entry for a key written elsewhere");
-    assert!(!store.contexts().expect("contexts").contains(&c), "not listed");
+    assert_eq!(
+        get(&store, &c, "k"),
+        None,
+        "no entry for a key written elsewhere"
+    );
+    assert!(
+        !store.contexts().expect("contexts").contains(&c),
+        "not listed"
+    );
 }
 
 /// [`synctree_primitives::ApplyReport`] counts new and winning entries as
@@ -290,17 +288,42 @@ pub fn apply_report_counts<S: Store>(make: impl Fn() -> S) {
         (r.changed, r.unchanged)
     };
     assert_eq!(counts(Vec::new()), (0, 0), "empty batch");
-    assert!(store.contexts().expect("contexts").is_empty(), "an empty batch creates nothing");
+    assert!(
+        store.contexts().expect("contexts").is_empty(),
+        "an empty batch creates nothing"
+    );
 
     let put = |i: u64, hlc: u64| Entry::put(format!("key-{i}"), format!("v{hlc}"), v(hlc, 1));
-    assert_eq!(counts((0..10).map(|i| put(i, 5)).collect()), (10, 0), "new keys");
-    assert_eq!(counts((0..10).map(|i| put(i, 5)).collect()), (0, 10), "same entries again");
-    let mixed = (0..10).map(|i| put(i, if i % 2 == 0 { 6 } else { 4 })).collect();
+    assert_eq!(
+        counts((0..10).map(|i| put(i, 5)).collect()),
+        (10, 0),
+        "new keys"
+    );
+    assert_eq!(
+        counts((0..10).map(|i| put(i, 5)).collect()),
+        (0, 10),
+        "same entries again"
+    );
+    let mixed = (0..10)
+        .map(|i| put(i, if i % 2 == 0 { 6 } else { 4 }))
+        .collect();
     assert_eq!(counts(mixed), (5, 5), "newer change, older do not");
-    assert_eq!(counts(vec![Entry::delete("key-0", v(7, 1))]), (1, 0), "a winning delete");
-    assert_eq!(counts(vec![Entry::delete("key-0", v(7, 1))]), (0, 1), "the same delete again");
+    assert_eq!(
+        counts(vec![Entry::delete("key-0", v(7, 1))]),
+        (1, 0),
+        "a winning delete"
+    );
+    assert_eq!(
+        counts(vec![Entry::delete("key-0", v(7, 1))]),
+        (0, 1),
+        "the same delete again"
+    );
 
     let (changed, unchanged) = counts(vec![put(99, 1), put(99, 3), put(99, 2)]);
-    assert_eq!(changed + unchanged, 3, "every entry of a batch is counted once");
+    assert_eq!(
+        changed + unchanged,
+        3,
+        "every entry of a batch is counted once"
+    );
     assert!(changed >= 1, "a new key changes the store");
 }

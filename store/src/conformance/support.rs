@@ -71,8 +71,16 @@ pub fn assert_matches_model<S: Store + ?Sized>(
     let summary = store.summary(context).expect("summary");
     assert_eq!(summary.entry_count, model.len(), "{what}: entry count");
     assert_eq!(summary.depth, TREE_DEPTH, "{what}: depth");
-    assert_eq!(summary.root, model.root(), "{what}: root equals the oracle's");
-    assert_eq!(summary.root, merkle::root_of(&stored), "{what}: root equals root_of(entries)");
+    assert_eq!(
+        summary.root,
+        model.root(),
+        "{what}: root equals the oracle's"
+    );
+    assert_eq!(
+        summary.root,
+        merkle::root_of(&stored),
+        "{what}: root equals root_of(entries)"
+    );
 }
 
 /// A small seeded generator (SplitMix64): the suite needs no `rand`.
@@ -150,9 +158,16 @@ pub(super) fn collide(n: usize) -> Vec<String> {
         let mut buckets: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for i in 0..8192 {
             let key = format!("collide-{i}");
-            buckets.entry(merkle::leaf_index(&key_hash(key.as_bytes()))).or_default().push(key);
+            buckets
+                .entry(merkle::leaf_index(&key_hash(key.as_bytes())))
+                .or_default()
+                .push(key);
         }
-        buckets.into_values().filter(|keys| keys.len() > 1).flatten().collect()
+        buckets
+            .into_values()
+            .filter(|keys| keys.len() > 1)
+            .flatten()
+            .collect()
     });
     keys.iter().take(n).cloned().collect()
 }
@@ -179,7 +194,9 @@ pub(super) fn get<S: Store + ?Sized>(store: &S, c: &ContextId, key: &str) -> Opt
 
 /// Every stored entry of `c`, through `range`.
 pub(super) fn all<S: Store + ?Sized>(store: &S, c: &ContextId) -> Vec<StoredEntry> {
-    store.range(c, &Hash::ZERO, &MAX_HASH, usize::MAX).expect("range")
+    store
+        .range(c, &Hash::ZERO, &MAX_HASH, usize::MAX)
+        .expect("range")
 }
 
 /// The root of `c`.
