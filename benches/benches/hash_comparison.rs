@@ -13,13 +13,17 @@ fn sessions(c: &mut Criterion) {
     let mut group = c.benchmark_group("hash_comparison");
     group.sample_size(10);
     for (n, d) in [(10_000, 0), (10_000, 100), (100_000, 1), (100_000, 1_000)] {
-        group.bench_with_input(BenchmarkId::new(format!("n={n}"), format!("d={d}")), &(n, d), |bench, &(n, d)| {
-            bench.iter_batched(
-                || diverged(n, d, 100),
-                |(a, b)| runtime.block_on(hash_comparison(&a, &b)).map(|s| s.rounds),
-                BatchSize::LargeInput,
-            );
-        });
+        group.bench_with_input(
+            BenchmarkId::new(format!("n={n}"), format!("d={d}")),
+            &(n, d),
+            |bench, &(n, d)| {
+                bench.iter_batched(
+                    || diverged(n, d, 100),
+                    |(a, b)| runtime.block_on(hash_comparison(&a, &b)).map(|s| s.rounds),
+                    BatchSize::LargeInput,
+                );
+            },
+        );
     }
     group.finish();
 }

@@ -32,7 +32,9 @@ pub fn diverged(n: u64, d: u64, value_len: usize) -> (MemoryStore, MemoryStore) 
         Entry::put(format!("key-{i:010}"), value, Version::new(1, NodeId(1)))
     };
     for chunk_start in (0..n).step_by(10_000) {
-        let batch: Vec<Entry> = (chunk_start..n.min(chunk_start + 10_000)).map(entry).collect();
+        let batch: Vec<Entry> = (chunk_start..n.min(chunk_start + 10_000))
+            .map(entry)
+            .collect();
         apply(&a, &ctx, batch.clone());
         apply(&b, &ctx, batch);
     }
@@ -57,7 +59,9 @@ pub async fn hash_comparison(a: &MemoryStore, b: &MemoryStore) -> Result<SyncSta
     let responder = async {
         // The manager's job: read the init message before the responder takes over.
         let _init = tb.recv().await;
-        let init = HashComparisonResponderInit { initiator_root: Hash::ZERO };
+        let init = HashComparisonResponderInit {
+            initiator_root: Hash::ZERO,
+        };
         HashComparison::run_responder(&mut tb, b, &ctx, &id, init).await
     };
     let initiator = HashComparison::run_initiator(&mut ta, a, &ctx, &id, TreeConfig::default());

@@ -6,7 +6,13 @@ use synctree_primitives::{Entry, NodeId, Version};
 
 /// `count` entries derived from `seed`: keys `"{prefix}{i:010}"`, values of
 /// `value_len` pseudo-random bytes, all written by `node` at clock `hlc`.
-pub fn generate(seed: u64, prefix: &str, range: std::ops::Range<u64>, value_len: usize, version: Version) -> impl Iterator<Item = Entry> + '_ {
+pub fn generate(
+    seed: u64,
+    prefix: &str,
+    range: std::ops::Range<u64>,
+    value_len: usize,
+    version: Version,
+) -> impl Iterator<Item = Entry> + '_ {
     range.map(move |i| {
         let key = format!("{prefix}{i:010}");
         Entry::put(key, value_bytes(seed, i, value_len), version)

@@ -2,7 +2,7 @@
 
 use synctree_primitives::wire::Handshake;
 use synctree_primitives::{
-    Hash, NodeId, ProtocolError, ProtocolKind, Store, StoreError, ContextId, TreeSummary,
+    ContextId, Hash, NodeId, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
 };
 
 /// Protocols this build can run, in order of preference.
@@ -33,7 +33,11 @@ impl PeerSummary {
         node_id: NodeId,
         supported: &[ProtocolKind],
     ) -> Result<Self, StoreError> {
-        let TreeSummary { root, entry_count, depth } = store.summary(context)?;
+        let TreeSummary {
+            root,
+            entry_count,
+            depth,
+        } = store.summary(context)?;
         Ok(PeerSummary {
             root,
             entry_count,
@@ -65,7 +69,11 @@ impl PeerSummary {
             entry_count: h.entry_count,
             tree_depth: h.tree_depth,
             has_state: h.has_state,
-            supported: h.supported.iter().filter_map(|&p| ProtocolKind::try_from(p).ok()).collect(),
+            supported: h
+                .supported
+                .iter()
+                .filter_map(|&p| ProtocolKind::try_from(p).ok())
+                .collect(),
             node_id: NodeId(h.node_id),
         })
     }
@@ -97,20 +105,27 @@ pub fn select(
 ) -> Result<Selection, ProtocolError> {
     let both = |p: ProtocolKind| local.supported.contains(&p) && remote.supported.contains(&p);
     match choice {
-        ProtocolChoice::Force(p) if both(p) => Ok(Selection { protocol: Some(p), reason: "forced" }),
+        ProtocolChoice::Force(p) if both(p) => Ok(Selection {
+            protocol: Some(p),
+            reason: "forced",
+        }),
         ProtocolChoice::Force(p) => Err(ProtocolError::UnsupportedProtocol(format!(
             "{} is not supported by both sides",
             p.name()
         ))),
-        ProtocolChoice::Auto if local.root == remote.root => {
-            Ok(Selection { protocol: None, reason: "roots match" })
-        }
+        ProtocolChoice::Auto if local.root == remote.root => Ok(Selection {
+            protocol: None,
+            reason: "roots match",
+        }),
         ProtocolChoice::Auto => local
             .supported
             .iter()
             .copied()
             .find(|&p| both(p))
-            .map(|p| Selection { protocol: Some(p), reason: "roots differ" })
+            .map(|p| Selection {
+                protocol: Some(p),
+                reason: "roots differ",
+            })
             .ok_or_else(|| ProtocolError::UnsupportedProtocol("no protocol in common".into())),
     }
 }
@@ -135,7 +150,10 @@ mod tests {
         let none = select(ProtocolChoice::Auto, &summary(1), &summary(1));
         assert_eq!(none.map(|s| s.protocol), Ok(None));
         let some = select(ProtocolChoice::Auto, &summary(1), &summary(2));
-        assert_eq!(some.map(|s| s.protocol), Ok(Some(ProtocolKind::HashComparison)));
+        assert_eq!(
+            some.map(|s| s.protocol),
+            Ok(Some(ProtocolKind::HashComparison))
+        );
     }
 
     #[test]

@@ -71,7 +71,11 @@ pub struct SyncManager<S> {
 impl<S: Store + 'static> SyncManager<S> {
     /// A manager for `store`, acting as `identity`.
     pub fn new(store: Arc<S>, identity: Identity, config: ManagerConfig) -> Self {
-        SyncManager { store, identity, config }
+        SyncManager {
+            store,
+            identity,
+            config,
+        }
     }
 
     /// The store.
@@ -102,7 +106,11 @@ impl<S: Store + 'static> SyncManager<S> {
                         let _ = transport.close().await;
                         return Ok(Served::HandshakeOnly { context });
                     }
-                    None => return Err(self.rejected(transport, ProtocolError::UnknownInit("empty stream")).await),
+                    None => {
+                        return Err(self
+                            .rejected(transport, ProtocolError::UnknownInit("empty stream"))
+                            .await);
+                    }
                 },
                 Ok(Some(init)) => init,
                 Err(e) => return Err(self.refuse(transport, e).await),
@@ -117,7 +125,10 @@ impl<S: Store + 'static> SyncManager<S> {
                     handshaken = Some(context);
                 }
                 Some(Kind::Handshake(_)) => {
-                    let e = ProtocolError::Unexpected { expected: "protocol init", got: "second handshake" };
+                    let e = ProtocolError::Unexpected {
+                        expected: "protocol init",
+                        got: "second handshake",
+                    };
                     return Err(self.rejected(transport, e).await);
                 }
                 Some(Kind::HashComparison(hc)) => {
@@ -126,12 +137,20 @@ impl<S: Store + 'static> SyncManager<S> {
                         Err(e) => return Err(self.rejected(transport, e).await),
                     };
                     let stats = HashComparison::run_responder(
-                        transport, &*self.store, &context, &self.identity, init,
+                        transport,
+                        &*self.store,
+                        &context,
+                        &self.identity,
+                        init,
                     )
                     .await?;
                     return Ok(Served::Session { context, stats });
                 }
-                None => return Err(self.rejected(transport, ProtocolError::UnknownInit("init without a kind")).await),
+                None => {
+                    return Err(self
+                        .rejected(transport, ProtocolError::UnknownInit("init without a kind"))
+                        .await);
+                }
             }
         }
     }
@@ -159,15 +178,28 @@ impl<S: Store + 'static> SyncManager<S> {
                 None
             }
             Some(ProtocolKind::HashComparison) => Some(
-                HashComparison::run_initiator(transport, &*self.store, context, &self.identity, Default::default())
-                    .await?,
+                HashComparison::run_initiator(
+                    transport,
+                    &*self.store,
+                    context,
+                    &self.identity,
+                    Default::default(),
+                )
+                .await?,
             ),
             Some(other) => {
                 let e = ProtocolError::UnsupportedProtocol(other.name().to_owned());
                 return Err(self.rejected(transport, e).await);
             }
         };
-        Ok(SessionReport::new(selection, local, remote, stats, transport.stats().since(&before), started.elapsed()))
+        Ok(SessionReport::new(
+            selection,
+            local,
+            remote,
+            stats,
+            transport.stats().since(&before),
+            started.elapsed(),
+        ))
     }
 
     async fn exchange_handshakes<T: SyncTransport + ?Sized>(
@@ -178,14 +210,24 @@ impl<S: Store + 'static> SyncManager<S> {
     ) -> Result<PeerSummary, ManagerError> {
         let peer = transport.peer().to_owned();
         let hello = init_message(context, Kind::Handshake(local.to_wire()));
-        let transport_err = |source| ManagerError::Transport { peer: peer.clone(), phase: "handshake", source };
+        let transport_err = |source| ManagerError::Transport {
+            peer: peer.clone(),
+            phase: "handshake",
+            source,
+        };
         transport.send(&hello).await.map_err(transport_err)?;
-        let reply = transport.recv_timeout(self.config.handshake_timeout).await.map_err(transport_err)?;
+        let reply = transport
+            .recv_timeout(self.config.handshake_timeout)
+            .await
+            .map_err(transport_err)?;
         let reply = match reply.and_then(|m| m.body) {
             Some(Body::Handshake(h)) => PeerSummary::from_wire(&h),
             Some(Body::Abort(a)) => Err(a.into_error()),
             None => Err(ProtocolError::PeerClosed("handshake reply")),
-            Some(_) => Err(ProtocolError::Unexpected { expected: "handshake reply", got: "another message" }),
+            Some(_) => Err(ProtocolError::Unexpected {
+                expected: "handshake reply",
+                got: "another message",
+            }),
         };
         match reply {
             Ok(remote) => Ok(remote),
@@ -198,18 +240,25 @@ impl<S: Store + 'static> SyncManager<S> {
         transport: &mut T,
         after_handshake: bool,
     ) -> Result<Option<InitPayload>, DispatchFailure> {
-        let message = transport.recv_timeout(self.config.handshake_timeout).await?;
+        let message = transport
+            .recv_timeout(self.config.handshake_timeout)
+            .await?;
         match message.map(|m| m.body) {
             None => Ok(None),
             Some(Some(Body::Init(init))) => Ok(Some(init)),
             Some(Some(Body::Abort(a))) if after_handshake => Err(a.into_error().into()),
-            Some(_) => Err(ProtocolError::UnknownInit("first message is not an init payload").into()),
+            Some(_) => {
+                Err(ProtocolError::UnknownInit("first message is not an init payload").into())
+            }
         }
     }
 
     fn check_init(&self, init: &InitPayload) -> Result<ContextId, ProtocolError> {
         if init.protocol_version != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion { got: init.protocol_version, supported: PROTOCOL_VERSION });
+            return Err(ProtocolError::UnsupportedVersion {
+                got: init.protocol_version,
+                supported: PROTOCOL_VERSION,
+            });
         }
         let context = ContextId::new(init.context_id.clone())?;
         if !self.config.accept_unknown_contexts && !self.holds(&context) {
@@ -237,32 +286,68 @@ impl<S: Store + 'static> SyncManager<S> {
         transport
             .send(&reply)
             .await
-            .map_err(|source| ManagerError::Transport { peer, phase: "handshake", source })
+            .map_err(|source| ManagerError::Transport {
+                peer,
+                phase: "handshake",
+                source,
+            })
     }
 
-    fn local_summary(&self, context: &ContextId, peer: &str, phase: &'static str) -> Result<PeerSummary, ManagerError> {
-        PeerSummary::local(&*self.store, context, self.identity.node_id, &self.config.supported)
-            .map_err(|source| ManagerError::Store { peer: peer.to_owned(), phase, source })
+    fn local_summary(
+        &self,
+        context: &ContextId,
+        peer: &str,
+        phase: &'static str,
+    ) -> Result<PeerSummary, ManagerError> {
+        PeerSummary::local(
+            &*self.store,
+            context,
+            self.identity.node_id,
+            &self.config.supported,
+        )
+        .map_err(|source| ManagerError::Store {
+            peer: peer.to_owned(),
+            phase,
+            source,
+        })
     }
 
     /// Tells the peer why its stream is refused, closes it, and returns the error.
-    async fn rejected<T: SyncTransport + ?Sized>(&self, transport: &mut T, error: ProtocolError) -> ManagerError {
+    async fn rejected<T: SyncTransport + ?Sized>(
+        &self,
+        transport: &mut T,
+        error: ProtocolError,
+    ) -> ManagerError {
         let peer = transport.peer().to_owned();
-        if !matches!(error, ProtocolError::Aborted { .. } | ProtocolError::PeerClosed(_)) {
+        if !matches!(
+            error,
+            ProtocolError::Aborted { .. } | ProtocolError::PeerClosed(_)
+        ) {
             let abort = StreamMessage::abort(error.abort_code(), &error.to_string());
             let _ = transport.send(&abort).await;
         }
         let _ = transport.close().await;
         tracing::debug!(%peer, %error, "stream refused");
-        ManagerError::Rejected { peer, source: error }
+        ManagerError::Rejected {
+            peer,
+            source: error,
+        }
     }
 
-    async fn refuse<T: SyncTransport + ?Sized>(&self, transport: &mut T, failure: DispatchFailure) -> ManagerError {
+    async fn refuse<T: SyncTransport + ?Sized>(
+        &self,
+        transport: &mut T,
+        failure: DispatchFailure,
+    ) -> ManagerError {
         match failure {
             DispatchFailure::Protocol(e) => self.rejected(transport, e).await,
             DispatchFailure::Transport(source) => {
                 let _ = transport.close().await;
-                ManagerError::Transport { peer: transport.peer().to_owned(), phase: "dispatch", source }
+                ManagerError::Transport {
+                    peer: transport.peer().to_owned(),
+                    phase: "dispatch",
+                    source,
+                }
             }
         }
     }
@@ -284,7 +369,9 @@ impl From<ProtocolError> for DispatchFailure {
 impl From<TransportError> for DispatchFailure {
     fn from(e: TransportError) -> Self {
         match e {
-            TransportError::Decode(_) => DispatchFailure::Protocol(ProtocolError::UnknownInit("undecodable frame")),
+            TransportError::Decode(_) => {
+                DispatchFailure::Protocol(ProtocolError::UnknownInit("undecodable frame"))
+            }
             TransportError::FrameTooLarge { len, max } => {
                 DispatchFailure::Protocol(ProtocolError::too_many("frame bytes", max, len))
             }

@@ -34,7 +34,14 @@ impl SessionReport {
         transport: TransportStats,
         duration: Duration,
     ) -> Self {
-        SessionReport { selection, local, remote, stats, transport, duration }
+        SessionReport {
+            selection,
+            local,
+            remote,
+            stats,
+            transport,
+            duration,
+        }
     }
 
     /// Round trips, the handshake included.

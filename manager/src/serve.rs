@@ -59,7 +59,10 @@ impl<S: Store + 'static> SyncManager<S> {
             };
             let manager = Arc::clone(&self);
             sessions.spawn(async move {
-                log_outcome(&addr.to_string(), manager.handle_stream(&mut transport).await);
+                log_outcome(
+                    &addr.to_string(),
+                    manager.handle_stream(&mut transport).await,
+                );
                 drop(permit);
             });
         }
@@ -81,7 +84,9 @@ fn log_outcome(peer: &str, outcome: Result<Served, crate::ManagerError>) {
             %peer, %context, protocol = stats.protocol.name(),
             pulled = stats.entries_pulled, pushed = stats.entries_pushed, "session served"
         ),
-        Err(e) => tracing::warn!(%peer, error = %synctree_primitives::error::error_chain(&e), "session failed"),
+        Err(e) => {
+            tracing::warn!(%peer, error = %synctree_primitives::error::error_chain(&e), "session failed")
+        }
     }
 }
 

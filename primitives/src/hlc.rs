@@ -58,7 +58,10 @@ mod tests {
         let b = c.tick(1000);
         let d = c.tick(500);
         assert!(a < b && b < d);
-        assert!(!c.observe(u64::MAX - 5, 1000), "a clock far ahead is refused");
+        assert!(
+            !c.observe(u64::MAX - 5, 1000),
+            "a clock far ahead is refused"
+        );
         let ahead = (1000 + MAX_CLOCK_SKEW_MS) << HLC_LOGICAL_BITS;
         assert!(c.observe(ahead, 1000));
         assert!(c.tick(1) > ahead);

@@ -234,7 +234,10 @@ pub fn root_of<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Hash {
     }
     let mut buckets: BTreeMap<u32, BTreeMap<Hash, Hash>> = BTreeMap::new();
     for (kh, e) in winners {
-        buckets.entry(leaf_index(&kh)).or_default().insert(kh, e.digest());
+        buckets
+            .entry(leaf_index(&kh))
+            .or_default()
+            .insert(kh, e.digest());
     }
     let leaves = buckets.into_iter().map(|(i, b)| (i, leaf_hash(b.values())));
     let mut map = NodeMap::default();

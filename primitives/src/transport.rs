@@ -25,7 +25,9 @@ impl TransportStats {
     pub fn since(&self, earlier: &TransportStats) -> TransportStats {
         TransportStats {
             messages_sent: self.messages_sent.saturating_sub(earlier.messages_sent),
-            messages_received: self.messages_received.saturating_sub(earlier.messages_received),
+            messages_received: self
+                .messages_received
+                .saturating_sub(earlier.messages_received),
             bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
             bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
         }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use synctree_primitives::wire::HashComparisonInit;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
-    ContextId, Hash, Identity, ProtocolError, ProtocolKind, Store, SyncError,
-    SyncProtocolExecutor, SyncStats, SyncTransport,
+    ContextId, Hash, Identity, ProtocolError, ProtocolKind, Store, SyncError, SyncProtocolExecutor,
+    SyncStats, SyncTransport,
 };
 
 use crate::tree_initiator::{Schedule, TreeConfig};
@@ -34,7 +34,9 @@ impl TryFrom<&HashComparisonInit> for HashComparisonResponderInit {
     type Error = ProtocolError;
 
     fn try_from(init: &HashComparisonInit) -> Result<Self, ProtocolError> {
-        Ok(HashComparisonResponderInit { initiator_root: Hash::from_wire(&init.root, "root")? })
+        Ok(HashComparisonResponderInit {
+            initiator_root: Hash::from_wire(&init.root, "root")?,
+        })
     }
 }
 
@@ -58,7 +60,9 @@ impl SyncProtocolExecutor for HashComparison {
         S: Store + ?Sized,
     {
         let start = |root: Hash| {
-            let init = Kind::HashComparison(HashComparisonInit { root: root.0.to_vec().into() });
+            let init = Kind::HashComparison(HashComparisonInit {
+                root: root.0.to_vec().into(),
+            });
             (init, Schedule::Eager, config)
         };
         run_tree_initiator(transport, store, context, identity, Self::KIND, start).await
@@ -86,9 +90,13 @@ mod tests {
 
     #[test]
     fn responder_init_requires_a_full_root() {
-        let bad = HashComparisonInit { root: vec![0; 5].into() };
+        let bad = HashComparisonInit {
+            root: vec![0; 5].into(),
+        };
         assert!(HashComparisonResponderInit::try_from(&bad).is_err());
-        let good = HashComparisonInit { root: vec![3; 32].into() };
+        let good = HashComparisonInit {
+            root: vec![3; 32].into(),
+        };
         let init = HashComparisonResponderInit::try_from(&good).map(|i| i.initiator_root);
         assert_eq!(init, Ok(Hash([3; 32])));
     }

@@ -60,11 +60,19 @@ mod tests {
     use super::*;
 
     fn stored(key: &str, hlc: u64, value: &str) -> StoredEntry {
-        StoredEntry::new(Entry::put(key.to_owned(), value.to_owned(), Version::new(hlc, NodeId(1))))
+        StoredEntry::new(Entry::put(
+            key.to_owned(),
+            value.to_owned(),
+            Version::new(hlc, NodeId(1)),
+        ))
     }
 
     fn summary(s: &StoredEntry) -> RemoteSummary {
-        RemoteSummary { key_hash: s.key_hash, version: s.entry.version, check: check_of(&s.digest) }
+        RemoteSummary {
+            key_hash: s.key_hash,
+            version: s.entry.version,
+            check: check_of(&s.digest),
+        }
     }
 
     fn sorted(mut v: Vec<StoredEntry>) -> Vec<StoredEntry> {
@@ -79,7 +87,12 @@ mod tests {
         let only_remote = stored("theirs", 1, "x");
         let (old, new) = (stored("k", 1, "old"), stored("k", 2, "new"));
         let (older_remote, newer_local) = (stored("j", 1, "a"), stored("j", 5, "b"));
-        let local = sorted(vec![same.clone(), only_local.clone(), old.clone(), newer_local.clone()]);
+        let local = sorted(vec![
+            same.clone(),
+            only_local.clone(),
+            old.clone(),
+            newer_local.clone(),
+        ]);
         let remote = sorted(vec![same, only_remote.clone(), new.clone(), older_remote]);
         let remote: Vec<_> = remote.iter().map(summary).collect();
         let mut plan = reconcile_leaf(local, &remote);
@@ -88,7 +101,9 @@ mod tests {
         want_pulls.sort();
         assert_eq!(plan.pulls, want_pulls);
         assert_eq!(plan.pushes.len(), 2);
-        assert!(plan.pushes.contains(&only_local.entry) && plan.pushes.contains(&newer_local.entry));
+        assert!(
+            plan.pushes.contains(&only_local.entry) && plan.pushes.contains(&newer_local.entry)
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ where
     S: Store + ?Sized,
 {
     let info = session(transport.peer(), context, protocol, Role::Initiator);
-    let root = store.summary(context).map_err(|e| info.error("opening", e))?.root;
+    let root = store
+        .summary(context)
+        .map_err(|e| info.error("opening", e))?
+        .root;
     tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, %root, "initiating {}", protocol.name());
     let (kind, schedule, config) = start(root);
     let init = init_message(context, kind);
@@ -94,7 +97,10 @@ where
     S: Store + ?Sized,
 {
     let info = session(transport.peer(), context, protocol, Role::Responder);
-    let root = store.summary(context).map_err(|e| info.error("opening", e))?.root;
+    let root = store
+        .summary(context)
+        .map_err(|e| info.error("opening", e))?
+        .root;
     tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, "responding {}", protocol.name());
     let mut machine = TreeResponder::new(context.clone(), protocol, root);
     let moved = drive(transport, store, &mut machine, &info).await?;
@@ -104,5 +110,10 @@ where
 }
 
 fn session(peer: &str, context: &ContextId, protocol: ProtocolKind, role: Role) -> SessionInfo {
-    SessionInfo { peer: peer.to_owned(), context: context.clone(), protocol, role }
+    SessionInfo {
+        peer: peer.to_owned(),
+        context: context.clone(),
+        protocol,
+        role,
+    }
 }

@@ -52,7 +52,9 @@ where
         tracing::debug!(peer = %info.peer, context = %info.context, error = %kind, "session failed");
         if let Some(code) = kind.abort_code() {
             // Best effort: the peer may already be gone.
-            let _ = transport.send(&StreamMessage::abort(code, &kind_message(kind))).await;
+            let _ = transport
+                .send(&StreamMessage::abort(code, &kind_message(kind)))
+                .await;
         }
     }
     let closed = transport.close().await;
@@ -84,7 +86,9 @@ where
         let message = transport.recv_timeout(left.min(IDLE_TIMEOUT)).await?;
         match message {
             None => return Err(ProtocolError::PeerClosed(machine.phase()).into()),
-            Some(StreamMessage { body: Some(Body::Abort(abort)) }) => {
+            Some(StreamMessage {
+                body: Some(Body::Abort(abort)),
+            }) => {
                 return Err(abort.into_error().into());
             }
             Some(message) => machine.handle(store, message)?,
@@ -98,5 +102,9 @@ fn kind_message(kind: &SyncErrorKind) -> String {
 
 /// Shorthand for the error of a message the current phase does not allow.
 pub(crate) fn unexpected(expected: &'static str, got: &StreamMessage) -> SyncErrorKind {
-    ProtocolError::Unexpected { expected, got: got.kind() }.into()
+    ProtocolError::Unexpected {
+        expected,
+        got: got.kind(),
+    }
+    .into()
 }

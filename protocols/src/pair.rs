@@ -61,15 +61,23 @@ where
     let mut report = PairReport::default();
     let mut to_b: VecDeque<StreamMessage> = VecDeque::new();
     let mut to_a: VecDeque<StreamMessage> = VecDeque::new();
-    let first = initiator.poll_transmit(store_a).map_err(fail(Role::Initiator))?;
+    let first = initiator
+        .poll_transmit(store_a)
+        .map_err(fail(Role::Initiator))?;
     match first {
-        Some(msg @ StreamMessage { body: Some(Body::Init(_)) }) => count(&mut report, &msg),
+        Some(
+            msg @ StreamMessage {
+                body: Some(Body::Init(_)),
+            },
+        ) => count(&mut report, &msg),
         _ => return Err(fail(Role::Initiator)(protocol_error("init payload first"))),
     }
     while report.steps < max_steps {
         report.steps += 1;
-        let mut progressed = drain(initiator, store_a, &mut to_b, &mut report).map_err(fail(Role::Initiator))?;
-        progressed |= drain(responder, store_b, &mut to_a, &mut report).map_err(fail(Role::Responder))?;
+        let mut progressed =
+            drain(initiator, store_a, &mut to_b, &mut report).map_err(fail(Role::Initiator))?;
+        progressed |=
+            drain(responder, store_b, &mut to_a, &mut report).map_err(fail(Role::Responder))?;
         if initiator.is_done() && responder.is_done() {
             return Ok(report);
         }
@@ -83,7 +91,11 @@ where
 }
 
 fn protocol_error(expected: &'static str) -> SyncErrorKind {
-    synctree_primitives::ProtocolError::Unexpected { expected, got: "something else" }.into()
+    synctree_primitives::ProtocolError::Unexpected {
+        expected,
+        got: "something else",
+    }
+    .into()
 }
 
 fn count(report: &mut PairReport, msg: &StreamMessage) {

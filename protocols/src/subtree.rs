@@ -17,7 +17,10 @@ pub(crate) struct SubtreeCursor {
 impl SubtreeCursor {
     /// A cursor at the start of the subtree under `pos`.
     pub(crate) fn new(pos: NodePos) -> Self {
-        SubtreeCursor { pos, next: pos.key_hash_range().0 }
+        SubtreeCursor {
+            pos,
+            next: pos.key_hash_range().0,
+        }
     }
 
     /// The subtree's root.

@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
-    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+    BATCH_BYTE_BUDGET, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST,
+    MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::store::bucket;
 use synctree_primitives::wire::stream_message::Body;
@@ -83,7 +83,10 @@ enum Push {
 #[derive(Debug)]
 enum Asked {
     Nodes(HashSet<NodePos>),
-    Entries { keys: HashSet<Hash>, subtrees: Vec<NodePos> },
+    Entries {
+        keys: HashSet<Hash>,
+        subtrees: Vec<NodePos>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +159,11 @@ impl TreeInitiator {
     fn ask(&mut self, asked: Asked) -> Result<u32, ProtocolError> {
         let id = self.next_request;
         self.next_request += 1;
-        ProtocolError::check_limit("requests per session", MAX_REQUESTS_PER_SESSION, id as usize + 1)?;
+        ProtocolError::check_limit(
+            "requests per session",
+            MAX_REQUESTS_PER_SESSION,
+            id as usize + 1,
+        )?;
         self.asked.insert(id, (self.round_seen + 1, asked));
         Ok(id)
     }
@@ -172,7 +179,10 @@ impl TreeInitiator {
 
     fn node_request(&mut self) -> Result<Option<Body>, ProtocolError> {
         let slots_free = self.asked.len() < self.config.max_in_flight;
-        let nodes_in_flight = self.asked.values().any(|(_, a)| matches!(a, Asked::Nodes(_)));
+        let nodes_in_flight = self
+            .asked
+            .values()
+            .any(|(_, a)| matches!(a, Asked::Nodes(_)));
         let may_send = match self.schedule {
             Schedule::Eager => slots_free,
             Schedule::LevelByLevel => self.level_open || !nodes_in_flight,
@@ -185,7 +195,10 @@ impl TreeInitiator {
         self.level_open = self.schedule == Schedule::LevelByLevel && !self.nodes.is_empty();
         let request_id = self.ask(Asked::Nodes(positions.iter().copied().collect()))?;
         let positions = positions.iter().map(|p| p.raw()).collect();
-        Ok(Some(Body::NodeRequest(NodeRequest { request_id, positions })))
+        Ok(Some(Body::NodeRequest(NodeRequest {
+            request_id,
+            positions,
+        })))
     }
 
     fn entry_request(&mut self) -> Result<Option<Body>, ProtocolError> {
@@ -193,8 +206,10 @@ impl TreeInitiator {
         if !slots_free || (self.pulls.is_empty() && self.subtree_pulls.is_empty()) {
             return Ok(None);
         }
-        let keys: Vec<Hash> =
-            self.pulls.drain(..self.pulls.len().min(self.config.keys_per_request)).collect();
+        let keys: Vec<Hash> = self
+            .pulls
+            .drain(..self.pulls.len().min(self.config.keys_per_request))
+            .collect();
         let take = self.subtree_pulls.len().min(MAX_SUBTREES_PER_REQUEST);
         let subtrees: Vec<NodePos> = self.subtree_pulls.drain(..take).collect();
         let request = EntryRequest {
@@ -202,8 +217,14 @@ impl TreeInitiator {
             key_hashes: keys.iter().map(|k| k.0.to_vec().into()).collect(),
             subtrees: subtrees.iter().map(|p| p.raw()).collect(),
         };
-        let request_id = self.ask(Asked::Entries { keys: keys.into_iter().collect(), subtrees })?;
-        Ok(Some(Body::EntryRequest(EntryRequest { request_id, ..request })))
+        let request_id = self.ask(Asked::Entries {
+            keys: keys.into_iter().collect(),
+            subtrees,
+        })?;
+        Ok(Some(Body::EntryRequest(EntryRequest {
+            request_id,
+            ..request
+        })))
     }
 
     fn push_frame<S: Store + ?Sized>(&mut self, store: &S) -> Result<Option<Body>, SyncErrorKind> {
@@ -248,10 +269,16 @@ impl TreeInitiator {
     ) -> Result<(), SyncErrorKind> {
         let local = store.children(&self.context, pos)?;
         self.stats.nodes_compared += 1;
-        for (c, (l, r)) in local.iter().zip(remote).enumerate().filter(|(_, (l, r))| l != r) {
+        for (c, (l, r)) in local
+            .iter()
+            .zip(remote)
+            .enumerate()
+            .filter(|(_, (l, r))| l != r)
+        {
             let child = pos.child(c);
             if r.is_zero() {
-                self.pushes.push_back(Push::Subtree(SubtreeCursor::new(child)));
+                self.pushes
+                    .push_back(Push::Subtree(SubtreeCursor::new(child)));
             } else if l.is_zero() {
                 self.subtree_pulls.push_back(child);
             } else {
@@ -274,7 +301,9 @@ impl TreeInitiator {
         }
         for leaf in &resp.leaves {
             let (pos, part) = decode_leaf(leaf)?;
-            let Some(remote) = self.collect_leaf(pos, part, leaf.partial)? else { continue };
+            let Some(remote) = self.collect_leaf(pos, part, leaf.partial)? else {
+                continue;
+            };
             answered.push(pos);
             let plan = reconcile_leaf(bucket(store, &self.context, pos)?, &remote);
             self.stats.leaves_compared += 1;
@@ -289,7 +318,11 @@ impl TreeInitiator {
                 return Err(ProtocolError::Unsolicited("node that was not asked for").into());
             }
         }
-        self.close_request(resp.request_id, resp.last, "node response left positions unanswered")
+        self.close_request(
+            resp.request_id,
+            resp.last,
+            "node response left positions unanswered",
+        )
     }
 
     /// Gathers the parts of a large leaf summary; returns the whole summary once its
@@ -339,7 +372,12 @@ impl TreeInitiator {
         self.close_request(batch.request_id, batch.last, "")
     }
 
-    fn close_request(&mut self, id: u32, last: bool, unanswered: &'static str) -> Result<(), SyncErrorKind> {
+    fn close_request(
+        &mut self,
+        id: u32,
+        last: bool,
+        unanswered: &'static str,
+    ) -> Result<(), SyncErrorKind> {
         if !last {
             return Ok(());
         }
@@ -363,7 +401,9 @@ impl TreeInitiator {
 impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
     fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
         match (self.state, message.body) {
-            (State::Comparing, Some(Body::NodeResponse(resp))) => self.on_node_response(store, resp),
+            (State::Comparing, Some(Body::NodeResponse(resp))) => {
+                self.on_node_response(store, resp)
+            }
             (State::Comparing, Some(Body::EntryBatch(batch))) => self.on_entry_batch(store, batch),
             (State::Finishing, Some(Body::FinishAck(ack))) => {
                 self.stats.remote_root = Hash::from_wire(&ack.root, "root")?;
@@ -372,7 +412,10 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
                 Ok(())
             }
             (State::Finishing, body) => Err(unexpected("finish ack", &StreamMessage { body })),
-            (_, body) => Err(unexpected("node response or entry batch", &StreamMessage { body })),
+            (_, body) => Err(unexpected(
+                "node response or entry batch",
+                &StreamMessage { body },
+            )),
         }
     }
 
@@ -400,7 +443,9 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
         self.state = State::Finishing;
         self.stats.rounds = self.round_seen + 1;
         let root = store.summary(&self.context)?.root;
-        Ok(Some(StreamMessage::new(Body::Finish(Finish { root: root.0.to_vec().into() }))))
+        Ok(Some(StreamMessage::new(Body::Finish(Finish {
+            root: root.0.to_vec().into(),
+        }))))
     }
 
     fn is_done(&self) -> bool {

@@ -8,16 +8,16 @@ use std::collections::VecDeque;
 use prost::Message;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, LEAF_SUMMARY_CHUNK, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST,
-    MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+    BATCH_BYTE_BUDGET, LEAF_SUMMARY_CHUNK, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST,
+    MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
+    MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
     EntryBatch, EntryPush, EntryRequest, FinishAck, NodeRequest, NodeResponse, WireEntry,
 };
 use synctree_primitives::{
-    ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage,
-    SyncStats,
+    ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
 use crate::machine::{Machine, unexpected};
@@ -27,8 +27,15 @@ use crate::tree_wire::{any_position, encode_children, encode_leaf};
 /// One request still being answered.
 #[derive(Debug)]
 enum Answer {
-    Nodes { request_id: u32, positions: VecDeque<SubtreeCursor> },
-    Entries { request_id: u32, keys: VecDeque<Hash>, subtrees: VecDeque<SubtreeCursor> },
+    Nodes {
+        request_id: u32,
+        positions: VecDeque<SubtreeCursor>,
+    },
+    Entries {
+        request_id: u32,
+        keys: VecDeque<Hash>,
+        subtrees: VecDeque<SubtreeCursor>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +79,11 @@ impl TreeResponder {
 
     fn admit_request(&mut self) -> Result<(), ProtocolError> {
         self.requests += 1;
-        ProtocolError::check_limit("requests per session", MAX_REQUESTS_PER_SESSION, self.requests)?;
+        ProtocolError::check_limit(
+            "requests per session",
+            MAX_REQUESTS_PER_SESSION,
+            self.requests,
+        )?;
         ProtocolError::check_limit(
             "unanswered requests",
             MAX_UNANSWERED_REQUESTS,
@@ -82,30 +93,58 @@ impl TreeResponder {
 
     fn on_node_request(&mut self, req: NodeRequest) -> Result<(), ProtocolError> {
         self.admit_request()?;
-        ProtocolError::check_limit("nodes per request", MAX_NODES_PER_REQUEST, req.positions.len())?;
-        let positions = req.positions.iter().map(|&p| any_position(p).map(SubtreeCursor::new));
+        ProtocolError::check_limit(
+            "nodes per request",
+            MAX_NODES_PER_REQUEST,
+            req.positions.len(),
+        )?;
+        let positions = req
+            .positions
+            .iter()
+            .map(|&p| any_position(p).map(SubtreeCursor::new));
         let positions = positions.collect::<Result<_, _>>()?;
-        self.answers.push_back(Answer::Nodes { request_id: req.request_id, positions });
+        self.answers.push_back(Answer::Nodes {
+            request_id: req.request_id,
+            positions,
+        });
         Ok(())
     }
 
     fn on_entry_request(&mut self, req: EntryRequest) -> Result<(), ProtocolError> {
         self.admit_request()?;
-        ProtocolError::check_limit("keys per request", MAX_KEYS_PER_REQUEST, req.key_hashes.len())?;
+        ProtocolError::check_limit(
+            "keys per request",
+            MAX_KEYS_PER_REQUEST,
+            req.key_hashes.len(),
+        )?;
         ProtocolError::check_limit(
             "subtrees per request",
             MAX_SUBTREES_PER_REQUEST,
             req.subtrees.len(),
         )?;
-        let keys = req.key_hashes.iter().map(|k| Hash::from_wire(k, "key_hashes"));
+        let keys = req
+            .key_hashes
+            .iter()
+            .map(|k| Hash::from_wire(k, "key_hashes"));
         let keys = keys.collect::<Result<_, _>>()?;
-        let subtrees = req.subtrees.iter().map(|&p| any_position(p).map(SubtreeCursor::new));
+        let subtrees = req
+            .subtrees
+            .iter()
+            .map(|&p| any_position(p).map(SubtreeCursor::new));
         let subtrees = subtrees.collect::<Result<_, _>>()?;
-        self.answers.push_back(Answer::Entries { request_id: req.request_id, keys, subtrees });
+        self.answers.push_back(Answer::Entries {
+            request_id: req.request_id,
+            keys,
+            subtrees,
+        });
         Ok(())
     }
 
-    fn on_push<S: Store + ?Sized>(&mut self, store: &S, push: EntryPush) -> Result<(), SyncErrorKind> {
+    fn on_push<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        push: EntryPush,
+    ) -> Result<(), SyncErrorKind> {
         let entries = decode_entries(push.entries)?;
         self.stats.payload_bytes += entries.iter().map(|e| e.encoded_len() as u64).sum::<u64>();
         self.stats.entries_pulled += entries.len() as u64;
@@ -119,10 +158,15 @@ impl TreeResponder {
         request_id: u32,
         positions: &mut VecDeque<SubtreeCursor>,
     ) -> Result<NodeResponse, SyncErrorKind> {
-        let mut resp = NodeResponse { request_id, ..NodeResponse::default() };
+        let mut resp = NodeResponse {
+            request_id,
+            ..NodeResponse::default()
+        };
         let mut size = 0;
         while size < BATCH_BYTE_BUDGET {
-            let Some(mut cursor) = positions.pop_front() else { break };
+            let Some(mut cursor) = positions.pop_front() else {
+                break;
+            };
             let pos = cursor.pos();
             if pos.is_leaf() {
                 let (entries, done) = cursor.read(store, &self.context, LEAF_SUMMARY_CHUNK)?;
@@ -154,7 +198,10 @@ impl TreeResponder {
         keys: &mut VecDeque<Hash>,
         subtrees: &mut VecDeque<SubtreeCursor>,
     ) -> Result<EntryBatch, SyncErrorKind> {
-        let mut batch = EntryBatch { request_id, ..EntryBatch::default() };
+        let mut batch = EntryBatch {
+            request_id,
+            ..EntryBatch::default()
+        };
         let mut size = 0;
         while size < BATCH_BYTE_BUDGET {
             if let Some(key) = keys.pop_front() {
@@ -197,7 +244,9 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
             Some(Body::EntryPush(push)) => self.on_push(store, push)?,
             Some(Body::Finish(finish)) => {
                 if !self.answers.is_empty() {
-                    return Err(ProtocolError::Malformed("finish before all answers were read").into());
+                    return Err(
+                        ProtocolError::Malformed("finish before all answers were read").into(),
+                    );
                 }
                 self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
                 self.state = State::Acknowledging;
@@ -210,11 +259,18 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
     fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
         if let Some(mut answer) = self.answers.pop_front() {
             let (body, done) = match &mut answer {
-                Answer::Nodes { request_id, positions } => {
+                Answer::Nodes {
+                    request_id,
+                    positions,
+                } => {
                     let frame = self.node_frame(store, *request_id, positions)?;
                     (Body::NodeResponse(frame), positions.is_empty())
                 }
-                Answer::Entries { request_id, keys, subtrees } => {
+                Answer::Entries {
+                    request_id,
+                    keys,
+                    subtrees,
+                } => {
                     let frame = self.entry_frame(store, *request_id, keys, subtrees)?;
                     let done = frame.last;
                     (Body::EntryBatch(frame), done)

@@ -27,27 +27,43 @@ pub(crate) fn encode_children(pos: NodePos, children: &[Hash; FANOUT]) -> NodeCh
             hashes.extend_from_slice(&h.0);
         }
     }
-    NodeChildren { position: pos.raw(), present, hashes: hashes.into() }
+    NodeChildren {
+        position: pos.raw(),
+        present,
+        hashes: hashes.into(),
+    }
 }
 
 /// Checks and expands a peer's [`NodeChildren`].
-pub(crate) fn decode_children(msg: &NodeChildren) -> Result<(NodePos, [Hash; FANOUT]), ProtocolError> {
+pub(crate) fn decode_children(
+    msg: &NodeChildren,
+) -> Result<(NodePos, [Hash; FANOUT]), ProtocolError> {
     let pos = internal_position(msg.position)?;
     if msg.present >> FANOUT != 0 {
-        return Err(ProtocolError::Malformed("child bitmap has bits past the fanout"));
+        return Err(ProtocolError::Malformed(
+            "child bitmap has bits past the fanout",
+        ));
     }
     let expected = msg.present.count_ones() as usize * 32;
     if msg.hashes.len() != expected {
-        return Err(ProtocolError::BadLength { field: "hashes", expected, got: msg.hashes.len() });
+        return Err(ProtocolError::BadLength {
+            field: "hashes",
+            expected,
+            got: msg.hashes.len(),
+        });
     }
     let mut out = [Hash::ZERO; FANOUT];
     let mut chunks = msg.hashes.chunks_exact(32);
     for (c, slot) in out.iter_mut().enumerate() {
         if msg.present & (1 << c) != 0 {
-            let chunk = chunks.next().ok_or(ProtocolError::Malformed("missing child hash"))?;
+            let chunk = chunks
+                .next()
+                .ok_or(ProtocolError::Malformed("missing child hash"))?;
             *slot = Hash::from_wire(chunk, "hashes")?;
             if slot.is_zero() {
-                return Err(ProtocolError::Malformed("present child with the empty hash"));
+                return Err(ProtocolError::Malformed(
+                    "present child with the empty hash",
+                ));
             }
         }
     }
@@ -65,32 +81,48 @@ pub(crate) fn encode_leaf(pos: NodePos, entries: &[StoredEntry]) -> LeafSummary 
             check: check_of(&s.digest),
         })
         .collect();
-    LeafSummary { position: pos.raw(), entries, partial: false }
+    LeafSummary {
+        position: pos.raw(),
+        entries,
+        partial: false,
+    }
 }
 
 /// Checks a peer's [`LeafSummary`]: a leaf position, key hashes inside that leaf,
 /// strictly ascending (so no duplicates).
-pub(crate) fn decode_leaf(msg: &LeafSummary) -> Result<(NodePos, Vec<RemoteSummary>), ProtocolError> {
+pub(crate) fn decode_leaf(
+    msg: &LeafSummary,
+) -> Result<(NodePos, Vec<RemoteSummary>), ProtocolError> {
     let pos = NodePos::from_wire(msg.position).filter(|p| p.is_leaf());
     let pos = pos.ok_or(ProtocolError::BadPosition(msg.position))?;
     let mut out: Vec<RemoteSummary> = Vec::with_capacity(msg.entries.len());
     for e in &msg.entries {
         let key_hash = Hash::from_wire(&e.key_hash, "key_hash")?;
         if !pos.contains(&key_hash) {
-            return Err(ProtocolError::Malformed("leaf summary entry outside its leaf"));
+            return Err(ProtocolError::Malformed(
+                "leaf summary entry outside its leaf",
+            ));
         }
         if out.last().is_some_and(|prev| prev.key_hash >= key_hash) {
-            return Err(ProtocolError::Malformed("leaf summary not in key-hash order"));
+            return Err(ProtocolError::Malformed(
+                "leaf summary not in key-hash order",
+            ));
         }
         let version = Version::new(e.hlc, NodeId(e.node));
-        out.push(RemoteSummary { key_hash, version, check: e.check });
+        out.push(RemoteSummary {
+            key_hash,
+            version,
+            check: e.check,
+        });
     }
     Ok((pos, out))
 }
 
 /// A position received from a peer that must name an internal node.
 pub(crate) fn internal_position(raw: u32) -> Result<NodePos, ProtocolError> {
-    NodePos::from_wire(raw).filter(|p| !p.is_leaf()).ok_or(ProtocolError::BadPosition(raw))
+    NodePos::from_wire(raw)
+        .filter(|p| !p.is_leaf())
+        .ok_or(ProtocolError::BadPosition(raw))
 }
 
 /// A position received from a peer that must exist.
@@ -132,13 +164,19 @@ mod tests {
         let good = encode_children(NodePos::ROOT, &[Hash([1; 32]); FANOUT]);
         let mut short = good.clone();
         short.hashes = Bytes::from(vec![1; 31 * 16]);
-        assert!(matches!(decode_children(&short), Err(ProtocolError::BadLength { .. })));
+        assert!(matches!(
+            decode_children(&short),
+            Err(ProtocolError::BadLength { .. })
+        ));
         let mut wide = good.clone();
         wide.present |= 1 << 16;
         assert!(decode_children(&wide).is_err());
         let mut leaf = good;
         leaf.position = NodePos::new(4, 0).raw();
-        assert_eq!(decode_children(&leaf), Err(ProtocolError::BadPosition(leaf.position)));
+        assert_eq!(
+            decode_children(&leaf),
+            Err(ProtocolError::BadPosition(leaf.position))
+        );
     }
 
     #[test]
@@ -148,11 +186,23 @@ mod tests {
             key_hash: Bytes::from([[1, 2, first, second].as_slice(), &[0; 28]].concat()),
             ..EntrySummary::default()
         };
-        let ok = LeafSummary { position: pos.raw(), entries: vec![summary(0, 1), summary(0, 2)], partial: false };
+        let ok = LeafSummary {
+            position: pos.raw(),
+            entries: vec![summary(0, 1), summary(0, 2)],
+            partial: false,
+        };
         assert_eq!(decode_leaf(&ok).map(|(_, v)| v.len()), Ok(2));
-        let unsorted = LeafSummary { position: pos.raw(), entries: vec![summary(0, 2), summary(0, 1)], partial: false };
+        let unsorted = LeafSummary {
+            position: pos.raw(),
+            entries: vec![summary(0, 2), summary(0, 1)],
+            partial: false,
+        };
         assert!(decode_leaf(&unsorted).is_err());
-        let outside = LeafSummary { position: NodePos::new(4, 7).raw(), entries: vec![summary(0, 1)], partial: false };
+        let outside = LeafSummary {
+            position: NodePos::new(4, 7).raw(),
+            entries: vec![summary(0, 1)],
+            partial: false,
+        };
         assert!(decode_leaf(&outside).is_err());
     }
 

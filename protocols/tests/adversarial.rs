@@ -1,6 +1,8 @@
 //! A peer that breaks the protocol gets a typed error, never a panic, and never
 //! changes the store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{ctx, diverged, store_with};
@@ -19,7 +21,9 @@ use synctree_primitives::wire::{
 use synctree_primitives::{
     Entry, Hash, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, Version,
 };
-use synctree_protocols::{Machine, Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message};
+use synctree_protocols::{
+    Machine, Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message,
+};
 use synctree_store::MemoryStore;
 
 const KIND: ProtocolKind = ProtocolKind::HashComparison;
@@ -33,7 +37,10 @@ fn msg(body: Body) -> StreamMessage {
 }
 
 fn node_request(request_id: u32, positions: Vec<u32>) -> StreamMessage {
-    msg(Body::NodeRequest(NodeRequest { request_id, positions }))
+    msg(Body::NodeRequest(NodeRequest {
+        request_id,
+        positions,
+    }))
 }
 
 fn protocol_error(result: Result<(), SyncErrorKind>) -> ProtocolError {
@@ -58,8 +65,15 @@ fn wire(e: &Entry) -> WireEntry {
 fn responder_enforces_nodes_per_request() {
     let store = MemoryStore::new();
     let too_many = vec![0; MAX_NODES_PER_REQUEST + 1];
-    assert_limit(responder().handle(&store, node_request(0, too_many)), "nodes per request");
-    assert!(responder().handle(&store, node_request(0, vec![0; MAX_NODES_PER_REQUEST])).is_ok());
+    assert_limit(
+        responder().handle(&store, node_request(0, too_many)),
+        "nodes per request",
+    );
+    assert!(
+        responder()
+            .handle(&store, node_request(0, vec![0; MAX_NODES_PER_REQUEST]))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -73,11 +87,29 @@ fn responder_rejects_positions_outside_the_trie() {
 fn responder_enforces_keys_and_subtrees_per_request() {
     let store = MemoryStore::new();
     let keys = vec![vec![0u8; 32].into(); MAX_KEYS_PER_REQUEST + 1];
-    let req = EntryRequest { request_id: 0, key_hashes: keys, subtrees: vec![] };
-    assert_limit(responder().handle(&store, msg(Body::EntryRequest(req))), "keys per request");
-    let req = EntryRequest { request_id: 0, key_hashes: vec![], subtrees: vec![1; MAX_SUBTREES_PER_REQUEST + 1] };
-    assert_limit(responder().handle(&store, msg(Body::EntryRequest(req))), "subtrees per request");
-    let req = EntryRequest { request_id: 0, key_hashes: vec![vec![0u8; 31].into()], subtrees: vec![] };
+    let req = EntryRequest {
+        request_id: 0,
+        key_hashes: keys,
+        subtrees: vec![],
+    };
+    assert_limit(
+        responder().handle(&store, msg(Body::EntryRequest(req))),
+        "keys per request",
+    );
+    let req = EntryRequest {
+        request_id: 0,
+        key_hashes: vec![],
+        subtrees: vec![1; MAX_SUBTREES_PER_REQUEST + 1],
+    };
+    assert_limit(
+        responder().handle(&store, msg(Body::EntryRequest(req))),
+        "subtrees per request",
+    );
+    let req = EntryRequest {
+        request_id: 0,
+        key_hashes: vec![vec![0u8; 31].into()],
+        subtrees: vec![],
+    };
     let err = protocol_error(responder().handle(&store, msg(Body::EntryRequest(req))));
     assert!(matches!(err, ProtocolError::BadLength { got: 31, .. }));
 }
@@ -89,14 +121,21 @@ fn responder_enforces_unanswered_and_total_requests() {
     for id in 0..MAX_UNANSWERED_REQUESTS as u32 {
         assert!(r.handle(&store, node_request(id, vec![0])).is_ok());
     }
-    assert_limit(r.handle(&store, node_request(99, vec![0])), "unanswered requests");
+    assert_limit(
+        r.handle(&store, node_request(99, vec![0])),
+        "unanswered requests",
+    );
 
     let mut r = responder();
     for id in 0..MAX_REQUESTS_PER_SESSION as u32 {
-        r.handle(&store, node_request(id, vec![0])).expect("within the limit");
+        r.handle(&store, node_request(id, vec![0]))
+            .expect("within the limit");
         while r.poll_transmit(&store).expect("answer").is_some() {}
     }
-    assert_limit(r.handle(&store, node_request(0, vec![0])), "requests per session");
+    assert_limit(
+        r.handle(&store, node_request(0, vec![0])),
+        "requests per session",
+    );
 }
 
 #[test]
@@ -112,8 +151,13 @@ fn responder_rejects_bad_pushes_and_leaves_the_store_unchanged() {
 
     let mut forged = wire(&Entry::delete("gone", Version::new(9, NodeId(9))));
     forged.value = vec![1, 2, 3].into();
-    let push = msg(Body::EntryPush(EntryPush { entries: vec![good, forged] }));
-    assert!(matches!(protocol_error(responder().handle(&store, push)), ProtocolError::Malformed(_)));
+    let push = msg(Body::EntryPush(EntryPush {
+        entries: vec![good, forged],
+    }));
+    assert!(matches!(
+        protocol_error(responder().handle(&store, push)),
+        ProtocolError::Malformed(_)
+    ));
     assert_eq!(store.summary(&ctx()).expect("summary"), before);
 }
 
@@ -121,19 +165,37 @@ fn responder_rejects_bad_pushes_and_leaves_the_store_unchanged() {
 fn responder_rejects_messages_after_finish_and_unknown_bodies() {
     let store = MemoryStore::new();
     let mut r = responder();
-    let finish = msg(Body::Finish(Finish { root: vec![0; 32].into() }));
+    let finish = msg(Body::Finish(Finish {
+        root: vec![0; 32].into(),
+    }));
     r.handle(&store, finish.clone()).expect("finish");
-    assert!(matches!(protocol_error(r.handle(&store, finish)), ProtocolError::Unexpected { .. }));
+    assert!(matches!(
+        protocol_error(r.handle(&store, finish)),
+        ProtocolError::Unexpected { .. }
+    ));
     let empty = StreamMessage { body: None };
-    assert!(matches!(protocol_error(responder().handle(&store, empty)), ProtocolError::Unexpected { .. }));
+    assert!(matches!(
+        protocol_error(responder().handle(&store, empty)),
+        ProtocolError::Unexpected { .. }
+    ));
 }
 
 /// An initiator that has sent its init and first node request (request id 0).
 fn started_initiator(store: &MemoryStore) -> TreeInitiator {
     let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
-    let mut i = TreeInitiator::new(ctx(), KIND, Schedule::Eager, TreeConfig::default(), init, Hash::ZERO);
+    let mut i = TreeInitiator::new(
+        ctx(),
+        KIND,
+        Schedule::Eager,
+        TreeConfig::default(),
+        init,
+        Hash::ZERO,
+    );
     let sent: Vec<_> = std::iter::from_fn(|| i.poll_transmit(store).expect("poll")).collect();
-    assert_eq!(sent.iter().map(StreamMessage::kind).collect::<Vec<_>>(), ["init", "node request"]);
+    assert_eq!(
+        sent.iter().map(StreamMessage::kind).collect::<Vec<_>>(),
+        ["init", "node request"]
+    );
     i
 }
 
@@ -141,13 +203,27 @@ fn started_initiator(store: &MemoryStore) -> TreeInitiator {
 fn initiator_rejects_unsolicited_answers_and_entries() {
     let store = MemoryStore::new();
     let mut i = started_initiator(&store);
-    let stray = msg(Body::NodeResponse(NodeResponse { request_id: 7, last: true, ..Default::default() }));
-    assert!(matches!(protocol_error(i.handle(&store, stray)), ProtocolError::Unsolicited(_)));
+    let stray = msg(Body::NodeResponse(NodeResponse {
+        request_id: 7,
+        last: true,
+        ..Default::default()
+    }));
+    assert!(matches!(
+        protocol_error(i.handle(&store, stray)),
+        ProtocolError::Unsolicited(_)
+    ));
 
     let mut i = started_initiator(&store);
     let entry = wire(&Entry::put("planted", "x", Version::new(1, NodeId(1))));
-    let batch = msg(Body::EntryBatch(EntryBatch { request_id: 0, entries: vec![entry], last: true }));
-    assert!(matches!(protocol_error(i.handle(&store, batch)), ProtocolError::Unsolicited(_)));
+    let batch = msg(Body::EntryBatch(EntryBatch {
+        request_id: 0,
+        entries: vec![entry],
+        last: true,
+    }));
+    assert!(matches!(
+        protocol_error(i.handle(&store, batch)),
+        ProtocolError::Unsolicited(_)
+    ));
     assert!(store.entries(&ctx()).is_empty(), "nothing was applied");
 }
 
@@ -155,11 +231,30 @@ fn initiator_rejects_unsolicited_answers_and_entries() {
 fn initiator_rejects_answers_for_nodes_it_did_not_ask_for() {
     let store = MemoryStore::new();
     let mut i = started_initiator(&store);
-    let wrong = synctree_primitives::wire::NodeChildren { position: 1, present: 0, hashes: Default::default() };
-    let resp = NodeResponse { request_id: 0, children: vec![wrong], leaves: vec![], last: true };
-    assert!(matches!(protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))), ProtocolError::Unsolicited(_)));
+    let wrong = synctree_primitives::wire::NodeChildren {
+        position: 1,
+        present: 0,
+        hashes: Default::default(),
+    };
+    let resp = NodeResponse {
+        request_id: 0,
+        children: vec![wrong],
+        leaves: vec![],
+        last: true,
+    };
+    assert!(matches!(
+        protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))),
+        ProtocolError::Unsolicited(_)
+    ));
 
     let mut i = started_initiator(&store);
-    let resp = NodeResponse { request_id: 0, last: true, ..Default::default() };
-    assert!(matches!(protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))), ProtocolError::Malformed(_)));
+    let resp = NodeResponse {
+        request_id: 0,
+        last: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))),
+        ProtocolError::Malformed(_)
+    ));
 }

@@ -1,11 +1,15 @@
 //! HashComparison converges any two replicas, over the in-memory pair stepper and
 //! over a real framed transport.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{assert_converged, ctx, diverged, store_with};
 use proptest::prelude::*;
 use synctree_primitives::merkle::TREE_DEPTH;
+use synctree_primitives::wire::HashComparisonInit;
+use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
     Entry, Hash, Identity, NodeId, Store, SyncProtocolExecutor, SyncTransport, Version,
 };
@@ -14,13 +18,15 @@ use synctree_protocols::{
     HashComparison, HashComparisonResponderInit, Schedule, TreeConfig, TreeInitiator,
     TreeResponder, init_message,
 };
-use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::wire::HashComparisonInit;
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 
 /// Runs HashComparison between two stores with the no-I/O pair stepper.
-fn sync_pair(sa: &MemoryStore, sb: &MemoryStore, config: TreeConfig) -> synctree_primitives::SyncStats {
+fn sync_pair(
+    sa: &MemoryStore,
+    sb: &MemoryStore,
+    config: TreeConfig,
+) -> synctree_primitives::SyncStats {
     let root = sa.summary(&ctx()).expect("summary").root;
     let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
     let kind = synctree_primitives::ProtocolKind::HashComparison;
@@ -35,7 +41,11 @@ fn arb_replica() -> impl Strategy<Value = Vec<Entry>> {
         |(key, hlc, node, delete, value)| {
             let version = Version::new(hlc, NodeId(node));
             let key = format!("k{key}");
-            if delete { Entry::delete(key, version) } else { Entry::put(key, vec![value], version) }
+            if delete {
+                Entry::delete(key, version)
+            } else {
+                Entry::put(key, vec![value], version)
+            }
         },
     );
     prop::collection::vec(entry, 0..80)
@@ -62,7 +72,11 @@ proptest! {
 #[test]
 fn empty_sides_converge_both_ways() {
     let (full, _) = diverged(500, 0);
-    for (a, b) in [(vec![], full.clone()), (full.clone(), vec![]), (vec![], vec![])] {
+    for (a, b) in [
+        (vec![], full.clone()),
+        (full.clone(), vec![]),
+        (vec![], vec![]),
+    ] {
         let (sa, sb) = (store_with(&a), store_with(&b));
         let stats = sync_pair(&sa, &sb, TreeConfig::default());
         assert_converged(&sa, &sb, &a, &b);
@@ -75,7 +89,10 @@ fn equal_replicas_exchange_only_the_root_and_finish() {
     let (a, _) = diverged(2_000, 0);
     let (sa, sb) = (store_with(&a), store_with(&a));
     let stats = sync_pair(&sa, &sb, TreeConfig::default());
-    assert_eq!((stats.rounds, stats.nodes_compared, stats.entries_pulled), (2, 1, 0));
+    assert_eq!(
+        (stats.rounds, stats.nodes_compared, stats.entries_pulled),
+        (2, 1, 0)
+    );
     assert_eq!(stats.entries_pushed, 0);
 }
 
@@ -102,10 +119,13 @@ async fn converges_over_a_framed_transport_and_counts_bytes() {
     let responder = async {
         let first = tb.recv().await.expect("recv").expect("init");
         assert_eq!(first.kind(), "init");
-        let init = HashComparisonResponderInit { initiator_root: Hash::ZERO };
+        let init = HashComparisonResponderInit {
+            initiator_root: Hash::ZERO,
+        };
         HashComparison::run_responder(&mut tb, &sb, &context, &id, init).await
     };
-    let initiator = HashComparison::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::default());
+    let initiator =
+        HashComparison::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::default());
     let (ra, rb) = tokio::join!(initiator, responder);
     let (sa_stats, sb_stats) = (ra.expect("initiator"), rb.expect("responder"));
     assert_converged(&sa, &sb, &a, &b);
@@ -113,5 +133,9 @@ async fn converges_over_a_framed_transport_and_counts_bytes() {
     assert_eq!(sa_stats.entries_pulled, sb_stats.entries_pushed);
     assert_eq!(sa_stats.entries_pushed, sb_stats.entries_pulled);
     assert!(sa_stats.transport.bytes_sent > 0 && sa_stats.transport.bytes_received > 0);
-    assert!(sa_stats.payload_bytes > 0 && sa_stats.payload_bytes < sa_stats.transport.bytes_received + sa_stats.transport.bytes_sent);
+    assert!(
+        sa_stats.payload_bytes > 0
+            && sa_stats.payload_bytes
+                < sa_stats.transport.bytes_received + sa_stats.transport.bytes_sent
+    );
 }

@@ -87,10 +87,8 @@ impl ContextState {
     /// walked forwards), and in batch order within a bucket. Each entry is
     /// counted once against the state the entries before it left: `changed`
     /// when it was new or won the merge, `unchanged` otherwise.
-    pub(crate) fn apply(&mut self, mut batch: Vec<StoredEntry>) -> ApplyReport {
-        // A stable sort: the entries of one bucket, and so of one key, keep
-        // their batch order.
-        batch.sort_by_key(|e| merkle::leaf_index(&e.key_hash));
+    pub(crate) fn apply(&mut self, batch: Vec<StoredEntry>) -> ApplyReport {
+        let batch = by_leaf(batch);
         let mut report = ApplyReport::default();
         let mut leaves = Vec::new();
         let mut rest = batch.into_iter().peekable();
@@ -129,6 +127,20 @@ impl ContextState {
         }
         changed.then(|| bucket.hash())
     }
+}
+
+/// `batch` reordered by leaf index, and in batch order within one leaf, so the
+/// entries of one key keep their order. Sorts small `(leaf, position)` pairs
+/// rather than moving whole entries around, then moves each entry once.
+fn by_leaf(batch: Vec<StoredEntry>) -> Vec<StoredEntry> {
+    let mut order: Vec<(u32, usize)> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (merkle::leaf_index(&e.key_hash), i))
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<StoredEntry>> = batch.into_iter().map(Some).collect();
+    order.iter().filter_map(|&(_, i)| slots[i].take()).collect()
 }
 
 /// Unwraps the result of an operation on [`Nodes`], which cannot fail.

@@ -41,7 +41,9 @@ impl TreeNodes for Nodes {
             return Ok(());
         };
         if !hash.is_zero() {
-            self.groups.entry(group).or_insert([Hash::ZERO; FANOUT])[slot] = hash;
+            self.groups
+                .entry(group)
+                .or_insert_with(|| [Hash::ZERO; FANOUT])[slot] = hash;
         } else if let Some(siblings) = self.groups.get_mut(&group) {
             siblings[slot] = Hash::ZERO;
             if siblings.iter().all(Hash::is_zero) {

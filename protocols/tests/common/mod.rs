@@ -1,5 +1,6 @@
 //! Helpers shared by the protocol tests: replicas and the merge oracle.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
@@ -53,7 +54,11 @@ pub fn assert_converged(sa: &MemoryStore, sb: &MemoryStore, a: &[Entry], b: &[En
 /// with different versions), with every 7th difference a delete. Deterministic.
 pub fn diverged(n: usize, d: usize) -> (Vec<Entry>, Vec<Entry>) {
     let entry = |i: usize, hlc: u64, node: u64| {
-        Entry::put(format!("key-{i:08}"), format!("value-{i}-{hlc}"), Version::new(hlc, NodeId(node)))
+        Entry::put(
+            format!("key-{i:08}"),
+            format!("value-{i}-{hlc}"),
+            Version::new(hlc, NodeId(node)),
+        )
     };
     let shared: Vec<Entry> = (0..n).map(|i| entry(i, 1, 1)).collect();
     let (mut a, mut b) = (shared.clone(), shared);

@@ -52,16 +52,26 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = Arc::new(SyncManager::new(Arc::clone(&b), Identity::new(NODE_B), ManagerConfig::default()));
+    let server = Arc::new(SyncManager::new(
+        Arc::clone(&b),
+        Identity::new(NODE_B),
+        ManagerConfig::default(),
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(listener, async {
         let _ = stopped.await;
     }));
 
     let spinner = progress(args.json, None, "syncing over TCP");
-    let client = SyncManager::new(Arc::clone(&a), Identity::new(NODE_A), ManagerConfig::default());
+    let client = SyncManager::new(
+        Arc::clone(&a),
+        Identity::new(NODE_A),
+        ManagerConfig::default(),
+    );
     let mut transport = FramedTransport::tcp(TcpStream::connect(addr).await?)?;
-    let report = client.sync(&mut transport, &context, args.protocol.choice()).await;
+    let report = client
+        .sync(&mut transport, &context, args.protocol.choice())
+        .await;
     spinner.finish_and_clear();
     let _ = stop.send(());
     serving.await??;
@@ -69,17 +79,31 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
 
     let outcome = Outcome::measure(&context, &a, &b)?;
     print(&args, &report, &outcome)?;
-    Ok(if outcome.converged() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.converged() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Fills both stores: shared entries, then the differences.
-fn fill(args: &DemoArgs, context: &ContextId, a: &MemoryStore, b: &MemoryStore) -> Result<(), Box<dyn Error>> {
-    let bar = progress(args.json, Some(2 * args.entries + args.diff), "generating entries");
+fn fill(
+    args: &DemoArgs,
+    context: &ContextId,
+    a: &MemoryStore,
+    b: &MemoryStore,
+) -> Result<(), Box<dyn Error>> {
+    let bar = progress(
+        args.json,
+        Some(2 * args.entries + args.diff),
+        "generating entries",
+    );
     let shared = generated_version(1 << 16, 1);
     let mut start = 0;
     while start < args.entries {
         let end = (start + GENERATE_BATCH).min(args.entries);
-        let batch: Vec<Entry> = generate(args.seed, "key-", start..end, args.value_size, shared).collect();
+        let batch: Vec<Entry> =
+            generate(args.seed, "key-", start..end, args.value_size, shared).collect();
         a.apply(context, batch.clone())?;
         b.apply(context, batch)?;
         bar.inc(2 * (end - start));
@@ -110,10 +134,22 @@ fn differences(args: &DemoArgs) -> (Vec<Entry>, Vec<Entry>) {
             0 => a.push(Entry::put(key, value(NODE_A), newer(NODE_A, j))),
             1 => b.push(Entry::put(key, value(NODE_B), newer(NODE_B, j))),
             _ => {
-                let (older, newest) = if j % 2 == 0 { (NODE_A, NODE_B) } else { (NODE_B, NODE_A) };
-                let older_entry = Entry::put(key.clone(), value(older), generated_version(2 << 16, older.0));
+                let (older, newest) = if j % 2 == 0 {
+                    (NODE_A, NODE_B)
+                } else {
+                    (NODE_B, NODE_A)
+                };
+                let older_entry = Entry::put(
+                    key.clone(),
+                    value(older),
+                    generated_version(2 << 16, older.0),
+                );
                 let newer_entry = Entry::put(key, value(newest), newer(newest, j));
-                let (for_a, for_b) = if older == NODE_A { (older_entry, newer_entry) } else { (newer_entry, older_entry) };
+                let (for_a, for_b) = if older == NODE_A {
+                    (older_entry, newer_entry)
+                } else {
+                    (newer_entry, older_entry)
+                };
                 a.push(for_a);
                 b.push(for_b);
             }
@@ -130,11 +166,19 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn measure(context: &ContextId, a: &MemoryStore, b: &MemoryStore) -> Result<Self, Box<dyn Error>> {
+    fn measure(
+        context: &ContextId,
+        a: &MemoryStore,
+        b: &MemoryStore,
+    ) -> Result<Self, Box<dyn Error>> {
         let (root_a, root_b) = (a.summary(context)?.root, b.summary(context)?.root);
         let recomputed = |s: &MemoryStore| merkle::root_of(&s.entries(context));
         let verified = recomputed(a) == root_a && recomputed(b) == root_b;
-        Ok(Outcome { root_a, root_b, verified })
+        Ok(Outcome {
+            root_a,
+            root_b,
+            verified,
+        })
     }
 
     fn converged(&self) -> bool {
@@ -159,16 +203,34 @@ fn print(args: &DemoArgs, report: &SessionReport, outcome: &Outcome) -> Result<(
         println!("{object}");
         return Ok(());
     }
-    println!("synctree demo: {} shared entries, {} differing, values of {} B", args.entries, args.diff, args.value_size);
+    println!(
+        "synctree demo: {} shared entries, {} differing, values of {} B",
+        args.entries, args.diff, args.value_size
+    );
     println!("protocol        {} ({})", summary.protocol, summary.reason);
     println!("converged       {}", outcome.converged());
     println!("root A          {}", outcome.root_a);
     println!("root B          {}", outcome.root_b);
-    println!("round trips     {} (tree depth {})", summary.rounds, summary.tree_depth);
-    println!("messages        {} ({} sent, {} received)", summary.messages, summary.messages_sent, summary.messages_received);
-    println!("bytes           {} sent, {} received", summary.bytes_sent, summary.bytes_received);
-    println!("entries         {} pulled, {} pushed ({} B of entries)", summary.entries_pulled, summary.entries_pushed, summary.payload_bytes);
-    println!("compared        {} nodes, {} leaf buckets", summary.nodes_compared, summary.leaves_compared);
+    println!(
+        "round trips     {} (tree depth {})",
+        summary.rounds, summary.tree_depth
+    );
+    println!(
+        "messages        {} ({} sent, {} received)",
+        summary.messages, summary.messages_sent, summary.messages_received
+    );
+    println!(
+        "bytes           {} sent, {} received",
+        summary.bytes_sent, summary.bytes_received
+    );
+    println!(
+        "entries         {} pulled, {} pushed ({} B of entries)",
+        summary.entries_pulled, summary.entries_pushed, summary.payload_bytes
+    );
+    println!(
+        "compared        {} nodes, {} leaf buckets",
+        summary.nodes_compared, summary.leaves_compared
+    );
     println!("time            {:.1} ms", summary.duration_ms);
     Ok(())
 }

@@ -7,8 +7,8 @@ mod demo;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use synctree_primitives::ProtocolKind;
 use synctree_manager::ProtocolChoice;
+use synctree_primitives::ProtocolKind;
 use tracing_subscriber::EnvFilter;
 
 /// Keep replicas of a Merkle-indexed key-value store in sync.
@@ -46,10 +46,15 @@ impl ProtocolArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
