@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::entry::Entry;
 use crate::error::{SyncError, SyncErrorKind};
 use crate::ids::{ContextId, Hash, Identity};
 use crate::store::Store;
@@ -73,6 +74,20 @@ impl SyncStats {
             local_root: root_before,
             remote_root: Hash::ZERO,
         }
+    }
+
+    /// Counts entries received from the peer.
+    pub fn record_received(&mut self, entries: &[Entry]) {
+        self.entries_pulled += entries.len() as u64;
+        self.payload_bytes += entries.iter().map(|e| e.encoded_len() as u64).sum::<u64>();
+    }
+
+    /// Counts one entry sent to the peer; returns its encoded size for batching.
+    pub fn record_sent(&mut self, entry: &Entry) -> usize {
+        let len = entry.encoded_len();
+        self.entries_pushed += 1;
+        self.payload_bytes += len as u64;
+        len
     }
 
     /// Both sides ended with the same root. False means someone wrote during the

@@ -70,18 +70,12 @@ where
     S: Store + ?Sized,
 {
     let info = session(transport.peer(), context, protocol, Role::Initiator);
-    let root = store
-        .summary(context)
-        .map_err(|e| info.error("opening", e))?
-        .root;
+    let root = opening_root(store, &info)?;
     tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, %root, "initiating {}", protocol.name());
     let (kind, schedule, config) = start(root);
     let init = init_message(context, kind);
-    let mut machine = TreeInitiator::new(context.clone(), protocol, schedule, config, init, root);
-    let moved = drive(transport, store, &mut machine, &info).await?;
-    let mut stats = machine.into_stats();
-    stats.transport = moved;
-    Ok(stats)
+    let machine = TreeInitiator::new(context.clone(), protocol, schedule, config, init, root);
+    run_machine(transport, store, &info, machine, TreeInitiator::into_stats).await
 }
 
 /// Runs a tree-protocol responder after the init message was read.
@@ -97,14 +91,35 @@ where
     S: Store + ?Sized,
 {
     let info = session(transport.peer(), context, protocol, Role::Responder);
-    let root = store
-        .summary(context)
-        .map_err(|e| info.error("opening", e))?
-        .root;
+    let root = opening_root(store, &info)?;
     tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, "responding {}", protocol.name());
-    let mut machine = TreeResponder::new(context.clone(), protocol, root);
-    let moved = drive(transport, store, &mut machine, &info).await?;
-    let mut stats = machine.into_stats();
+    let machine = TreeResponder::new(context.clone(), protocol, root);
+    run_machine(transport, store, &info, machine, TreeResponder::into_stats).await
+}
+
+/// The local root when a session opens.
+fn opening_root<S: Store + ?Sized>(store: &S, info: &SessionInfo) -> Result<Hash, SyncError> {
+    Ok(store
+        .summary(&info.context)
+        .map_err(|e| info.error("opening", e))?
+        .root)
+}
+
+/// Drives `machine` to the end and returns its stats with what the transport moved.
+async fn run_machine<T, S, M>(
+    transport: &mut T,
+    store: &S,
+    info: &SessionInfo,
+    mut machine: M,
+    into_stats: fn(M) -> SyncStats,
+) -> Result<SyncStats, SyncError>
+where
+    T: SyncTransport + ?Sized,
+    S: Store + ?Sized,
+    M: Machine<S> + Send,
+{
+    let moved = drive(transport, store, &mut machine, info).await?;
+    let mut stats = into_stats(machine);
     stats.transport = moved;
     Ok(stats)
 }

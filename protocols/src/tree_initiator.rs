@@ -235,7 +235,7 @@ impl TreeInitiator {
                 None => break,
                 Some(Push::Entry(_)) => {
                     if let Some(Push::Entry(entry)) = self.pushes.pop_front() {
-                        size += self.count_push(&entry);
+                        size += self.stats.record_sent(&entry);
                         entries.push(WireEntry::from(&entry));
                     }
                 }
@@ -245,20 +245,13 @@ impl TreeInitiator {
                         self.pushes.pop_front();
                     }
                     for stored in &chunk {
-                        size += self.count_push(&stored.entry);
+                        size += self.stats.record_sent(&stored.entry);
                         entries.push(WireEntry::from(&stored.entry));
                     }
                 }
             }
         }
         Ok((!entries.is_empty()).then_some(Body::EntryPush(EntryPush { entries })))
-    }
-
-    fn count_push(&mut self, entry: &Entry) -> usize {
-        let len = entry.encoded_len();
-        self.stats.entries_pushed += 1;
-        self.stats.payload_bytes += len as u64;
-        len
     }
 
     fn compare_children<S: Store + ?Sized>(
@@ -363,8 +356,7 @@ impl TreeInitiator {
                 return Err(ProtocolError::Unsolicited("entry that was not asked for").into());
             }
         }
-        self.stats.entries_pulled += entries.len() as u64;
-        self.stats.payload_bytes += entries.iter().map(|e| e.encoded_len() as u64).sum::<u64>();
+        self.stats.record_received(&entries);
         if !entries.is_empty() {
             store.apply(&self.context, entries)?;
         }

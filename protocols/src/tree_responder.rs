@@ -146,8 +146,7 @@ impl TreeResponder {
         push: EntryPush,
     ) -> Result<(), SyncErrorKind> {
         let entries = decode_entries(push.entries)?;
-        self.stats.payload_bytes += entries.iter().map(|e| e.encoded_len() as u64).sum::<u64>();
-        self.stats.entries_pulled += entries.len() as u64;
+        self.stats.record_received(&entries);
         store.apply(&self.context, entries)?;
         Ok(())
     }
@@ -225,11 +224,8 @@ impl TreeResponder {
     }
 
     fn add_entry(&mut self, batch: &mut EntryBatch, entry: &Entry) -> usize {
-        let len = entry.encoded_len();
-        self.stats.entries_pushed += 1;
-        self.stats.payload_bytes += len as u64;
         batch.entries.push(WireEntry::from(entry));
-        len
+        self.stats.record_sent(entry)
     }
 }
 
