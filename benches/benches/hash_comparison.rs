@@ -6,7 +6,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use synctree_benches::{diverged, hash_comparison};
 
 fn sessions(c: &mut Criterion) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => panic!("no tokio runtime: {e}"),
     };
@@ -17,9 +20,9 @@ fn sessions(c: &mut Criterion) {
             BenchmarkId::new(format!("n={n}"), format!("d={d}")),
             &(n, d),
             |bench, &(n, d)| {
-                bench.iter_batched(
+                bench.iter_batched_ref(
                     || diverged(n, d, 100),
-                    |(a, b)| runtime.block_on(hash_comparison(&a, &b)).map(|s| s.rounds),
+                    |(a, b)| runtime.block_on(hash_comparison(a, b)).map(|s| s.rounds),
                     BatchSize::LargeInput,
                 );
             },

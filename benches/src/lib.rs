@@ -69,3 +69,16 @@ pub async fn hash_comparison(a: &MemoryStore, b: &MemoryStore) -> Result<SyncSta
     served?;
     stats
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_bench_fixture_converges() {
+        let (a, b) = diverged(2_000, 50, 16);
+        let stats = hash_comparison(&a, &b).await.expect("session");
+        assert!(stats.converged());
+        assert_eq!(stats.entries_pulled + stats.entries_pushed, 50);
+    }
+}

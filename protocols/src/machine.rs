@@ -31,6 +31,8 @@ pub trait Machine<S: Store + ?Sized> {
 }
 
 /// Runs `machine` over `transport` until it is done, then closes the transport.
+/// Needs a tokio runtime with the time driver enabled (for the idle timeout and the
+/// session deadline).
 ///
 /// On failure the peer gets an abort frame (when the error is one it should hear
 /// about) and the error carries the session's peer, context, protocol and phase.
