@@ -1,5 +1,6 @@
 //! The handshake both sides exchange, and the decision table that picks a protocol.
 
+use synctree_primitives::limits::MAX_SUPPORTED_PROTOCOLS;
 use synctree_primitives::wire::Handshake;
 use synctree_primitives::{
     ContextId, Hash, NodeId, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
@@ -63,7 +64,11 @@ impl PeerSummary {
     /// Checks a peer's handshake. Unknown protocol numbers are ignored (a newer peer
     /// may support more than this node knows).
     pub fn from_wire(h: &Handshake) -> Result<Self, ProtocolError> {
-        ProtocolError::check_limit("supported protocols", 16, h.supported.len())?;
+        ProtocolError::check_limit(
+            "supported protocols",
+            MAX_SUPPORTED_PROTOCOLS,
+            h.supported.len(),
+        )?;
         Ok(PeerSummary {
             root: Hash::from_wire(&h.root, "root")?,
             entry_count: h.entry_count,

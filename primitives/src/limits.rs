@@ -54,6 +54,10 @@ pub const MAX_REQUESTS_PER_SESSION: usize = 65_536;
 /// responder's queued output bounded when the initiator stops reading.
 pub const MAX_UNANSWERED_REQUESTS: usize = 64;
 
+/// Protocol ids accepted in a peer's handshake: far more than exist, so a newer
+/// peer's list fits, while a peer cannot make us keep an unbounded list.
+pub const MAX_SUPPORTED_PROTOCOLS: usize = 16;
+
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 

@@ -7,7 +7,7 @@
 //! enforces the idle timeout and the session deadline, and reports failures to the
 //! peer with an abort frame.
 
-use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::error::{SyncErrorKind, error_chain};
 use synctree_primitives::limits::{IDLE_TIMEOUT, SESSION_DEADLINE};
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::{
@@ -55,7 +55,7 @@ where
         if let Some(code) = kind.abort_code() {
             // Best effort: the peer may already be gone.
             let _ = transport
-                .send(&StreamMessage::abort(code, &kind_message(kind)))
+                .send(&StreamMessage::abort(code, &error_chain(kind)))
                 .await;
         }
     }
@@ -96,10 +96,6 @@ where
             Some(message) => machine.handle(store, message)?,
         }
     }
-}
-
-fn kind_message(kind: &SyncErrorKind) -> String {
-    synctree_primitives::error::error_chain(kind)
 }
 
 /// Shorthand for the error of a message the current phase does not allow.

@@ -12,6 +12,7 @@ use synctree_primitives::limits::{
     BATCH_BYTE_BUDGET, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST,
     MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
 };
+use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::store::bucket;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
@@ -258,7 +259,7 @@ impl TreeInitiator {
         &mut self,
         store: &S,
         pos: NodePos,
-        remote: &[Hash; 16],
+        remote: &[Hash; FANOUT],
     ) -> Result<(), SyncErrorKind> {
         let local = store.children(&self.context, pos)?;
         self.stats.nodes_compared += 1;

@@ -39,8 +39,10 @@
 //!     assert_eq!(a.stats().bytes_sent, b.stats().bytes_received);
 //!     Ok(())
 //! }
-//! # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-//! # runtime.block_on(demo()).unwrap();
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! #     tokio::runtime::Builder::new_current_thread().build()?.block_on(demo())?;
+//! #     Ok(())
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]
