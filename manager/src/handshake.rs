@@ -58,6 +58,8 @@ impl PeerSummary {
             has_state: self.has_state,
             supported: self.supported.iter().map(|&p| p as i32).collect(),
             node_id: self.node_id.0,
+            compression: Vec::new(),
+            top_fingerprint: Default::default(),
         }
     }
 

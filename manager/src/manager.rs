@@ -146,6 +146,10 @@ impl<S: Store + 'static> SyncManager<S> {
                     .await?;
                     return Ok(Served::Session { context, stats });
                 }
+                Some(Kind::LevelWise(_) | Kind::Snapshot(_)) => {
+                    let e = ProtocolError::UnsupportedProtocol("not served by this node".into());
+                    return Err(self.rejected(transport, e).await);
+                }
                 None => {
                     return Err(self
                         .rejected(transport, ProtocolError::UnknownInit("init without a kind"))

@@ -74,6 +74,20 @@ pub enum ProtocolError {
     /// The peer closed the stream in the middle of a session.
     #[error("peer closed the stream while waiting for {0}")]
     PeerClosed(&'static str),
+    /// A snapshot's pinned version is no longer what the responder holds.
+    #[error("state moved: pinned root {pinned} is no longer current")]
+    StateMoved {
+        /// The root the session pinned (hex).
+        pinned: String,
+    },
+    /// Received data does not hash to the root the peer claimed.
+    #[error("verification failed: peer claimed root {claimed}, data hashes to {computed}")]
+    VerificationFailed {
+        /// The root the peer claimed (hex).
+        claimed: String,
+        /// The root recomputed from what arrived (hex).
+        computed: String,
+    },
     /// The peer ended the session with an abort frame.
     #[error("peer aborted ({code:?}): {message}")]
     Aborted {
@@ -113,6 +127,8 @@ impl ProtocolError {
             ProtocolError::InvalidContext { .. } => AbortCode::InvalidContext,
             ProtocolError::UnknownContext(_) => AbortCode::UnknownContext,
             ProtocolError::UnsupportedProtocol(_) => AbortCode::UnsupportedProtocol,
+            ProtocolError::StateMoved { .. } => AbortCode::StateMoved,
+            ProtocolError::VerificationFailed { .. } => AbortCode::VerificationFailed,
             ProtocolError::PeerClosed(_) | ProtocolError::Aborted { .. } => AbortCode::Unspecified,
         }
     }

@@ -58,6 +58,22 @@ pub const MAX_UNANSWERED_REQUESTS: usize = 64;
 /// peer's list fits, while a peer cannot make us keep an unbounded list.
 pub const MAX_SUPPORTED_PROTOCOLS: usize = 16;
 
+/// Bytes of entries in one snapshot page (compressed pages: before compression):
+/// large enough that per-page overhead is noise, small enough to stream smoothly.
+pub const MAX_SNAPSHOT_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Snapshot pages a responder sends ahead of acknowledgements: keeps the pipe full
+/// across round trips while bounding what the initiator must buffer unacknowledged.
+pub const MAX_SNAPSHOT_PAGES_IN_FLIGHT: usize = 8;
+
+/// Pages one snapshot session may carry: 2^20 full pages is a terabyte; a peer
+/// sending more is looping or attacking.
+pub const MAX_SNAPSHOT_PAGES: usize = 1 << 20;
+
+/// Entry bytes a snapshot initiator stages in memory before verifying the root: a
+/// snapshot is verified before it becomes visible, so it is held until its last page.
+pub const MAX_SNAPSHOT_STAGED_BYTES: usize = 4 * 1024 * 1024 * 1024;
+
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 

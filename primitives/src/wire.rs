@@ -29,6 +29,9 @@ impl StreamMessage {
             Some(Body::EntryPush(_)) => "entry push",
             Some(Body::Finish(_)) => "finish",
             Some(Body::FinishAck(_)) => "finish ack",
+            Some(Body::SnapshotBegin(_)) => "snapshot begin",
+            Some(Body::SnapshotPage(_)) => "snapshot page",
+            Some(Body::SnapshotAck(_)) => "snapshot ack",
             Some(Body::Abort(_)) => "abort",
         }
     }

@@ -32,6 +32,10 @@ enum ProtocolArg {
     Auto,
     /// Merkle descent that skips equal subtrees.
     HashComparison,
+    /// One batched round trip per tree level.
+    LevelWise,
+    /// Paged full transfer, verified against the pinned root.
+    Snapshot,
 }
 
 impl ProtocolArg {
@@ -39,6 +43,8 @@ impl ProtocolArg {
         match self {
             ProtocolArg::Auto => ProtocolChoice::Auto,
             ProtocolArg::HashComparison => ProtocolChoice::Force(ProtocolKind::HashComparison),
+            ProtocolArg::LevelWise => ProtocolChoice::Force(ProtocolKind::LevelWise),
+            ProtocolArg::Snapshot => ProtocolChoice::Force(ProtocolKind::Snapshot),
         }
     }
 }
