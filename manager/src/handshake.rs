@@ -1,13 +1,68 @@
-//! The handshake both sides exchange, and the decision table that picks a protocol.
+//! The handshake both sides exchange: what each side knows about its replica.
+//! [`crate::selection`] turns two of them into a protocol choice.
 
 use synctree_primitives::limits::MAX_SUPPORTED_PROTOCOLS;
-use synctree_primitives::wire::Handshake;
+use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::wire::{Compression, Handshake};
 use synctree_primitives::{
-    ContextId, Hash, NodeId, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
+    ContextId, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
 };
 
 /// Protocols this build can run, in order of preference.
-pub const SUPPORTED_PROTOCOLS: &[ProtocolKind] = &[ProtocolKind::HashComparison];
+pub const SUPPORTED_PROTOCOLS: &[ProtocolKind] =
+    &[ProtocolKind::HashComparison, ProtocolKind::LevelWise];
+
+/// Page encodings this build can read, besides none.
+pub const SUPPORTED_COMPRESSION: &[Compression] = &[Compression::Lz4];
+
+/// Bytes of each level-1 child hash in a top fingerprint.
+const FINGERPRINT_BYTES: usize = 4;
+
+/// The first [`FINGERPRINT_BYTES`] of each level-1 child hash: enough to tell
+/// which of the 16 top subtrees differ, for a tenth of the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopFingerprint(pub [u32; FANOUT]);
+
+impl TopFingerprint {
+    /// The fingerprint of `context`'s level-1 children.
+    pub fn local<S: Store + ?Sized>(store: &S, context: &ContextId) -> Result<Self, StoreError> {
+        let children = store.children(context, NodePos::ROOT)?;
+        Ok(TopFingerprint(children.map(|h| truncate(&h))))
+    }
+
+    /// How many of the 16 top subtrees differ between the two fingerprints.
+    pub fn differing(&self, other: &TopFingerprint) -> usize {
+        self.0.iter().zip(&other.0).filter(|(a, b)| a != b).count()
+    }
+
+    fn to_wire(self) -> Vec<u8> {
+        self.0.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    fn from_wire(bytes: &[u8]) -> Result<Option<Self>, ProtocolError> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        if bytes.len() != FANOUT * FINGERPRINT_BYTES {
+            return Err(ProtocolError::BadLength {
+                field: "top_fingerprint",
+                expected: FANOUT * FINGERPRINT_BYTES,
+                got: bytes.len(),
+            });
+        }
+        let mut out = [0u32; FANOUT];
+        for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(FINGERPRINT_BYTES)) {
+            let mut word = [0u8; FINGERPRINT_BYTES];
+            word.copy_from_slice(chunk);
+            *slot = u32::from_be_bytes(word);
+        }
+        Ok(Some(TopFingerprint(out)))
+    }
+}
+
+fn truncate(hash: &Hash) -> u32 {
+    u32::from_be_bytes([hash.0[0], hash.0[1], hash.0[2], hash.0[3]])
+}
 
 /// One side's view of a context, as exchanged in the handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +79,10 @@ pub struct PeerSummary {
     pub supported: Vec<ProtocolKind>,
     /// The side's node id.
     pub node_id: NodeId,
+    /// Page encodings the side can read, besides none.
+    pub compression: Vec<Compression>,
+    /// The responder's level-1 fingerprint (sent only when the roots differ).
+    pub top_fingerprint: Option<TopFingerprint>,
 }
 
 impl PeerSummary {
@@ -46,6 +105,8 @@ impl PeerSummary {
             has_state: entry_count > 0,
             supported: supported.to_vec(),
             node_id,
+            compression: SUPPORTED_COMPRESSION.to_vec(),
+            top_fingerprint: None,
         })
     }
 
@@ -58,18 +119,27 @@ impl PeerSummary {
             has_state: self.has_state,
             supported: self.supported.iter().map(|&p| p as i32).collect(),
             node_id: self.node_id.0,
-            compression: Vec::new(),
-            top_fingerprint: Default::default(),
+            compression: self.compression.iter().map(|&c| c as i32).collect(),
+            top_fingerprint: self
+                .top_fingerprint
+                .map(TopFingerprint::to_wire)
+                .unwrap_or_default()
+                .into(),
         }
     }
 
-    /// Checks a peer's handshake. Unknown protocol numbers are ignored (a newer peer
-    /// may support more than this node knows).
+    /// Checks a peer's handshake. Unknown protocol and compression numbers are
+    /// ignored (a newer peer may support more than this node knows).
     pub fn from_wire(h: &Handshake) -> Result<Self, ProtocolError> {
         ProtocolError::check_limit(
             "supported protocols",
             MAX_SUPPORTED_PROTOCOLS,
             h.supported.len(),
+        )?;
+        ProtocolError::check_limit(
+            "supported compressions",
+            MAX_SUPPORTED_PROTOCOLS,
+            h.compression.len(),
         )?;
         Ok(PeerSummary {
             root: Hash::from_wire(&h.root, "root")?,
@@ -82,66 +152,24 @@ impl PeerSummary {
                 .filter_map(|&p| ProtocolKind::try_from(p).ok())
                 .collect(),
             node_id: NodeId(h.node_id),
+            compression: h
+                .compression
+                .iter()
+                .filter_map(|&c| Compression::try_from(c).ok())
+                .filter(|&c| c != Compression::None)
+                .collect(),
+            top_fingerprint: TopFingerprint::from_wire(&h.top_fingerprint)?,
         })
-    }
-}
-
-/// What the initiator asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolChoice {
-    /// Let the decision table pick.
-    Auto,
-    /// Run this protocol whatever the numbers say.
-    Force(ProtocolKind),
-}
-
-/// The protocol picked for a session, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Selection {
-    /// `None` when there is nothing to do.
-    pub protocol: Option<ProtocolKind>,
-    /// One phrase, reported in stats and the `--json` output.
-    pub reason: &'static str,
-}
-
-/// The decision table (docs/PROTOCOL.md, "Protocol selection").
-pub fn select(
-    choice: ProtocolChoice,
-    local: &PeerSummary,
-    remote: &PeerSummary,
-) -> Result<Selection, ProtocolError> {
-    let both = |p: ProtocolKind| local.supported.contains(&p) && remote.supported.contains(&p);
-    match choice {
-        ProtocolChoice::Force(p) if both(p) => Ok(Selection {
-            protocol: Some(p),
-            reason: "forced",
-        }),
-        ProtocolChoice::Force(p) => Err(ProtocolError::UnsupportedProtocol(format!(
-            "{} is not supported by both sides",
-            p.name()
-        ))),
-        ProtocolChoice::Auto if local.root == remote.root => Ok(Selection {
-            protocol: None,
-            reason: "roots match",
-        }),
-        ProtocolChoice::Auto => local
-            .supported
-            .iter()
-            .copied()
-            .find(|&p| both(p))
-            .map(|p| Selection {
-                protocol: Some(p),
-                reason: "roots differ",
-            })
-            .ok_or_else(|| ProtocolError::UnsupportedProtocol("no protocol in common".into())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synctree_primitives::{Entry, NodeId as Node, Version};
+    use synctree_store::MemoryStore;
 
-    fn summary(root: u8) -> PeerSummary {
+    pub(crate) fn summary(root: u8) -> PeerSummary {
         PeerSummary {
             root: Hash([root; 32]),
             entry_count: 1,
@@ -149,35 +177,55 @@ mod tests {
             has_state: true,
             supported: SUPPORTED_PROTOCOLS.to_vec(),
             node_id: NodeId(1),
+            compression: SUPPORTED_COMPRESSION.to_vec(),
+            top_fingerprint: Some(TopFingerprint([root.into(); FANOUT])),
         }
     }
 
     #[test]
-    fn equal_roots_select_nothing_and_different_roots_a_common_protocol() {
-        let none = select(ProtocolChoice::Auto, &summary(1), &summary(1));
-        assert_eq!(none.map(|s| s.protocol), Ok(None));
-        let some = select(ProtocolChoice::Auto, &summary(1), &summary(2));
-        assert_eq!(
-            some.map(|s| s.protocol),
-            Ok(Some(ProtocolKind::HashComparison))
-        );
-    }
-
-    #[test]
-    fn forcing_an_unsupported_protocol_is_an_error() {
-        let forced = ProtocolChoice::Force(ProtocolKind::Snapshot);
-        assert!(select(forced, &summary(1), &summary(2)).is_err());
-        let mut old_peer = summary(2);
-        old_peer.supported.clear();
-        assert!(select(ProtocolChoice::Auto, &summary(1), &old_peer).is_err());
-    }
-
-    #[test]
-    fn handshakes_round_trip_and_reject_short_roots() {
+    fn handshakes_round_trip_and_reject_bad_lengths() {
         let s = summary(7);
         assert_eq!(PeerSummary::from_wire(&s.to_wire()), Ok(s));
         let mut bad = summary(7).to_wire();
         bad.root = vec![1; 3].into();
         assert!(PeerSummary::from_wire(&bad).is_err());
+        let mut bad = summary(7).to_wire();
+        bad.top_fingerprint = vec![1; 63].into();
+        assert!(PeerSummary::from_wire(&bad).is_err());
+    }
+
+    #[test]
+    fn unknown_numbers_are_ignored_but_long_lists_are_refused() {
+        let mut wire = summary(1).to_wire();
+        wire.supported.push(99);
+        wire.compression.push(42);
+        let read = PeerSummary::from_wire(&wire).map(|s| (s.supported, s.compression));
+        assert_eq!(
+            read,
+            Ok((SUPPORTED_PROTOCOLS.to_vec(), SUPPORTED_COMPRESSION.to_vec()))
+        );
+        wire.compression = vec![1; MAX_SUPPORTED_PROTOCOLS + 1];
+        assert!(PeerSummary::from_wire(&wire).is_err());
+    }
+
+    #[test]
+    fn fingerprints_count_differing_top_subtrees() {
+        let ctx = ContextId::new("fp").unwrap();
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        let entries: Vec<Entry> = (0..200)
+            .map(|i| Entry::put(format!("k{i}"), "v", Version::new(1, Node(1))))
+            .collect();
+        a.apply(&ctx, entries.clone()).unwrap();
+        b.apply(&ctx, entries).unwrap();
+        let fa = TopFingerprint::local(&a, &ctx).unwrap();
+        assert_eq!(fa.differing(&TopFingerprint::local(&b, &ctx).unwrap()), 0);
+        b.apply(
+            &ctx,
+            vec![Entry::put("k1", "new", Version::new(2, Node(2)))],
+        )
+        .unwrap();
+        assert_eq!(fa.differing(&TopFingerprint::local(&b, &ctx).unwrap()), 1);
+        let wire = TopFingerprint::from_wire(&fa.to_wire());
+        assert_eq!(wire, Ok(Some(fa)));
     }
 }

@@ -3,6 +3,8 @@
 //! ```text
 //!  incoming stream ─► recv() first message ─► InitPayload.kind ─┬─ Handshake ─► reply, read next init
 //!                                                               ├─ HashComparison ─► run_responder
+//!                                                               ├─ LevelWise ─► run_responder
+//!                                                               ├─ Snapshot ─► run_responder
 //!                                                               └─ anything else ─► Abort + typed error
 //!
 //!  sync(peer) ─► Handshake ⇄ Handshake ─► select() ─► none │ run_initiator ─► SessionReport
@@ -19,10 +21,12 @@ pub mod generate;
 pub mod handshake;
 mod manager;
 mod report;
+pub mod selection;
 mod serve;
 
 pub use error::ManagerError;
-pub use handshake::{PeerSummary, ProtocolChoice, Selection, select};
+pub use handshake::{PeerSummary, TopFingerprint};
 pub use manager::{ManagerConfig, Served, SyncManager};
 pub use report::{ReportJson, SessionReport};
+pub use selection::{ProtocolChoice, Selection, select};
 pub use serve::{DRAIN_GRACE, ServeSummary};

@@ -12,12 +12,16 @@ use synctree_primitives::{
     ContextId, Identity, ProtocolError, ProtocolKind, Store, StreamMessage, SyncProtocolExecutor,
     SyncStats, SyncTransport, TransportError,
 };
-use synctree_protocols::{HashComparison, HashComparisonResponderInit, init_message};
+use synctree_protocols::{
+    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, TreeConfig,
+    init_message,
+};
 use tokio::time::Instant;
 
 use crate::error::ManagerError;
-use crate::handshake::{PeerSummary, ProtocolChoice, SUPPORTED_PROTOCOLS, select};
+use crate::handshake::{PeerSummary, SUPPORTED_PROTOCOLS, TopFingerprint};
 use crate::report::SessionReport;
+use crate::selection::{ProtocolChoice, Selection, select};
 
 /// Manager tunables.
 #[derive(Clone, Debug)]
@@ -124,31 +128,9 @@ impl<S: Store + 'static> SyncManager<S> {
                     self.reply_handshake(transport, &context, &h).await?;
                     handshaken = Some(context);
                 }
-                Some(Kind::Handshake(_)) => {
-                    let e = ProtocolError::Unexpected {
-                        expected: "protocol init",
-                        got: "second handshake",
-                    };
-                    return Err(self.rejected(transport, e).await);
-                }
-                Some(Kind::HashComparison(hc)) => {
-                    let init = match HashComparisonResponderInit::try_from(&hc) {
-                        Ok(init) => init,
-                        Err(e) => return Err(self.rejected(transport, e).await),
-                    };
-                    let stats = HashComparison::run_responder(
-                        transport,
-                        &*self.store,
-                        &context,
-                        &self.identity,
-                        init,
-                    )
-                    .await?;
+                Some(kind) => {
+                    let stats = self.respond(transport, &context, kind).await?;
                     return Ok(Served::Session { context, stats });
-                }
-                Some(Kind::LevelWise(_) | Kind::Snapshot(_)) => {
-                    let e = ProtocolError::UnsupportedProtocol("not served by this node".into());
-                    return Err(self.rejected(transport, e).await);
                 }
                 None => {
                     return Err(self
@@ -157,6 +139,45 @@ impl<S: Store + 'static> SyncManager<S> {
                 }
             }
         }
+    }
+
+    /// Runs the responder of the protocol `kind` names.
+    async fn respond<T: SyncTransport + ?Sized>(
+        &self,
+        transport: &mut T,
+        context: &ContextId,
+        kind: Kind,
+    ) -> Result<SyncStats, ManagerError> {
+        let (store, id) = (&*self.store, &self.identity);
+        let stats = match kind {
+            Kind::HashComparison(init) => {
+                let init = match HashComparisonResponderInit::try_from(&init) {
+                    Ok(init) => init,
+                    Err(e) => return Err(self.rejected(transport, e).await),
+                };
+                HashComparison::run_responder(transport, store, context, id, init).await?
+            }
+            Kind::LevelWise(init) => {
+                let init = match LevelWiseResponderInit::try_from(&init) {
+                    Ok(init) => init,
+                    Err(e) => return Err(self.rejected(transport, e).await),
+                };
+                LevelWise::run_responder(transport, store, context, id, init).await?
+            }
+            Kind::Snapshot(_) => {
+                let e = ProtocolError::UnsupportedProtocol("not served by this node".into());
+                return Err(self.rejected(transport, e).await);
+            }
+            // A second handshake: the first was answered above.
+            Kind::Handshake(_) => {
+                let e = ProtocolError::Unexpected {
+                    expected: "protocol init",
+                    got: "second handshake",
+                };
+                return Err(self.rejected(transport, e).await);
+            }
+        };
+        Ok(stats)
     }
 
     /// Opens a session on `transport`: exchanges handshakes, selects a protocol,
@@ -170,31 +191,25 @@ impl<S: Store + 'static> SyncManager<S> {
         let started = Instant::now();
         let before = transport.stats();
         let peer = transport.peer().to_owned();
-        let local = self.local_summary(context, &peer, "handshake")?;
+        let mut local = self.local_summary(context, &peer, "handshake")?;
         let remote = self.exchange_handshakes(transport, context, &local).await?;
+        if remote.top_fingerprint.is_some() {
+            local.top_fingerprint = Some(self.fingerprint(context, &peer)?);
+        }
         let selection = match select(choice, &local, &remote) {
             Ok(selection) => selection,
             Err(e) => return Err(self.rejected(transport, e).await),
         };
+        tracing::debug!(%peer, %context, protocol = ?selection.protocol, reason = %selection.reason, "selected");
         let stats = match selection.protocol {
             None => {
                 let _ = transport.close().await;
                 None
             }
-            Some(ProtocolKind::HashComparison) => Some(
-                HashComparison::run_initiator(
-                    transport,
-                    &*self.store,
-                    context,
-                    &self.identity,
-                    Default::default(),
-                )
-                .await?,
+            Some(protocol) => Some(
+                self.initiate(transport, context, protocol, &selection)
+                    .await?,
             ),
-            Some(other) => {
-                let e = ProtocolError::UnsupportedProtocol(other.name().to_owned());
-                return Err(self.rejected(transport, e).await);
-            }
         };
         Ok(SessionReport::new(
             selection,
@@ -204,6 +219,40 @@ impl<S: Store + 'static> SyncManager<S> {
             transport.stats().since(&before),
             started.elapsed(),
         ))
+    }
+
+    /// Runs the initiator of `protocol`.
+    async fn initiate<T: SyncTransport + ?Sized>(
+        &self,
+        transport: &mut T,
+        context: &ContextId,
+        protocol: ProtocolKind,
+        _selection: &Selection,
+    ) -> Result<SyncStats, ManagerError> {
+        let (store, id) = (&*self.store, &self.identity);
+        let stats = match protocol {
+            ProtocolKind::HashComparison => {
+                let config = TreeConfig::default();
+                HashComparison::run_initiator(transport, store, context, id, config).await?
+            }
+            ProtocolKind::LevelWise => {
+                let config = TreeConfig::level_wise();
+                LevelWise::run_initiator(transport, store, context, id, config).await?
+            }
+            other => {
+                let e = ProtocolError::UnsupportedProtocol(other.name().to_owned());
+                return Err(self.rejected(transport, e).await);
+            }
+        };
+        Ok(stats)
+    }
+
+    fn fingerprint(&self, context: &ContextId, peer: &str) -> Result<TopFingerprint, ManagerError> {
+        TopFingerprint::local(&*self.store, context).map_err(|source| ManagerError::Store {
+            peer: peer.to_owned(),
+            phase: "handshake",
+            source,
+        })
     }
 
     async fn exchange_handshakes<T: SyncTransport + ?Sized>(
@@ -281,11 +330,15 @@ impl<S: Store + 'static> SyncManager<S> {
         context: &ContextId,
         theirs: &synctree_primitives::wire::Handshake,
     ) -> Result<(), ManagerError> {
-        if let Err(e) = PeerSummary::from_wire(theirs) {
-            return Err(self.rejected(transport, e).await);
-        }
+        let theirs = match PeerSummary::from_wire(theirs) {
+            Ok(theirs) => theirs,
+            Err(e) => return Err(self.rejected(transport, e).await),
+        };
         let peer = transport.peer().to_owned();
-        let local = self.local_summary(context, &peer, "handshake")?;
+        let mut local = self.local_summary(context, &peer, "handshake")?;
+        if local.root != theirs.root {
+            local.top_fingerprint = Some(self.fingerprint(context, &peer)?);
+        }
         let reply = StreamMessage::new(Body::Handshake(local.to_wire()));
         transport
             .send(&reply)

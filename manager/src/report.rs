@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use synctree_primitives::{SyncStats, TransportStats};
 
-use crate::handshake::{PeerSummary, Selection};
+use crate::handshake::PeerSummary;
+use crate::selection::Selection;
 
 /// The outcome of [`crate::SyncManager::sync`], from the initiator's side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +67,7 @@ impl SessionReport {
         };
         ReportJson {
             protocol: self.selection.protocol.map_or("none", |p| p.name()),
-            reason: self.selection.reason,
+            reason: self.selection.reason.clone(),
             converged: self.converged(),
             root_local: local_root.to_hex(),
             root_remote: remote_root.to_hex(),
@@ -93,7 +94,7 @@ pub struct ReportJson {
     /// Protocol that ran (`none` when roots matched).
     pub protocol: &'static str,
     /// Why it was picked.
-    pub reason: &'static str,
+    pub reason: String,
     /// Both roots equal at the end.
     pub converged: bool,
     /// Local root at the end, hex.

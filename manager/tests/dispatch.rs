@@ -330,10 +330,10 @@ async fn two_managers_converge_over_tcp_and_report_it() {
     assert_eq!(
         (
             again.selection.protocol,
-            again.selection.reason,
+            again.selection.reason.clone(),
             again.rounds()
         ),
-        (None, "roots match", 1)
+        (None, "roots match".to_owned(), 1)
     );
 
     let _ = stop.send(());

@@ -17,26 +17,20 @@ use synctree_primitives::{
 };
 
 use crate::tree_initiator::{Schedule, TreeConfig};
-use crate::{run_tree_initiator, run_tree_responder};
+use crate::{TreeResponderInit, run_tree_initiator, run_tree_responder};
 
 /// The HashComparison protocol.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HashComparison;
 
 /// What a HashComparison responder learns from the session's first message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashComparisonResponderInit {
-    /// The initiator's root when it opened the session.
-    pub initiator_root: Hash,
-}
+pub type HashComparisonResponderInit = TreeResponderInit;
 
-impl TryFrom<&HashComparisonInit> for HashComparisonResponderInit {
+impl TryFrom<&HashComparisonInit> for TreeResponderInit {
     type Error = ProtocolError;
 
     fn try_from(init: &HashComparisonInit) -> Result<Self, ProtocolError> {
-        Ok(HashComparisonResponderInit {
-            initiator_root: Hash::from_wire(&init.root, "root")?,
-        })
+        TreeResponderInit::from_root(&init.root)
     }
 }
 

@@ -19,13 +19,14 @@
 //!                                  ◄────────── FinishAck{root}
 //! ```
 //!
-//! Protocols: [`HashComparison`] (this crate also exports the shared
-//! [`TreeInitiator`]/[`TreeResponder`] machines for new tree protocols).
+//! Protocols: [`HashComparison`] and [`LevelWise`] (both on the shared
+//! [`TreeInitiator`]/[`TreeResponder`] machines, which new tree protocols can reuse).
 
 #![forbid(unsafe_code)]
 
 mod hash_comparison;
 mod leaf;
+mod level_wise;
 pub mod machine;
 pub mod pair;
 mod subtree;
@@ -34,6 +35,7 @@ mod tree_responder;
 mod tree_wire;
 
 pub use hash_comparison::{HashComparison, HashComparisonResponderInit};
+pub use level_wise::{LevelWise, LevelWiseResponderInit};
 pub use machine::{Machine, drive};
 pub use tree_initiator::{Schedule, TreeConfig, TreeInitiator};
 pub use tree_responder::TreeResponder;
@@ -45,6 +47,22 @@ use synctree_primitives::{
     ContextId, Hash, Identity, ProtocolKind, Role, SessionInfo, Store, StreamMessage, SyncError,
     SyncStats, SyncTransport,
 };
+
+/// What a tree-protocol responder learns from the session's first message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeResponderInit {
+    /// The initiator's root when it opened the session.
+    pub initiator_root: Hash,
+}
+
+impl TreeResponderInit {
+    /// Checks the root field of an init payload.
+    fn from_root(root: &[u8]) -> Result<Self, synctree_primitives::ProtocolError> {
+        Ok(TreeResponderInit {
+            initiator_root: Hash::from_wire(root, "root")?,
+        })
+    }
+}
 
 /// The `InitPayload` frame that opens a session of `kind` on `context`.
 pub fn init_message(context: &ContextId, kind: Kind) -> StreamMessage {

@@ -186,7 +186,7 @@ impl TreeInitiator {
             .any(|(_, a)| matches!(a, Asked::Nodes(_)));
         let may_send = match self.schedule {
             Schedule::Eager => slots_free,
-            Schedule::LevelByLevel => self.level_open || !nodes_in_flight,
+            Schedule::LevelByLevel => slots_free && (self.level_open || !nodes_in_flight),
         };
         if self.nodes.is_empty() || !may_send {
             return Ok(None);

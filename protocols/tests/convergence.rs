@@ -1,5 +1,5 @@
-//! HashComparison converges any two replicas, over the in-memory pair stepper and
-//! over a real framed transport.
+//! HashComparison and LevelWise converge any two replicas, over the in-memory pair
+//! stepper and over a real framed transport.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,14 +8,15 @@ mod common;
 use common::{assert_converged, ctx, diverged, store_with};
 use proptest::prelude::*;
 use synctree_primitives::merkle::TREE_DEPTH;
-use synctree_primitives::wire::HashComparisonInit;
 use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit};
 use synctree_primitives::{
-    Entry, Hash, Identity, NodeId, Store, SyncProtocolExecutor, SyncTransport, Version,
+    Entry, Hash, Identity, NodeId, ProtocolKind, Store, SyncProtocolExecutor, SyncTransport,
+    Version,
 };
 use synctree_protocols::pair::run_pair;
 use synctree_protocols::{
-    HashComparison, HashComparisonResponderInit, Schedule, TreeConfig, TreeInitiator,
+    HashComparison, HashComparisonResponderInit, LevelWise, Schedule, TreeConfig, TreeInitiator,
     TreeResponder, init_message,
 };
 use synctree_store::MemoryStore;
@@ -27,10 +28,30 @@ fn sync_pair(
     sb: &MemoryStore,
     config: TreeConfig,
 ) -> synctree_primitives::SyncStats {
+    sync_scheduled(sa, sb, config, Schedule::Eager)
+}
+
+/// Runs a tree protocol with `schedule` (Eager: HashComparison, LevelByLevel:
+/// LevelWise) between two stores with the no-I/O pair stepper.
+fn sync_scheduled(
+    sa: &MemoryStore,
+    sb: &MemoryStore,
+    config: TreeConfig,
+    schedule: Schedule,
+) -> synctree_primitives::SyncStats {
     let root = sa.summary(&ctx()).expect("summary").root;
-    let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
-    let kind = synctree_primitives::ProtocolKind::HashComparison;
-    let mut a = TreeInitiator::new(ctx(), kind, Schedule::Eager, config, init, root);
+    let (kind, init) = match schedule {
+        Schedule::Eager => (
+            ProtocolKind::HashComparison,
+            Kind::HashComparison(HashComparisonInit::default()),
+        ),
+        Schedule::LevelByLevel => (
+            ProtocolKind::LevelWise,
+            Kind::LevelWise(LevelWiseInit::default()),
+        ),
+    };
+    let init = init_message(&ctx(), init);
+    let mut a = TreeInitiator::new(ctx(), kind, schedule, config, init, root);
     let mut b = TreeResponder::new(ctx(), kind, sb.summary(&ctx()).expect("summary").root);
     run_pair(&mut a, sa, &mut b, sb, 10_000).expect("pair run");
     a.into_stats()
@@ -55,7 +76,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn random_replicas_converge(a in arb_replica(), b in arb_replica(), small in any::<bool>()) {
+    fn random_replicas_converge(
+        a in arb_replica(),
+        b in arb_replica(),
+        small in any::<bool>(),
+        level_wise in any::<bool>(),
+    ) {
         let (sa, sb) = (store_with(&a), store_with(&b));
         // Small requests exercise splitting and many requests in flight.
         let config = if small {
@@ -63,7 +89,8 @@ proptest! {
         } else {
             TreeConfig::default()
         };
-        let stats = sync_pair(&sa, &sb, config);
+        let schedule = if level_wise { Schedule::LevelByLevel } else { Schedule::Eager };
+        let stats = sync_scheduled(&sa, &sb, config, schedule);
         assert_converged(&sa, &sb, &a, &b);
         prop_assert!(stats.converged());
     }
@@ -107,6 +134,63 @@ fn round_trips_follow_depth_not_difference_count() {
         // depth node rounds + leaf summaries + pulls + finish.
         assert!(stats.rounds <= depth + 3, "d={d}: {} rounds", stats.rounds);
     }
+}
+
+#[test]
+fn level_wise_takes_one_round_per_level_whatever_the_difference_count() {
+    let depth = u32::from(TREE_DEPTH);
+    for d in [1, 300, 3_000] {
+        let (a, b) = diverged(5_000, d);
+        let (sa, sb) = (store_with(&a), store_with(&b));
+        let config = TreeConfig::level_wise();
+        let stats = sync_scheduled(&sa, &sb, config, Schedule::LevelByLevel);
+        assert_converged(&sa, &sb, &a, &b);
+        // depth node rounds + leaf summaries + pulls + finish.
+        assert!(stats.rounds <= depth + 3, "d={d}: {} rounds", stats.rounds);
+        assert_eq!(stats.protocol, ProtocolKind::LevelWise);
+    }
+}
+
+#[test]
+fn level_wise_splits_a_wide_level_over_several_requests_and_still_converges() {
+    let (a, b) = diverged(20_000, 3_000);
+    let (sa, sb) = (store_with(&a), store_with(&b));
+    // 3,000 differing leaves under at most 4,096 level-3 parents: 8 per request
+    // forces hundreds of frames per level, capped by the in-flight window.
+    let config = TreeConfig {
+        nodes_per_request: 8,
+        ..TreeConfig::level_wise()
+    };
+    let stats = sync_scheduled(&sa, &sb, config, Schedule::LevelByLevel);
+    assert_converged(&sa, &sb, &a, &b);
+    assert!(stats.converged());
+}
+
+#[tokio::test]
+async fn level_wise_converges_over_a_framed_transport() {
+    let (a, b) = diverged(3_000, 300);
+    let (sa, sb) = (store_with(&a), store_with(&b));
+    let (mut ta, mut tb) = FramedTransport::memory_pair(64 * 1024);
+    let id = Identity::new(NodeId(1));
+    let context = ctx();
+    let responder = async {
+        let first = tb.recv().await.expect("recv").expect("init");
+        let Some(synctree_primitives::wire::stream_message::Body::Init(init)) = first.body else {
+            panic!("first message is not an init");
+        };
+        let Some(Kind::LevelWise(lw)) = init.kind else {
+            panic!("not a level-wise init");
+        };
+        let init = synctree_protocols::LevelWiseResponderInit::try_from(&lw).expect("init");
+        LevelWise::run_responder(&mut tb, &sb, &context, &id, init).await
+    };
+    let initiator = LevelWise::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::level_wise());
+    let (ra, rb) = tokio::join!(initiator, responder);
+    let (sa_stats, sb_stats) = (ra.expect("initiator"), rb.expect("responder"));
+    assert_converged(&sa, &sb, &a, &b);
+    assert!(sa_stats.converged() && sb_stats.converged());
+    assert_eq!(sb_stats.protocol, ProtocolKind::LevelWise);
+    assert_eq!(sa_stats.entries_pulled, sb_stats.entries_pushed);
 }
 
 #[tokio::test]

@@ -37,6 +37,9 @@ pub(crate) struct DemoArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Start node A with nothing, as a fresh node joining (auto selects snapshot).
+    #[arg(long)]
+    empty_a: bool,
     /// Print one JSON object on stdout instead of a human summary.
     #[arg(long)]
     json: bool,
@@ -104,13 +107,17 @@ fn fill(
         let end = (start + GENERATE_BATCH).min(args.entries);
         let batch: Vec<Entry> =
             generate(args.seed, "key-", start..end, args.value_size, shared).collect();
-        a.apply(context, batch.clone())?;
+        if !args.empty_a {
+            a.apply(context, batch.clone())?;
+        }
         b.apply(context, batch)?;
         bar.inc(2 * (end - start));
         start = end;
     }
     let (only_a, only_b) = differences(args);
-    a.apply(context, only_a)?;
+    if !args.empty_a {
+        a.apply(context, only_a)?;
+    }
     b.apply(context, only_b)?;
     bar.inc(args.diff);
     bar.finish_and_clear();
@@ -199,13 +206,17 @@ fn print(args: &DemoArgs, report: &SessionReport, outcome: &Outcome) -> Result<(
             map.insert("root_b".into(), outcome.root_b.to_hex().into());
             map.insert("entries".into(), args.entries.into());
             map.insert("diff".into(), args.diff.into());
+            map.insert("empty_a".into(), args.empty_a.into());
         }
         println!("{object}");
         return Ok(());
     }
     println!(
-        "synctree demo: {} shared entries, {} differing, values of {} B",
-        args.entries, args.diff, args.value_size
+        "synctree demo: {} shared entries, {} differing, values of {} B{}",
+        args.entries,
+        args.diff,
+        args.value_size,
+        if args.empty_a { ", A starts empty" } else { "" }
     );
     println!("protocol        {} ({})", summary.protocol, summary.reason);
     println!("converged       {}", outcome.converged());

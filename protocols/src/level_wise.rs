@@ -1,0 +1,118 @@
+//! LevelWise: one batched round trip per tree level.
+//!
+//! The initiator asks for every differing node of a level at once (split over
+//! several `NodeRequest` frames only when the level has more nodes than one request
+//! may carry) and waits until the whole level is answered before asking for the
+//! next. Round trips are therefore the tree depth plus a constant (leaf summaries,
+//! entry pulls, finish) whatever the number of differences, and each message is as
+//! large as the level needs. Leaf buckets are reconciled exactly as in
+//! [`crate::HashComparison`]: pulls and pushes, so both replicas converge in one
+//! session. The wire flow is in docs/PROTOCOL.md.
+
+use async_trait::async_trait;
+use synctree_primitives::limits::MAX_NODES_PER_REQUEST;
+use synctree_primitives::wire::LevelWiseInit;
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::{
+    ContextId, Hash, Identity, ProtocolError, ProtocolKind, Store, SyncError, SyncProtocolExecutor,
+    SyncStats, SyncTransport,
+};
+
+use crate::tree_initiator::{Schedule, TreeConfig};
+use crate::{TreeResponderInit, run_tree_initiator, run_tree_responder};
+
+/// The LevelWise protocol.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LevelWise;
+
+/// What a LevelWise responder learns from the session's first message.
+pub type LevelWiseResponderInit = TreeResponderInit;
+
+impl TryFrom<&LevelWiseInit> for TreeResponderInit {
+    type Error = ProtocolError;
+
+    fn try_from(init: &LevelWiseInit) -> Result<Self, ProtocolError> {
+        TreeResponderInit::from_root(&init.root)
+    }
+}
+
+impl TreeConfig {
+    /// Defaults for LevelWise: a whole level (up to [`MAX_NODES_PER_REQUEST`] nodes,
+    /// every node of the widest internal level) in one request.
+    pub fn level_wise() -> Self {
+        TreeConfig {
+            nodes_per_request: MAX_NODES_PER_REQUEST,
+            ..TreeConfig::default()
+        }
+    }
+}
+
+#[async_trait]
+impl SyncProtocolExecutor for LevelWise {
+    /// Use [`TreeConfig::level_wise`] for one request per level.
+    type Config = TreeConfig;
+    type ResponderInit = LevelWiseResponderInit;
+    type Stats = SyncStats;
+
+    const KIND: ProtocolKind = ProtocolKind::LevelWise;
+
+    async fn run_initiator<T, S>(
+        transport: &mut T,
+        store: &S,
+        context: &ContextId,
+        identity: &Identity,
+        config: TreeConfig,
+    ) -> Result<SyncStats, SyncError>
+    where
+        T: SyncTransport + ?Sized,
+        S: Store + ?Sized,
+    {
+        let start = |root: Hash| {
+            let init = Kind::LevelWise(LevelWiseInit {
+                root: root.0.to_vec().into(),
+            });
+            (init, Schedule::LevelByLevel, config)
+        };
+        run_tree_initiator(transport, store, context, identity, Self::KIND, start).await
+    }
+
+    async fn run_responder<T, S>(
+        transport: &mut T,
+        store: &S,
+        context: &ContextId,
+        identity: &Identity,
+        init: LevelWiseResponderInit,
+    ) -> Result<SyncStats, SyncError>
+    where
+        T: SyncTransport + ?Sized,
+        S: Store + ?Sized,
+    {
+        tracing::debug!(initiator_root = %init.initiator_root, "level-wise requested");
+        run_tree_responder(transport, store, context, identity, Self::KIND).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responder_init_requires_a_full_root() {
+        let bad = LevelWiseInit {
+            root: vec![0; 31].into(),
+        };
+        assert!(TreeResponderInit::try_from(&bad).is_err());
+        let good = LevelWiseInit {
+            root: vec![9; 32].into(),
+        };
+        let init = TreeResponderInit::try_from(&good).map(|i| i.initiator_root);
+        assert_eq!(init, Ok(Hash([9; 32])));
+    }
+
+    #[test]
+    fn level_wise_defaults_fit_a_whole_level_in_one_request() {
+        let config = TreeConfig::level_wise();
+        assert_eq!(config.nodes_per_request, MAX_NODES_PER_REQUEST);
+        assert_eq!(config.max_in_flight, TreeConfig::default().max_in_flight);
+    }
+}
