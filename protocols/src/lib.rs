@@ -29,6 +29,7 @@ mod leaf;
 mod level_wise;
 pub mod machine;
 pub mod pair;
+mod snapshot;
 mod subtree;
 mod tree_initiator;
 mod tree_responder;
@@ -37,6 +38,10 @@ mod tree_wire;
 pub use hash_comparison::{HashComparison, HashComparisonResponderInit};
 pub use level_wise::{LevelWise, LevelWiseResponderInit};
 pub use machine::{Machine, drive};
+pub use snapshot::{
+    Snapshot, SnapshotConfig, SnapshotInitiator, SnapshotProgress, SnapshotResponder,
+    SnapshotResponderInit,
+};
 pub use tree_initiator::{Schedule, TreeConfig, TreeInitiator};
 pub use tree_responder::TreeResponder;
 

@@ -1,0 +1,275 @@
+//! The snapshot initiator: receives the responder's pinned set page by page, stages
+//! it, verifies it against the pinned root, applies it in one batch, then pushes
+//! what the responder lacks and finishes.
+
+use std::collections::VecDeque;
+
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{Finish, SnapshotAck, SnapshotBegin, SnapshotInit, SnapshotPage};
+use synctree_primitives::{
+    ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
+};
+
+use super::SnapshotConfig;
+use super::page::decode_page;
+use super::push::{plan_pushes, push_frame};
+use super::staging::{Pinned, SnapshotProgress};
+use crate::init_message;
+use crate::machine::{Machine, unexpected};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Opening,
+    Beginning,
+    Receiving,
+    Pushing,
+    Finishing,
+    Done,
+}
+
+/// Initiator state machine of the Snapshot protocol.
+///
+/// Acknowledgements are cumulative: after staging a page that is not the last, it
+/// sends `SnapshotAck{seq}` once `max(1, window / 2)` pages have arrived since its
+/// previous ack, so the responder never waits on a full window. A page whose `seq`
+/// is not below `acked + window` (where `acked` counts the pages covered by acks
+/// already sent) exceeds the window it granted.
+#[derive(Debug)]
+pub struct SnapshotInitiator {
+    context: ContextId,
+    config: SnapshotConfig,
+    progress: SnapshotProgress,
+    init: Option<StreamMessage>,
+    state: State,
+    /// Sequence number of the next page.
+    next_seq: u64,
+    /// Pages covered by the acks sent so far.
+    acked: u64,
+    ack_due: Option<u64>,
+    pushes: VecDeque<Hash>,
+    stats: SyncStats,
+}
+
+impl SnapshotInitiator {
+    /// An initiator for `context` whose local root is `root_before`. It resumes the
+    /// snapshot staged in `config.resume` when that handle holds one for `context`
+    /// (a handle staged for another context is cleared), and stages into a fresh
+    /// handle when `config.resume` is `None`.
+    pub fn new(context: ContextId, config: SnapshotConfig, root_before: Hash) -> Self {
+        let config = config.clamped();
+        let progress = config.resume.clone().unwrap_or_default();
+        let init = init_message(
+            &context,
+            opening_kind(&context, &config, &progress, root_before),
+        );
+        SnapshotInitiator {
+            context,
+            config,
+            progress,
+            init: Some(init),
+            state: State::Opening,
+            next_seq: 0,
+            acked: 0,
+            ack_due: None,
+            pushes: VecDeque::new(),
+            stats: SyncStats::new(ProtocolKind::Snapshot, Role::Initiator, root_before),
+        }
+    }
+
+    /// The handle this session stages into.
+    pub fn progress(&self) -> &SnapshotProgress {
+        &self.progress
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
+    }
+
+    /// Consumes the machine, returning its stats.
+    pub fn into_stats(self) -> SyncStats {
+        self.stats
+    }
+
+    fn window(&self) -> u64 {
+        self.config.window as u64
+    }
+
+    fn on_begin(&mut self, begin: SnapshotBegin) -> Result<(), ProtocolError> {
+        let pinned = Pinned {
+            root: Hash::from_wire(&begin.root, "root")?,
+            entry_count: begin.entry_count,
+        };
+        let mut staging = self.progress.lock();
+        match staging.pinned {
+            Some(resumed) if resumed.root != pinned.root => {
+                *staging = Default::default();
+                return Err(ProtocolError::StateMoved {
+                    pinned: resumed.root.to_hex(),
+                });
+            }
+            Some(resumed) if resumed != pinned => {
+                return Err(ProtocolError::Malformed(
+                    "snapshot begin changed the entry count of its root",
+                ));
+            }
+            Some(_) => {}
+            None => staging.pin(self.context.clone(), pinned),
+        }
+        self.state = State::Receiving;
+        Ok(())
+    }
+
+    fn on_page<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        msg: SnapshotPage,
+    ) -> Result<(), SyncErrorKind> {
+        let seq = msg.seq;
+        if seq != self.next_seq {
+            return Err(ProtocolError::Malformed("snapshot page out of sequence").into());
+        }
+        let in_flight = usize::try_from(seq + 1 - self.acked).unwrap_or(usize::MAX);
+        ProtocolError::check_limit("snapshot pages in flight", self.config.window, in_flight)?;
+        let pages = usize::try_from(seq + 1).unwrap_or(usize::MAX);
+        ProtocolError::check_limit("snapshot pages per session", self.config.max_pages, pages)?;
+        let page = decode_page(msg, self.config.compression)?;
+        let (last, count, bytes) = (page.last, page.entries.len(), page.bytes);
+        self.progress
+            .lock()
+            .stage(page, self.config.max_staged_bytes)?;
+        self.stats.entries_pulled += count as u64;
+        self.stats.payload_bytes += bytes as u64;
+        self.next_seq += 1;
+        if last {
+            return self.complete(store);
+        }
+        if self.next_seq - self.acked >= self.ack_every() {
+            self.ack_due = Some(seq);
+        }
+        Ok(())
+    }
+
+    fn ack_every(&self) -> u64 {
+        (self.window() / 2).max(1)
+    }
+
+    /// Verifies the staged snapshot, plans the merge-mode pushes and applies it.
+    fn complete<S: Store + ?Sized>(&mut self, store: &S) -> Result<(), SyncErrorKind> {
+        let mut staging = self.progress.lock();
+        staging.verify()?;
+        self.pushes = plan_pushes(store, &self.context, &staging.entries)?;
+        let entries = staging.take_entries();
+        drop(staging);
+        if !entries.is_empty() {
+            store.apply(&self.context, entries)?;
+        }
+        self.state = State::Pushing;
+        Ok(())
+    }
+
+    fn finish<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
+        self.state = State::Finishing;
+        // One round opens the stream, one more per ack the window forced the
+        // responder to wait for when latency dominates, and one finishes.
+        let gated = self.next_seq.saturating_sub(self.window());
+        let acks = gated.div_ceil(self.ack_every());
+        self.stats.rounds = u32::try_from(acks + 2).unwrap_or(u32::MAX);
+        let root = store.summary(&self.context)?.root;
+        Ok(StreamMessage::new(Body::Finish(Finish {
+            root: root.0.to_vec().into(),
+        })))
+    }
+}
+
+/// The init payload: a resume of what `progress` staged for `context`, or a fresh
+/// start (clearing a handle staged for another context).
+fn opening_kind(
+    context: &ContextId,
+    config: &SnapshotConfig,
+    progress: &SnapshotProgress,
+    root: Hash,
+) -> Kind {
+    let mut staging = progress.lock();
+    if staging.context.as_ref().is_some_and(|c| c != context) {
+        *staging = Default::default();
+    }
+    let bytes = |h: Option<Hash>| h.map(|h| h.0.to_vec().into()).unwrap_or_default();
+    Kind::Snapshot(SnapshotInit {
+        root: root.0.to_vec().into(),
+        resume_root: bytes(staging.pinned.map(|p| p.root)),
+        resume_after: bytes(staging.pinned.and(staging.cursor)),
+        window: u32::try_from(config.window).unwrap_or(u32::MAX),
+        compression: config.compression as i32,
+    })
+}
+
+impl<S: Store + ?Sized> Machine<S> for SnapshotInitiator {
+    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+        match (self.state, message.body) {
+            (State::Beginning, Some(Body::SnapshotBegin(begin))) => Ok(self.on_begin(begin)?),
+            (State::Receiving, Some(Body::SnapshotPage(page))) => self.on_page(store, page),
+            (State::Finishing, Some(Body::FinishAck(ack))) => {
+                self.stats.remote_root = Hash::from_wire(&ack.root, "root")?;
+                self.stats.local_root = store.summary(&self.context)?.root;
+                self.state = State::Done;
+                Ok(())
+            }
+            (state, body) => Err(unexpected(expected(state), &StreamMessage { body })),
+        }
+    }
+
+    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        match self.state {
+            State::Opening => {
+                self.state = State::Beginning;
+                Ok(self.init.take())
+            }
+            State::Receiving => Ok(self.ack_due.take().map(|seq| {
+                self.acked = seq + 1;
+                StreamMessage::new(Body::SnapshotAck(SnapshotAck { seq }))
+            })),
+            State::Pushing => {
+                let budget = self.config.push_bytes;
+                let frame = push_frame(
+                    store,
+                    &self.context,
+                    &mut self.pushes,
+                    budget,
+                    &mut self.stats,
+                )?;
+                match frame {
+                    Some(push) => Ok(Some(StreamMessage::new(Body::EntryPush(push)))),
+                    None => self.finish(store).map(Some),
+                }
+            }
+            State::Beginning | State::Finishing | State::Done => Ok(None),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn phase(&self) -> &'static str {
+        match self.state {
+            State::Opening => "opening",
+            State::Beginning => "snapshot begin",
+            State::Receiving => "receiving snapshot pages",
+            State::Pushing => "pushing local entries",
+            State::Finishing => "finish ack",
+            State::Done => "done",
+        }
+    }
+}
+
+fn expected(state: State) -> &'static str {
+    match state {
+        State::Beginning => "snapshot begin",
+        State::Receiving => "snapshot page",
+        State::Finishing => "finish ack",
+        State::Opening | State::Pushing | State::Done => "nothing",
+    }
+}

@@ -1,0 +1,276 @@
+//! The snapshot responder: pins its current root, streams its entries in key-hash
+//! order as pages under a window of unacknowledged pages, fails with
+//! [`ProtocolError::StateMoved`] as soon as its root leaves the pinned one, then
+//! applies the initiator's pushes and acknowledges the finish.
+
+use std::collections::VecDeque;
+
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::limits::{MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES};
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{EntryPush, FinishAck, SnapshotAck, SnapshotBegin};
+use synctree_primitives::{
+    ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StoreError, StoredEntry,
+    StreamMessage, SyncStats,
+};
+
+use super::SnapshotResponderInit;
+use super::page::encode_page;
+use crate::machine::{Machine, unexpected};
+use crate::tree_responder::decode_entries;
+use crate::tree_wire::successor;
+
+/// Entries per store read, bounds: reads aim at one page's worth of entries.
+const MIN_SCAN: usize = 16;
+const MAX_SCAN: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pinning,
+    Streaming,
+    Serving,
+    Acknowledging,
+    Done,
+}
+
+/// Responder state machine of the Snapshot protocol.
+#[derive(Debug)]
+pub struct SnapshotResponder {
+    context: ContextId,
+    init: SnapshotResponderInit,
+    page_bytes: usize,
+    state: State,
+    pinned: Hash,
+    reader: PageReader,
+    /// Sequence number of the next page.
+    next_seq: u64,
+    /// Pages the initiator acknowledged.
+    acked: u64,
+    stats: SyncStats,
+}
+
+impl SnapshotResponder {
+    /// A responder for `context`, after the session's init message was read.
+    pub fn new(context: ContextId, init: SnapshotResponderInit, root_before: Hash) -> Self {
+        SnapshotResponder {
+            context,
+            reader: PageReader::new(init.resume_after),
+            init,
+            page_bytes: MAX_SNAPSHOT_PAGE_BYTES,
+            state: State::Pinning,
+            pinned: Hash::ZERO,
+            next_seq: 0,
+            acked: 0,
+            stats: SyncStats::new(ProtocolKind::Snapshot, Role::Responder, root_before),
+        }
+    }
+
+    /// Builds pages of at most `bytes` of entries (clamped to
+    /// `1..=MAX_SNAPSHOT_PAGE_BYTES`) instead of full pages: small pages for tests
+    /// and benches.
+    pub fn with_page_bytes(mut self, bytes: usize) -> Self {
+        self.page_bytes = bytes.clamp(1, MAX_SNAPSHOT_PAGE_BYTES);
+        self
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
+    }
+
+    /// Consumes the machine, returning its stats.
+    pub fn into_stats(self) -> SyncStats {
+        self.stats
+    }
+
+    fn check_pinned<S: Store + ?Sized>(&self, store: &S) -> Result<(), SyncErrorKind> {
+        if store.summary(&self.context)?.root != self.pinned {
+            return Err(ProtocolError::StateMoved {
+                pinned: self.pinned.to_hex(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn begin<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
+        let summary = store.summary(&self.context)?;
+        if let Some(resumed) = self.init.resume_root {
+            if resumed != summary.root {
+                return Err(ProtocolError::StateMoved {
+                    pinned: resumed.to_hex(),
+                }
+                .into());
+            }
+        }
+        self.pinned = summary.root;
+        self.state = State::Streaming;
+        Ok(StreamMessage::new(Body::SnapshotBegin(SnapshotBegin {
+            root: summary.root.0.to_vec().into(),
+            entry_count: summary.entry_count,
+        })))
+    }
+
+    /// The next page, read while the root is the pinned one before and after.
+    fn page<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
+        self.check_pinned(store)?;
+        let (entries, last) = self.reader.page(store, &self.context, self.page_bytes)?;
+        self.check_pinned(store)?;
+        for stored in &entries {
+            self.stats.record_sent(&stored.entry);
+        }
+        let page = encode_page(self.next_seq, &entries, last, self.init.compression);
+        self.next_seq += 1;
+        if last {
+            self.state = State::Serving;
+        }
+        Ok(StreamMessage::new(Body::SnapshotPage(page)))
+    }
+
+    fn on_ack(&mut self, ack: SnapshotAck) -> Result<(), ProtocolError> {
+        if ack.seq >= self.next_seq {
+            return Err(ProtocolError::Unsolicited("ack for a page not sent"));
+        }
+        if ack.seq < self.acked {
+            return Err(ProtocolError::Malformed("snapshot acks out of order"));
+        }
+        self.acked = ack.seq + 1;
+        Ok(())
+    }
+
+    fn on_push<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        push: EntryPush,
+    ) -> Result<(), SyncErrorKind> {
+        let entries = decode_entries(push.entries)?;
+        self.stats.record_received(&entries);
+        if !entries.is_empty() {
+            store.apply(&self.context, entries)?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
+    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+        match (self.state, message.body) {
+            (State::Streaming | State::Serving, Some(Body::SnapshotAck(ack))) => {
+                Ok(self.on_ack(ack)?)
+            }
+            (State::Serving, Some(Body::EntryPush(push))) => self.on_push(store, push),
+            (State::Serving, Some(Body::Finish(finish))) => {
+                self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
+                self.state = State::Acknowledging;
+                Ok(())
+            }
+            (State::Streaming, body) => Err(unexpected("snapshot ack", &StreamMessage { body })),
+            (_, body) => Err(unexpected(
+                "snapshot ack, push or finish",
+                &StreamMessage { body },
+            )),
+        }
+    }
+
+    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        match self.state {
+            State::Pinning => self.begin(store).map(Some),
+            State::Streaming if self.next_seq - self.acked < self.init.window as u64 => {
+                self.page(store).map(Some)
+            }
+            State::Acknowledging => {
+                let root = store.summary(&self.context)?.root;
+                self.stats.local_root = root;
+                self.state = State::Done;
+                Ok(Some(StreamMessage::new(Body::FinishAck(FinishAck {
+                    root: root.0.to_vec().into(),
+                }))))
+            }
+            State::Streaming | State::Serving | State::Done => Ok(None),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn phase(&self) -> &'static str {
+        match self.state {
+            State::Pinning => "pinning",
+            State::Streaming => "streaming snapshot pages",
+            State::Serving => "applying pushes",
+            State::Acknowledging | State::Done => "finishing",
+        }
+    }
+}
+
+/// Reads the context in key-hash order a bounded chunk at a time, keeping at most
+/// one chunk ahead of the pages built from it.
+#[derive(Debug)]
+struct PageReader {
+    /// Key hash to read from next; `None` once the store is exhausted.
+    next: Option<Hash>,
+    ahead: VecDeque<StoredEntry>,
+    chunk: usize,
+}
+
+impl PageReader {
+    /// A reader starting above `after` (from the first key hash when `None`).
+    fn new(after: Option<Hash>) -> Self {
+        PageReader {
+            next: after.map_or(Some(Hash::ZERO), |h| successor(&h)),
+            ahead: VecDeque::new(),
+            chunk: MIN_SCAN,
+        }
+    }
+
+    /// Entries for one page of at most `budget` bytes (an entry larger than the
+    /// budget goes alone), and whether the page is the last.
+    fn page<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        budget: usize,
+    ) -> Result<(Vec<StoredEntry>, bool), StoreError> {
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        loop {
+            if self.ahead.is_empty() {
+                self.refill(store, context, budget)?;
+            }
+            let Some(next) = self.ahead.front() else {
+                return Ok((page, true));
+            };
+            let len = next.entry.encoded_len();
+            let full = bytes + len > budget || page.len() >= MAX_ENTRIES_PER_BATCH;
+            if full && !page.is_empty() {
+                return Ok((page, false));
+            }
+            bytes += len;
+            page.extend(self.ahead.pop_front());
+        }
+    }
+
+    fn refill<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        budget: usize,
+    ) -> Result<(), StoreError> {
+        let Some(low) = self.next else {
+            return Ok(());
+        };
+        let chunk = store.range(context, &low, &Hash([0xff; 32]), self.chunk)?;
+        self.next = match chunk.last() {
+            Some(last) if chunk.len() == self.chunk => successor(&last.key_hash),
+            _ => None,
+        };
+        if !chunk.is_empty() {
+            let bytes: usize = chunk.iter().map(|s| s.entry.encoded_len()).sum();
+            let average = (bytes / chunk.len()).max(1);
+            self.chunk = (budget / average).clamp(MIN_SCAN, MAX_SCAN);
+        }
+        self.ahead.extend(chunk);
+        Ok(())
+    }
+}
