@@ -9,8 +9,11 @@ use synctree_primitives::{
 };
 
 /// Protocols this build can run, in order of preference.
-pub const SUPPORTED_PROTOCOLS: &[ProtocolKind] =
-    &[ProtocolKind::HashComparison, ProtocolKind::LevelWise];
+pub const SUPPORTED_PROTOCOLS: &[ProtocolKind] = &[
+    ProtocolKind::HashComparison,
+    ProtocolKind::LevelWise,
+    ProtocolKind::Snapshot,
+];
 
 /// Page encodings this build can read, besides none.
 pub const SUPPORTED_COMPRESSION: &[Compression] = &[Compression::Lz4];

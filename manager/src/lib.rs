@@ -16,17 +16,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod anti_entropy;
 mod error;
 pub mod generate;
 pub mod handshake;
 mod manager;
+pub mod metrics;
 mod report;
 pub mod selection;
 mod serve;
 
+pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;
 pub use handshake::{PeerSummary, TopFingerprint};
-pub use manager::{ManagerConfig, Served, SyncManager};
+pub use manager::{MAX_PARTIAL_SNAPSHOTS, ManagerConfig, Served, SyncManager};
 pub use report::{ReportJson, SessionReport};
 pub use selection::{ProtocolChoice, Selection, select};
 pub use serve::{DRAIN_GRACE, ServeSummary};

@@ -1,7 +1,8 @@
 //! [`SyncManager`]: dispatches incoming streams to protocol responders and opens
 //! sessions as initiator.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use synctree_primitives::limits::IDLE_TIMEOUT;
@@ -13,8 +14,8 @@ use synctree_primitives::{
     SyncStats, SyncTransport, TransportError,
 };
 use synctree_protocols::{
-    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, TreeConfig,
-    init_message,
+    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, Snapshot,
+    SnapshotConfig, SnapshotProgress, SnapshotResponderInit, TreeConfig, init_message,
 };
 use tokio::time::Instant;
 
@@ -22,6 +23,10 @@ use crate::error::ManagerError;
 use crate::handshake::{PeerSummary, SUPPORTED_PROTOCOLS, TopFingerprint};
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Selection, select};
+
+/// Interrupted snapshots kept for resuming: each holds staged entries (up to
+/// `MAX_SNAPSHOT_STAGED_BYTES`), so only a few are kept at once.
+pub const MAX_PARTIAL_SNAPSHOTS: usize = 4;
 
 /// Manager tunables.
 #[derive(Clone, Debug)]
@@ -70,6 +75,8 @@ pub struct SyncManager<S> {
     store: Arc<S>,
     identity: Identity,
     config: ManagerConfig,
+    /// Interrupted snapshots by (peer, context), resumed by the next session.
+    partial_snapshots: Mutex<HashMap<(String, ContextId), SnapshotProgress>>,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
@@ -79,6 +86,7 @@ impl<S: Store + 'static> SyncManager<S> {
             store,
             identity,
             config,
+            partial_snapshots: Mutex::default(),
         }
     }
 
@@ -164,9 +172,12 @@ impl<S: Store + 'static> SyncManager<S> {
                 };
                 LevelWise::run_responder(transport, store, context, id, init).await?
             }
-            Kind::Snapshot(_) => {
-                let e = ProtocolError::UnsupportedProtocol("not served by this node".into());
-                return Err(self.rejected(transport, e).await);
+            Kind::Snapshot(init) => {
+                let init = match SnapshotResponderInit::try_from(&init) {
+                    Ok(init) => init,
+                    Err(e) => return Err(self.rejected(transport, e).await),
+                };
+                Snapshot::run_responder(transport, store, context, id, init).await?
             }
             // A second handshake: the first was answered above.
             Kind::Handshake(_) => {
@@ -227,7 +238,7 @@ impl<S: Store + 'static> SyncManager<S> {
         transport: &mut T,
         context: &ContextId,
         protocol: ProtocolKind,
-        _selection: &Selection,
+        selection: &Selection,
     ) -> Result<SyncStats, ManagerError> {
         let (store, id) = (&*self.store, &self.identity);
         let stats = match protocol {
@@ -239,12 +250,48 @@ impl<S: Store + 'static> SyncManager<S> {
                 let config = TreeConfig::level_wise();
                 LevelWise::run_initiator(transport, store, context, id, config).await?
             }
+            ProtocolKind::Snapshot => {
+                let progress = self.snapshot_progress(transport.peer(), context);
+                let config = SnapshotConfig {
+                    compression: selection.compression,
+                    resume: Some(progress.clone()),
+                    ..SnapshotConfig::default()
+                };
+                let outcome = Snapshot::run_initiator(transport, store, context, id, config).await;
+                self.keep_snapshot_progress(transport.peer(), context, progress);
+                outcome?
+            }
             other => {
                 let e = ProtocolError::UnsupportedProtocol(other.name().to_owned());
                 return Err(self.rejected(transport, e).await);
             }
         };
         Ok(stats)
+    }
+
+    /// The staged pages of an earlier, interrupted snapshot of `context` from
+    /// `peer`, or a fresh handle.
+    fn snapshot_progress(&self, peer: &str, context: &ContextId) -> SnapshotProgress {
+        let key = (peer.to_owned(), context.clone());
+        let mut partial = self.partial_snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        partial.remove(&key).unwrap_or_default()
+    }
+
+    /// Keeps a snapshot's staged pages for the next session with the same peer, so
+    /// it resumes instead of starting over (dropped once empty: finished, verified
+    /// or moved).
+    fn keep_snapshot_progress(&self, peer: &str, context: &ContextId, progress: SnapshotProgress) {
+        if progress.is_empty() {
+            return;
+        }
+        let key = (peer.to_owned(), context.clone());
+        let mut partial = self.partial_snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        if partial.len() >= MAX_PARTIAL_SNAPSHOTS {
+            tracing::debug!(%peer, %context, "too many partial snapshots kept; this one starts over next time");
+            return;
+        }
+        tracing::debug!(%peer, %context, pages = progress.pages_staged(), "keeping a partial snapshot to resume");
+        partial.insert(key, progress);
     }
 
     fn fingerprint(&self, context: &ContextId, peer: &str) -> Result<TopFingerprint, ManagerError> {

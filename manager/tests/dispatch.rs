@@ -313,13 +313,11 @@ async fn two_managers_converge_over_tcp_and_report_it() {
         .await
         .expect("sync");
     assert!(report.converged());
-    assert_eq!(
-        report.selection.protocol,
-        Some(ProtocolKind::HashComparison)
-    );
+    // 1 entry against 50: far behind, so a snapshot in merge mode.
+    assert_eq!(report.selection.protocol, Some(ProtocolKind::Snapshot));
     let stats = report.stats.as_ref().expect("a protocol ran");
     assert_eq!((stats.entries_pulled, stats.entries_pushed), (50, 1));
-    assert_eq!(report.json().protocol, "hash-comparison");
+    assert_eq!(report.json().protocol, "snapshot");
 
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut transport = FramedTransport::tcp(stream).expect("tcp");
