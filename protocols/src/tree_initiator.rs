@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST,
-    MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+    BATCH_BYTE_BUDGET, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES,
+    MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
+    MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::store::bucket;
@@ -231,7 +232,7 @@ impl TreeInitiator {
     fn push_frame<S: Store + ?Sized>(&mut self, store: &S) -> Result<Option<Body>, SyncErrorKind> {
         let mut entries = Vec::new();
         let mut size = 0;
-        while size < self.config.push_bytes {
+        while size < self.config.push_bytes && entries.len() < MAX_ENTRIES_PER_BATCH {
             match self.pushes.front_mut() {
                 None => break,
                 Some(Push::Entry(_)) => {
@@ -241,7 +242,8 @@ impl TreeInitiator {
                     }
                 }
                 Some(Push::Subtree(cursor)) => {
-                    let (chunk, done) = cursor.read(store, &self.context, SCAN_CHUNK)?;
+                    let room = SCAN_CHUNK.min(MAX_ENTRIES_PER_BATCH - entries.len());
+                    let (chunk, done) = cursor.read(store, &self.context, room)?;
                     if done {
                         self.pushes.pop_front();
                     }

@@ -202,13 +202,14 @@ impl TreeResponder {
             ..EntryBatch::default()
         };
         let mut size = 0;
-        while size < BATCH_BYTE_BUDGET {
+        while size < BATCH_BYTE_BUDGET && batch.entries.len() < MAX_ENTRIES_PER_BATCH {
             if let Some(key) = keys.pop_front() {
                 if let Some(entry) = store.get(&self.context, &key)? {
                     size += self.add_entry(&mut batch, &entry);
                 }
             } else if let Some(cursor) = subtrees.front_mut() {
-                let (chunk, done) = cursor.read(store, &self.context, SCAN_CHUNK)?;
+                let room = SCAN_CHUNK.min(MAX_ENTRIES_PER_BATCH - batch.entries.len());
+                let (chunk, done) = cursor.read(store, &self.context, room)?;
                 if done {
                     subtrees.pop_front();
                 }

@@ -223,3 +223,24 @@ async fn converges_over_a_framed_transport_and_counts_bytes() {
                 < sa_stats.transport.bytes_received + sa_stats.transport.bytes_sent
     );
 }
+
+#[test]
+fn tiny_entries_never_overfill_a_frame_in_either_direction() {
+    // ~12-byte entries: a 1 MiB frame would hold more than MAX_ENTRIES_PER_BATCH.
+    let tiny: Vec<Entry> = (0u32..70_000)
+        .map(|i| {
+            Entry::put(
+                i.to_be_bytes()[1..].to_vec(),
+                "",
+                Version::new(1, NodeId(1)),
+            )
+        })
+        .collect();
+    assert!(tiny[0].encoded_len() * synctree_primitives::limits::MAX_ENTRIES_PER_BATCH < 1 << 20);
+    for (a, b) in [(vec![], tiny.clone()), (tiny.clone(), vec![])] {
+        let (sa, sb) = (store_with(&a), store_with(&b));
+        let stats = sync_pair(&sa, &sb, TreeConfig::default());
+        assert_converged(&sa, &sb, &a, &b);
+        assert!(stats.converged());
+    }
+}
