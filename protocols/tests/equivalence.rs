@@ -1,0 +1,131 @@
+//! Strategy equivalence: every protocol, run on the same random pair of replicas,
+//! leaves both sides with the same final state (the per-key merge of both inputs),
+//! through the real executors over a framed in-memory transport.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ctx, merged, sorted_entries, store_with};
+use proptest::prelude::*;
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{Compression, InitPayload};
+use synctree_primitives::{
+    Entry, Identity, NodeId, ProtocolKind, Store, SyncError, SyncProtocolExecutor, SyncStats,
+    SyncTransport, Version, merkle,
+};
+use synctree_protocols::{
+    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, Snapshot,
+    SnapshotConfig, SnapshotResponderInit, TreeConfig,
+};
+use synctree_store::MemoryStore;
+use synctree_transport::FramedTransport;
+
+const PROTOCOLS: [ProtocolKind; 3] = [
+    ProtocolKind::HashComparison,
+    ProtocolKind::LevelWise,
+    ProtocolKind::Snapshot,
+];
+
+/// The responder's half of a session: reads the init frame and runs the protocol
+/// it names, as the manager does.
+async fn respond<T: SyncTransport>(
+    transport: &mut T,
+    store: &MemoryStore,
+) -> Result<SyncStats, SyncError> {
+    let id = Identity::new(NodeId(2));
+    let first = transport.recv().await.expect("recv").expect("init frame");
+    let Some(Body::Init(InitPayload {
+        kind: Some(kind), ..
+    })) = first.body
+    else {
+        panic!("first frame is not an init payload");
+    };
+    let context = ctx();
+    match kind {
+        Kind::HashComparison(init) => {
+            let init = HashComparisonResponderInit::try_from(&init).expect("init");
+            HashComparison::run_responder(transport, store, &context, &id, init).await
+        }
+        Kind::LevelWise(init) => {
+            let init = LevelWiseResponderInit::try_from(&init).expect("init");
+            LevelWise::run_responder(transport, store, &context, &id, init).await
+        }
+        Kind::Snapshot(init) => {
+            let init = SnapshotResponderInit::try_from(&init).expect("init");
+            Snapshot::run_responder(transport, store, &context, &id, init).await
+        }
+        Kind::Handshake(_) => panic!("no handshake in this test"),
+    }
+}
+
+/// Runs `protocol` between fresh stores holding `a` and `b`; returns both stores.
+fn run(protocol: ProtocolKind, a: &[Entry], b: &[Entry]) -> (MemoryStore, MemoryStore) {
+    let (sa, sb) = (store_with(a), store_with(b));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (mut ta, mut tb) = FramedTransport::memory_pair(4096);
+        let (id, context) = (Identity::new(NodeId(1)), ctx());
+        let initiator = async {
+            match protocol {
+                ProtocolKind::HashComparison => {
+                    let config = TreeConfig::default();
+                    HashComparison::run_initiator(&mut ta, &sa, &context, &id, config).await
+                }
+                ProtocolKind::LevelWise => {
+                    let config = TreeConfig::level_wise();
+                    LevelWise::run_initiator(&mut ta, &sa, &context, &id, config).await
+                }
+                _ => {
+                    let config = SnapshotConfig {
+                        compression: Compression::Lz4,
+                        window: 2,
+                        ..SnapshotConfig::default()
+                    };
+                    Snapshot::run_initiator(&mut ta, &sa, &context, &id, config).await
+                }
+            }
+        };
+        let (ra, rb) = tokio::join!(initiator, respond(&mut tb, &sb));
+        let (ra, rb) = (ra.expect("initiator"), rb.expect("responder"));
+        assert_eq!((ra.protocol, rb.protocol), (protocol, protocol));
+        assert!(ra.converged() && rb.converged(), "{protocol:?}");
+    });
+    (sa, sb)
+}
+
+fn arb_replica() -> impl Strategy<Value = Vec<Entry>> {
+    let entry = (0u16..400, 0u64..4, 0u64..3, any::<bool>(), any::<u8>()).prop_map(
+        |(key, hlc, node, delete, value)| {
+            let version = Version::new(hlc, NodeId(node));
+            let key = format!("k{key}");
+            if delete {
+                Entry::delete(key, version)
+            } else {
+                Entry::put(key, vec![value; 1 + usize::from(value % 8)], version)
+            }
+        },
+    );
+    prop::collection::vec(entry, 0..300)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn every_protocol_reaches_the_same_state(a in arb_replica(), b in arb_replica()) {
+        let want = merged(&a, &b);
+        let root = merkle::root_of(&want);
+        for protocol in PROTOCOLS {
+            let (sa, sb) = run(protocol, &a, &b);
+            prop_assert_eq!(&sorted_entries(&sa), &want, "{:?} initiator", protocol);
+            prop_assert_eq!(&sorted_entries(&sb), &want, "{:?} responder", protocol);
+            prop_assert_eq!(sa.summary(&ctx()).expect("summary").root, root);
+            prop_assert_eq!(sb.summary(&ctx()).expect("summary").root, root);
+        }
+    }
+}
