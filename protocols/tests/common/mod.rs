@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code, unreachable_pub)]
 
+pub mod snapshot;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
