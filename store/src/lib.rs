@@ -12,6 +12,18 @@
 //!   └───────────────────────────────────────────────────────────────────┘
 //!   under the write lock: merge bucket by bucket (Entry::supersedes)
 //!     → re-hash each changed bucket once → merkle::update_paths once
+//!
+//!   apply(ctx, batch)                       reads: one redb read transaction
+//!     │ validate, hash, sort by key hash           each (a committed state)
+//!     ▼                                               │
+//!   ┌──────────────────────── RedbStore ──────────────▼─────────────────┐
+//!   │ one redb file, byte-string tables (see redb/schema.rs):           │
+//!   │   contexts: name → id, entry count, root                          │
+//!   │   entries:  (id, key hash) → digest, version, flags, key, value   │
+//!   │   nodes:    (id, position) → hash, non-zero nodes below the root  │
+//!   └───────────────────────────────────────────────────────────────────┘
+//!   in one write transaction: per touched bucket, one range scan
+//!     → merge → re-hash once → merkle::update_paths once → commit
 //! ```
 //!
 //! [`MemoryStore`] keeps every context in memory and its Merkle index current on
@@ -20,6 +32,13 @@
 //! counted in the [`ApplyReport`](synctree_primitives::ApplyReport) once, against
 //! the state the entries before it left: a key written twice in one batch may
 //! count as changed twice.
+//!
+//! [`RedbStore`] keeps the same state in a [redb](::redb) database file: each
+//! batch is merged and its index updated in one write transaction with
+//! immediate durability, so a committed batch survives a crash and a crash never
+//! leaves a root that disagrees with the entries. Opening a store reads its
+//! stored index; it never rebuilds it. [`recompute_root`] recomputes a root from
+//! a context's entries alone, on any store, to check an index.
 //!
 //! [`FaultyStore`] wraps any store and fails operations after a threshold, to test
 //! how callers handle a failing store. With the `conformance` feature, the
@@ -55,6 +74,10 @@ mod context;
 mod faulty;
 mod memory;
 mod nodes;
+mod redb;
+mod verify;
 
+pub use self::redb::{RedbStore, RedbStoreError};
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
+pub use verify::recompute_root;

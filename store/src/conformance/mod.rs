@@ -3,6 +3,8 @@
 //! Each case is a `pub fn` taking a factory `make` that returns a fresh, empty
 //! store; a case builds as many stores as it needs and panics on the first
 //! violation, with a message naming what broke. [`run_all`] runs every case.
+//! Persistent backends also run the cases of [`persistent`], with a factory
+//! that reopens one store.
 //! Cases only use the [`Store`] trait, so they hold for any backend:
 //!
 //! ```
@@ -19,6 +21,7 @@
 // A test suite: panicking with a message is how it reports a failure.
 #![allow(clippy::expect_used)]
 
+pub mod persistent;
 mod support;
 mod tree;
 
@@ -29,8 +32,9 @@ use support::{Rng, all, apply, collide, ctx, get, random_entries, root, v};
 
 pub use support::{Model, assert_matches_model};
 pub use tree::{
-    node_hashes_are_consistent, range_and_bucket_follow_key_hash_order,
-    root_is_independent_of_order_and_batching, root_tracks_many_random_ops,
+    node_hashes_are_consistent, paging_follows_key_hash_order,
+    range_and_bucket_follow_key_hash_order, root_is_independent_of_order_and_batching,
+    root_tracks_many_random_ops,
 };
 
 /// Runs every case of the suite on stores built by `make`.
@@ -41,6 +45,7 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     root_is_independent_of_order_and_batching(&make);
     root_tracks_many_random_ops(&make);
     range_and_bucket_follow_key_hash_order(&make);
+    paging_follows_key_hash_order(&make);
     contexts_are_isolated(&make);
     node_hashes_are_consistent(&make);
     unknown_context_reads_as_empty(&make);

@@ -183,3 +183,72 @@ pub fn node_hashes_are_consistent<S: Store>(make: impl Fn() -> S) {
     }
     assert_eq!(seen, summary.entry_count, "the leaves hold every entry");
 }
+
+/// Paging through `range` with a small `limit`, each page starting just after
+/// the last key hash of the page before (how protocols stream a subtree),
+/// visits every entry within the bounds exactly once, in key-hash order, for
+/// any page size.
+pub fn paging_follows_key_hash_order<S: Store>(make: impl Fn() -> S) {
+    let (store, c) = (make(), ctx("paging"));
+    let mut rng = Rng::new(0x9a6e);
+    let mut entries: Vec<Entry> = (0..400)
+        .map(|i| Entry::put(format!("page-{i}"), "v", v(1, 1)))
+        .collect();
+    entries.extend(
+        collide(30)
+            .into_iter()
+            .map(|k| Entry::put(k, "shared", v(1, 1))),
+    );
+    entries.extend(random_entries(&mut rng, 100));
+    let model = Model::of(&entries);
+    for batch in rng.split(entries, 64) {
+        apply(&store, &c, batch);
+    }
+    assert_matches_model(&store, &c, &model, "before paging");
+    let full = all(&store, &c);
+    let bounds = [
+        (Hash::ZERO, MAX_HASH),
+        NodePos::new(1, 5).key_hash_range(),
+        (full[40].key_hash, full[300].key_hash),
+        (successor(full[10].key_hash), full[11].key_hash),
+    ];
+    for (low, high) in bounds {
+        let want: Vec<_> = full
+            .iter()
+            .filter(|e| low <= e.key_hash && e.key_hash <= high)
+            .cloned()
+            .collect();
+        assert!(!want.is_empty(), "bounds {low}..={high} hold entries");
+        for size in [1, 7, 64] {
+            assert_eq!(
+                page_through(&store, &c, low, high, size),
+                want,
+                "pages of {size} over {low}..={high}"
+            );
+        }
+    }
+}
+
+/// Every entry in `low..=high`, read in pages of `size`.
+fn page_through<S: Store>(
+    store: &S,
+    c: &synctree_primitives::ContextId,
+    low: Hash,
+    high: Hash,
+    size: usize,
+) -> Vec<synctree_primitives::StoredEntry> {
+    let (mut out, mut cursor) = (Vec::new(), low);
+    loop {
+        let page = store.range(c, &cursor, &high, size).expect("range");
+        assert!(page.len() <= size, "a page holds at most `limit` entries");
+        let Some(last) = page.last().map(|e| e.key_hash) else {
+            return out;
+        };
+        let more = page.len() == size && last < high;
+        out.extend(page);
+        if !more || last == MAX_HASH {
+            return out;
+        }
+        cursor = successor(last);
+    }
+}

@@ -1,0 +1,237 @@
+//! [`RedbStore`]: a persistent [`Store`] in one redb database file.
+
+mod apply;
+mod codec;
+mod error;
+mod guard;
+mod read;
+mod schema;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+
+use ::redb::{Database, DatabaseError, StorageError};
+use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::{
+    ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
+};
+
+pub use error::RedbStoreError;
+
+use error::{backend, redb_error};
+use guard::Guard;
+use read::Reader;
+
+/// A persistent [`Store`]: entries, tombstones and the Merkle index of every
+/// context in one redb database file.
+///
+/// Each [`Store::apply`] merges its batch and updates the index in **one**
+/// redb write transaction, committed with redb's default immediate durability:
+/// once `apply` returns, the batch survives a crash or `SIGKILL`, and a crash
+/// at any instant leaves the file at the last committed batch, whose stored
+/// root equals the root recomputed from its entries
+/// ([`crate::recompute_root`]). A batch that fails (an invalid entry, a
+/// corrupt record, an I/O error) leaves nothing behind.
+///
+/// Node hashes and each context's entry count and root are stored, so opening
+/// a store reads a few keys and never rebuilds the tree. Each read runs in its
+/// own read transaction: readers see whole batches and never wait for the
+/// writer; writers wait for each other.
+///
+/// Bad files, a file already open in another process, and a file of another
+/// format version are typed errors ([`StoreError::Backend`] with a
+/// [`RedbStoreError`] source, or [`StoreError::Corrupt`]), never panics: see
+/// [`RedbStore::open`]. Every stored record is decoded with its lengths
+/// checked, and should redb itself panic on a damaged file (it trusts the
+/// file and does not verify checksums on reads), the panic is contained and
+/// reported as [`StoreError::Corrupt`]; the handle then refuses further
+/// operations until the file is reopened.
+///
+/// ```
+/// use synctree_primitives::{ContextId, Entry, NodeId, Store, Version};
+/// use synctree_store::RedbStore;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let ctx = ContextId::new("users")?;
+/// let root = {
+///     let store = RedbStore::open_dir(dir.path())?;
+///     store.apply(&ctx, vec![Entry::put("alice", "admin", Version::new(1, NodeId(1)))])?;
+///     store.summary(&ctx)?.root
+/// };
+/// // Reopening reads the stored index back: same root, same entries.
+/// let store = RedbStore::open_dir(dir.path())?;
+/// assert_eq!(store.summary(&ctx)?.root, root);
+/// assert_eq!(synctree_store::recompute_root(&store, &ctx)?, (root, 1));
+/// # Ok(())
+/// # }
+/// ```
+pub struct RedbStore {
+    db: Database,
+    guard: Guard,
+}
+
+impl RedbStore {
+    /// The file name [`RedbStore::open_dir`] uses inside its directory.
+    pub const FILE_NAME: &'static str = "synctree.redb";
+
+    /// Opens the store in the database file at `path`, creating the file if it
+    /// does not exist (its directory must).
+    ///
+    /// Reads only the format version: O(1), whatever the store holds (after a
+    /// crash, redb first repairs its own allocator state, reading its page
+    /// tree). Fails with [`StoreError::Backend`] whose source is a
+    /// [`RedbStoreError`]: [`RedbStoreError::Open`] when redb cannot open the
+    /// file (held by another process, not a redb file, an older redb format,
+    /// I/O), [`RedbStoreError::UnsupportedFormat`] or
+    /// [`RedbStoreError::NotAStore`] when it is not a store this build reads;
+    /// with [`StoreError::Corrupt`] when redb or the format check finds the
+    /// file damaged.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+        let path = path.as_ref();
+        let db = guard::contain("open", path, || {
+            let db = Database::create(path).map_err(|source| open_error(path, source))?;
+            schema::prepare(&db, path).map_err(|e| with_path(path, e))?;
+            Ok(db)
+        })??;
+        let guard = Guard::new(path);
+        Ok(RedbStore { db, guard })
+    }
+
+    /// Opens the store in `dir`/[`RedbStore::FILE_NAME`], creating `dir` (and
+    /// its parents) and the file if missing. Fails like [`RedbStore::open`],
+    /// or with [`RedbStoreError::CreateDir`].
+    pub fn open_dir(dir: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| {
+            let path = dir.to_owned();
+            backend("open", RedbStoreError::CreateDir { path, source })
+        })?;
+        Self::open(dir.join(Self::FILE_NAME))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.guard.path()
+    }
+
+    /// Applies a batch in one write transaction, committed unless no entry
+    /// changed anything. `before_commit` runs after every write of the batch,
+    /// just before the commit; an error from it drops the transaction (tests
+    /// use it to fail at the last moment).
+    fn apply_with(
+        &self,
+        context: &ContextId,
+        entries: Vec<Entry>,
+        before_commit: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<ApplyReport, StoreError> {
+        if entries.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        let batch = apply::prepare(context, entries)?;
+        self.guard.run("apply", || {
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(redb_error("apply", Some(context)))?;
+            let report = apply::write(&txn, context, &batch)?;
+            before_commit()?;
+            if report.changed == 0 {
+                // Nothing won a merge: nothing to make durable, no fsync to pay.
+                txn.abort().map_err(redb_error("apply", Some(context)))?;
+            } else {
+                txn.commit().map_err(redb_error("apply", Some(context)))?;
+            }
+            Ok(report)
+        })
+    }
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.guard.path())
+            .finish()
+    }
+}
+
+impl Store for RedbStore {
+    /// Reads the context's metadata row only.
+    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
+        self.guard.run("summary", || {
+            Reader::begin(&self.db, context, "summary")?.summary()
+        })
+    }
+
+    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
+        self.guard.run("node", || {
+            Reader::begin(&self.db, context, "node")?.node(pos)
+        })
+    }
+
+    /// One range scan over the 16 consecutive child keys. A leaf has no
+    /// children: all zeros.
+    fn children(&self, context: &ContextId, pos: NodePos) -> Result<[Hash; FANOUT], StoreError> {
+        self.guard.run("children", || {
+            Reader::begin(&self.db, context, "children")?.children(pos)
+        })
+    }
+
+    fn range(
+        &self,
+        context: &ContextId,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        if low > high || limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.guard.run("range", || {
+            Reader::begin(&self.db, context, "range")?.range(low, high, limit)
+        })
+    }
+
+    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
+        self.guard.run("get", || {
+            Reader::begin(&self.db, context, "get")?.get(key_hash)
+        })
+    }
+
+    /// Validates every entry first ([`Entry::validate`]: an invalid one fails
+    /// the batch with [`RedbStoreError::InvalidEntry`]), hashes the batch, then
+    /// merges it in one write transaction. Duplicates count as in
+    /// [`crate::MemoryStore`].
+    fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
+        self.apply_with(context, entries, || Ok(()))
+    }
+
+    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
+        self.guard.run("contexts", || read::contexts(&self.db))
+    }
+}
+
+/// The store error for redb failing to open `path`.
+fn open_error(path: &Path, source: DatabaseError) -> StoreError {
+    match source {
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt(format!("{}: {detail}", path.display()))
+        }
+        source => {
+            let path = path.to_owned();
+            backend("open", RedbStoreError::Open { path, source })
+        }
+    }
+}
+
+/// Names the file in a corruption found while opening it.
+fn with_path(path: &Path, err: StoreError) -> StoreError {
+    match err {
+        StoreError::Corrupt(detail) => StoreError::Corrupt(format!("{}: {detail}", path.display())),
+        other => other,
+    }
+}
