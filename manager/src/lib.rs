@@ -25,6 +25,7 @@ pub mod metrics;
 mod report;
 pub mod selection;
 mod serve;
+pub mod simulate;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;

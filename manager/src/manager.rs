@@ -273,7 +273,10 @@ impl<S: Store + 'static> SyncManager<S> {
     /// `peer`, or a fresh handle.
     fn snapshot_progress(&self, peer: &str, context: &ContextId) -> SnapshotProgress {
         let key = (peer.to_owned(), context.clone());
-        let mut partial = self.partial_snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut partial = self
+            .partial_snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         partial.remove(&key).unwrap_or_default()
     }
 
@@ -285,7 +288,10 @@ impl<S: Store + 'static> SyncManager<S> {
             return;
         }
         let key = (peer.to_owned(), context.clone());
-        let mut partial = self.partial_snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut partial = self
+            .partial_snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if partial.len() >= MAX_PARTIAL_SNAPSHOTS {
             tracing::debug!(%peer, %context, "too many partial snapshots kept; this one starts over next time");
             return;

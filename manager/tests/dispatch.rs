@@ -87,6 +87,7 @@ async fn a_first_message_that_is_not_an_init_is_refused() {
     let request = StreamMessage::new(Body::NodeRequest(NodeRequest {
         request_id: 0,
         positions: vec![0],
+        ..Default::default()
     }));
     let (outcome, replies, unchanged) = dispatch(ManagerConfig::default(), vec![request]).await;
     assert!(matches!(rejected(&outcome), ProtocolError::UnknownInit(_)));

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use synctree_manager::{ManagerError, ManagerConfig, ProtocolChoice, SessionReport, SyncManager};
+use synctree_manager::{ManagerConfig, ManagerError, ProtocolChoice, SessionReport, SyncManager};
 use synctree_primitives::{
     ContextId, Entry, Identity, NodeId, ProtocolKind, Store, StreamMessage, SyncTransport,
     TransportError, TransportStats, Version, merkle,
@@ -86,15 +86,36 @@ async fn the_decision_table_picks_from_real_handshakes() {
     let cases: [(usize, usize, usize, Option<ProtocolKind>, &str); 5] = [
         (2_000, 0, 0, None, "roots match"),
         (0, 0, 2_000, Some(ProtocolKind::Snapshot), "initiator empty"),
-        (50, 0, 2_000, Some(ProtocolKind::Snapshot), "initiator far behind"),
-        (2_000, 1, 0, Some(ProtocolKind::HashComparison), "differences in 1/16"),
-        (2_000, 200, 200, Some(ProtocolKind::LevelWise), "differences spread"),
+        (
+            50,
+            0,
+            2_000,
+            Some(ProtocolKind::Snapshot),
+            "initiator far behind",
+        ),
+        (
+            2_000,
+            1,
+            0,
+            Some(ProtocolKind::HashComparison),
+            "differences in 1/16",
+        ),
+        (
+            2_000,
+            200,
+            200,
+            Some(ProtocolKind::LevelWise),
+            "differences spread",
+        ),
     ];
     for (n, only_a, only_b, want, reason) in cases {
         let (a, b) = replicas(n, only_a, only_b);
         let (client, server) = (node(1, a), node(2, b));
         let report = sync_fresh_pipe(&client, &server, ProtocolChoice::Auto).await;
-        assert_eq!(report.selection.protocol, want, "case {n}/{only_a}/{only_b}");
+        assert_eq!(
+            report.selection.protocol, want,
+            "case {n}/{only_a}/{only_b}"
+        );
         assert!(
             report.selection.reason.starts_with(reason),
             "{}",
@@ -176,7 +197,10 @@ async fn an_interrupted_snapshot_resumes_in_the_next_session() {
     let mut cut = CutAfter { inner: b, sends: 8 };
     let first = sync(&client, &server, &mut a, &mut cut, ProtocolChoice::Auto).await;
     assert!(first.is_err(), "the cut session must fail");
-    assert_eq!(client.store().summary(&ctx()).expect("summary").entry_count, 0);
+    assert_eq!(
+        client.store().summary(&ctx()).expect("summary").entry_count,
+        0
+    );
 
     let (mut a, mut b) = FramedTransport::memory_pair(1 << 16);
     let second = sync(&client, &server, &mut a, &mut b, ProtocolChoice::Auto)
@@ -188,5 +212,8 @@ async fn an_interrupted_snapshot_resumes_in_the_next_session() {
     // The resumed session moved at most the missing pages plus one.
     let total = 1_200 * 10_000;
     let pulled = second.stats.as_ref().expect("stats").payload_bytes as usize;
-    assert!(pulled < total - 4 * 1024 * 1024, "pulled {pulled} of {total}");
+    assert!(
+        pulled < total - 4 * 1024 * 1024,
+        "pulled {pulled} of {total}"
+    );
 }

@@ -24,6 +24,10 @@
 //! peers that both send a lot cannot deadlock (within the budget described at
 //! [`INBOX_HIGH_WATER`]).
 //!
+//! With the `sim` feature (on by default), [`sim::SimTransport`] runs the same
+//! framing over turmoil's simulated network, adding seeded cuts, stalls and a
+//! bandwidth cap per connection.
+//!
 //! ```
 //! use synctree_primitives::wire::{Finish, stream_message::Body};
 //! use synctree_primitives::{StreamMessage, SyncTransport, TransportError};
@@ -51,6 +55,8 @@ mod codec;
 mod framed;
 mod receiver;
 mod sender;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use framed::FramedTransport;
 

@@ -95,13 +95,13 @@ impl SnapshotResponder {
 
     fn begin<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
         let summary = store.summary(&self.context)?;
-        if let Some(resumed) = self.init.resume_root {
-            if resumed != summary.root {
-                return Err(ProtocolError::StateMoved {
-                    pinned: resumed.to_hex(),
-                }
-                .into());
+        if let Some(resumed) = self.init.resume_root
+            && resumed != summary.root
+        {
+            return Err(ProtocolError::StateMoved {
+                pinned: resumed.to_hex(),
             }
+            .into());
         }
         self.pinned = summary.root;
         self.state = State::Streaming;

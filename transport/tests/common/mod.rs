@@ -41,6 +41,7 @@ pub(crate) fn samples() -> Vec<StreamMessage> {
         StreamMessage::new(Body::NodeRequest(NodeRequest {
             request_id: 1,
             positions: vec![0, 1, 17, 4095],
+            ..Default::default()
         })),
         StreamMessage::default(),
         StreamMessage::new(Body::NodeResponse(NodeResponse {

@@ -1,0 +1,301 @@
+//! Periodic anti-entropy: every context is synced with every peer on an
+//! interval, so replicas converge even when nobody asks them to.
+//!
+//! ```text
+//!  contexts = store.contexts() ∪ config.contexts        peers (fixed set)
+//!        └──────────── (context, peer) pairs ─────────────┘
+//!                            │  Schedule (no I/O): due = last + interval + jitter;
+//!                            │  failing peer: base·2^(n−1) capped at backoff_max
+//!                            ▼
+//!  run(): start due pairs (≤ max_concurrent, one per pair) ─► JoinSet of sessions
+//!           each: Connector::connect ─► SyncManager::sync, under session_deadline
+//!         ◄─ SessionRecord ─ finish: reschedule, backoff, stats, metrics
+//! ```
+//!
+//! Only tokio time is used (`sleep_until`, `timeout_at`, `Instant`), so under
+//! turmoil the scheduler runs on the virtual clock, and jitter comes from a seeded
+//! RNG. A write that lands while a session runs is either carried by it or left
+//! for the next round: every pair is synced again one interval later whatever the
+//! last session saw.
+
+mod schedule;
+mod session;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use synctree_primitives::{ContextId, Store, SyncTransport};
+use synctree_transport::FramedTransport;
+use tokio::net::TcpStream;
+use tokio::task::{Id, JoinSet};
+use tokio::time::{Instant, sleep_until};
+
+pub use schedule::PeerBackoff;
+pub use session::{AntiEntropyStats, Outcome, SessionError, SessionRecord, SharedStats};
+
+use crate::manager::SyncManager;
+use crate::selection::ProtocolChoice;
+use schedule::Schedule;
+
+/// Opens connections to peers; TCP and the simulator implement it, so the
+/// scheduler runs unchanged over both.
+pub trait Connector: Send + Sync + 'static {
+    /// The transport a connection gives.
+    type Transport: SyncTransport + 'static;
+    /// Why connecting failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Connects to `peer` (an address such as `host:port`).
+    fn connect(
+        &self,
+        peer: &str,
+    ) -> impl Future<Output = Result<Self::Transport, Self::Error>> + Send;
+}
+
+/// Connects over TCP, giving up after `connect_timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConnector {
+    /// Longest wait for the TCP handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TcpConnector {
+    /// A 5-second connect timeout.
+    fn default() -> Self {
+        TcpConnector {
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Connector for TcpConnector {
+    type Transport = FramedTransport<TcpStream>;
+    type Error = io::Error;
+
+    async fn connect(&self, peer: &str) -> io::Result<Self::Transport> {
+        let connecting = TcpStream::connect(peer);
+        let stream = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        FramedTransport::tcp(stream)
+    }
+}
+
+/// Scheduler tunables.
+#[derive(Clone, Debug)]
+pub struct AntiEntropyConfig {
+    /// Time between two sessions of one (context, peer) pair.
+    pub interval: Duration,
+    /// Random extra delay, uniform in `[0, jitter)`, added to every reschedule.
+    pub jitter: Duration,
+    /// Sessions running at once, over all pairs.
+    pub max_concurrent: usize,
+    /// Longest one session may take, connecting included.
+    pub session_deadline: Duration,
+    /// Wait after a peer's first failure; doubles with each further failure.
+    pub backoff_base: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// Contexts synced even while the local store holds nothing of them.
+    pub contexts: Vec<ContextId>,
+    /// Which protocol sessions run.
+    pub protocol: ProtocolChoice,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+impl Default for AntiEntropyConfig {
+    /// Every 30 s ± 3 s, 4 at a time, 60 s deadline, backoff 1 s doubling to 5 min.
+    fn default() -> Self {
+        AntiEntropyConfig {
+            interval: Duration::from_secs(30),
+            jitter: Duration::from_secs(3),
+            max_concurrent: 4,
+            session_deadline: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            contexts: Vec::new(),
+            protocol: ProtocolChoice::Auto,
+            seed: 0,
+        }
+    }
+}
+
+/// The scheduler: owns a peer set and syncs every context with every peer.
+#[derive(Debug)]
+pub struct AntiEntropy<S, C> {
+    manager: Arc<SyncManager<S>>,
+    connector: Arc<C>,
+    peers: Vec<String>,
+    config: AntiEntropyConfig,
+    stats: SharedStats,
+}
+
+impl<S: Store + 'static, C: Connector> AntiEntropy<S, C> {
+    /// A scheduler syncing `manager`'s store with `peers` through `connector`.
+    pub fn new(
+        manager: Arc<SyncManager<S>>,
+        connector: C,
+        peers: impl IntoIterator<Item = impl Into<String>>,
+        config: AntiEntropyConfig,
+    ) -> Self {
+        AntiEntropy {
+            manager,
+            connector: Arc::new(connector),
+            peers: peers.into_iter().map(Into::into).collect(),
+            config,
+            stats: SharedStats::default(),
+        }
+    }
+
+    /// Adds to `stats` instead of fresh totals.
+    pub fn with_stats(mut self, stats: SharedStats) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// The totals this scheduler adds to.
+    pub fn stats(&self) -> SharedStats {
+        self.stats.clone()
+    }
+
+    /// Runs one session with `peer` on `context` now, outside the schedule.
+    pub async fn sync_once(&self, context: &ContextId, peer: &str) -> SessionRecord {
+        self.stats.started();
+        crate::metrics::record_attempt();
+        let record = self.session(context.clone(), peer.to_owned()).await;
+        self.stats.finished(&record);
+        crate::metrics::record_session(&record);
+        record
+    }
+
+    /// Runs the schedule until `shutdown` completes, then aborts the sessions in
+    /// progress and returns the totals.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> AntiEntropyStats {
+        let mut schedule = Schedule::new(self.peers.len(), &self.config);
+        let mut running = Running::default();
+        tokio::pin!(shutdown);
+        loop {
+            let now = Instant::now();
+            schedule.add_contexts(&self.contexts(), now);
+            self.start_due(&mut schedule, &mut running, now);
+            let wake = self.wake_at(&schedule, &running, now);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(done) = running.sessions.join_next_with_id(), if !running.sessions.is_empty() => {
+                    self.finish(&mut schedule, &mut running, done);
+                }
+                () = sleep_until(wake) => {}
+            }
+        }
+        running.sessions.shutdown().await;
+        crate::metrics::record_running(0);
+        self.stats.snapshot()
+    }
+
+    /// When to look at the schedule again if no session ends first. At the cap
+    /// only an ending session can let another start, so due pairs do not count.
+    fn wake_at(&self, schedule: &Schedule, running: &Running, now: Instant) -> Instant {
+        let idle_wake = now + self.config.session_deadline + self.config.interval;
+        if running.pairs.len() >= self.config.max_concurrent.max(1) {
+            return idle_wake;
+        }
+        schedule.next_due().unwrap_or(idle_wake)
+    }
+
+    fn start_due(&self, schedule: &mut Schedule, running: &mut Running, now: Instant) {
+        let room = self
+            .config
+            .max_concurrent
+            .max(1)
+            .saturating_sub(running.pairs.len());
+        for (context, peer) in schedule.start_due(now, room) {
+            let session = self.session(context.clone(), self.peers[peer].clone());
+            self.stats.started();
+            crate::metrics::record_attempt();
+            let id = running.sessions.spawn(session).id();
+            running.pairs.insert(id, (context, peer));
+        }
+        crate::metrics::record_running(running.pairs.len());
+    }
+
+    fn finish(
+        &self,
+        schedule: &mut Schedule,
+        running: &mut Running,
+        done: Result<(Id, SessionRecord), tokio::task::JoinError>,
+    ) {
+        let (id, record) = match done {
+            Ok((id, record)) => (id, Some(record)),
+            // A session task panicked: count it as a failure of its pair.
+            Err(e) => (e.id(), None),
+        };
+        let Some((context, peer)) = running.pairs.remove(&id) else {
+            return;
+        };
+        let succeeded = record.as_ref().is_some_and(|r| r.outcome.is_success());
+        let backoff = schedule.finish(&context, peer, succeeded, Instant::now());
+        crate::metrics::record_backoff(&self.peers[peer], backoff);
+        crate::metrics::record_running(running.pairs.len());
+        if let Some(record) = record {
+            self.stats.finished(&record);
+            crate::metrics::record_session(&record);
+            log(&record);
+        }
+    }
+
+    fn session(
+        &self,
+        context: ContextId,
+        peer: String,
+    ) -> impl Future<Output = SessionRecord> + Send + 'static {
+        session::run_session(
+            Arc::clone(&self.manager),
+            Arc::clone(&self.connector),
+            context,
+            peer,
+            self.config.session_deadline,
+            self.config.protocol,
+        )
+    }
+
+    /// The store's contexts and the configured ones, sorted (a store may list
+    /// them in any order; the schedule must not depend on it).
+    fn contexts(&self) -> Vec<ContextId> {
+        let mut contexts = match self.manager.store().contexts() {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing contexts failed; syncing the configured ones");
+                Vec::new()
+            }
+        };
+        contexts.extend(self.config.contexts.iter().cloned());
+        contexts.sort();
+        contexts.dedup();
+        contexts
+    }
+}
+
+/// Sessions in progress and the pair each one serves.
+#[derive(Default)]
+struct Running {
+    sessions: JoinSet<SessionRecord>,
+    pairs: HashMap<Id, (ContextId, usize)>,
+}
+
+fn log(record: &SessionRecord) {
+    let (peer, context) = (&record.peer, &record.context);
+    match &record.error {
+        None => {
+            tracing::debug!(%peer, %context, outcome = record.outcome.name(), "anti-entropy session")
+        }
+        Some(e) => tracing::debug!(
+            %peer, %context, outcome = record.outcome.name(),
+            error = %synctree_primitives::error::error_chain(e.as_ref()), "anti-entropy session failed"
+        ),
+    }
+}

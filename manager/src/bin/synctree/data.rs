@@ -1,0 +1,214 @@
+//! Local data commands: `put`, `get`, `del`, `contexts` and `gen`.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use clap::Args;
+use synctree_manager::generate::{generate, generated_version};
+use synctree_primitives::{ContextId, Entry, Hlc, NodeId, Store, Version, key_hash};
+
+use crate::emit;
+use crate::error::{CliError, context};
+use crate::node::Node;
+use crate::progress;
+
+/// Clock value of generated entries: one millisecond after the epoch, so any real
+/// local write supersedes them.
+const GEN_HLC: u64 = 1 << synctree_primitives::hlc::HLC_LOGICAL_BITS;
+/// Writer id of generated entries: the same on every node, so the same seed gives
+/// byte-identical entries everywhere.
+const GEN_NODE: u64 = 1;
+/// Bytes of values per `gen` batch: large enough to amortise each commit, small
+/// enough to keep a batch's memory modest.
+const GEN_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Most entries per `gen` batch, whatever the value size.
+const GEN_BATCH_MAX: usize = 20_000;
+
+/// Arguments of `synctree put`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// Context to write in.
+    context: String,
+    /// Key.
+    key: String,
+    /// Value (UTF-8; use `import` for binary data).
+    value: String,
+}
+
+/// Arguments of `synctree get` and `synctree del`.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// Context of the key.
+    context: String,
+    /// Key.
+    key: String,
+}
+
+/// Arguments of `synctree gen`.
+#[derive(Debug, Args)]
+pub(crate) struct GenArgs {
+    /// Context to fill.
+    context: String,
+    /// Entries to generate: keys `gen-{SEED}-{i:010}` for i in 0..N.
+    #[arg(long)]
+    entries: u64,
+    /// Seed: the same seed gives byte-identical keys, values and versions on any node.
+    #[arg(long)]
+    seed: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+}
+
+/// `put`: writes `value` under `key` with a version newer than any the key had.
+pub(crate) fn put(node: &Node, args: PutArgs) -> Result<(), CliError> {
+    let context = context(&args.context)?;
+    let value = Bytes::from(args.value.into_bytes());
+    write_local(node, &context, &args.key, Some(value))
+}
+
+/// `del`: writes a tombstone for `key`, newer than any version the key had.
+pub(crate) fn del(node: &Node, args: KeyArgs) -> Result<(), CliError> {
+    let context = context(&args.context)?;
+    write_local(node, &context, &args.key, None)
+}
+
+/// `get`: prints the live value of `key`, or fails when it is missing or deleted.
+pub(crate) fn get(node: &Node, args: KeyArgs) -> Result<(), CliError> {
+    let context = context(&args.context)?;
+    let store = node.store();
+    require_context(&**store, &context)?;
+    let entry = store.get(&context, &key_hash(args.key.as_bytes()))?;
+    let key = args.key;
+    match entry {
+        None => Err(CliError::NoKey { context, key }),
+        Some(e) if e.tombstone => Err(CliError::Deleted { context, key }),
+        Some(e) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&e.value)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush())
+                .map_err(CliError::Output)
+        }
+    }
+}
+
+/// `contexts`: prints every context holding at least one entry, one per line.
+pub(crate) fn contexts(node: &Node) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    for context in node.store().contexts()? {
+        writeln!(out, "{context}").map_err(CliError::Output)?;
+    }
+    out.flush().map_err(CliError::Output)
+}
+
+/// `gen`: applies `--entries` generated entries in batches, with a progress bar.
+pub(crate) fn gen_entries(node: &Node, args: GenArgs) -> Result<(), CliError> {
+    let context = context(&args.context)?;
+    check_value_size(args.value_size)?;
+    let prefix = format!("gen-{}-", args.seed);
+    let version = generated_version(GEN_HLC, GEN_NODE);
+    let per_batch = (GEN_BATCH_BYTES / (args.value_size + 64)).clamp(1, GEN_BATCH_MAX) as u64;
+    let bar = progress::bar(args.entries, "generating");
+    let (mut start, mut changed) = (0, 0);
+    while start < args.entries {
+        let end = args.entries.min(start.saturating_add(per_batch));
+        let batch = generate(args.seed, &prefix, start..end, args.value_size, version);
+        changed += node.store().apply(&context, batch.collect())?.changed;
+        bar.inc(end - start);
+        start = end;
+    }
+    bar.finish_and_clear();
+    emit(&format!(
+        "generated {} entries in `{context}` ({changed} new or changed)\n",
+        args.entries
+    ))
+}
+
+/// Fails with [`CliError::UnknownContext`] when `context` holds no entry.
+pub(crate) fn require_context<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+) -> Result<(), CliError> {
+    if store.summary(context)?.entry_count == 0 {
+        return Err(CliError::UnknownContext(context.clone()));
+    }
+    Ok(())
+}
+
+/// Writes one local entry (`None`: a tombstone) with a version that supersedes the
+/// key's current one.
+fn write_local(
+    node: &Node,
+    context: &ContextId,
+    key: &str,
+    value: Option<Bytes>,
+) -> Result<(), CliError> {
+    let key_bytes = Bytes::copy_from_slice(key.as_bytes());
+    let store = node.store();
+    let current = store.get(context, &key_hash(&key_bytes))?;
+    let version = next_version(current.as_ref(), node.node_id()?, now_ms())
+        .ok_or_else(|| CliError::ClockExhausted(key.to_owned()))?;
+    let entry = match value {
+        Some(value) => Entry::put(key_bytes, value, version),
+        None => Entry::delete(key_bytes, version),
+    };
+    entry.validate().map_err(CliError::BadEntry)?;
+    store.apply(context, vec![entry])?;
+    Ok(())
+}
+
+/// The version of a local write at wall time `now_ms`: the hybrid logical clock's
+/// next tick after the key's current version, so the write always wins. A current
+/// version too far ahead for the clock to observe (a peer's broken clock) is
+/// passed by one; `None` when it is already the largest possible clock value.
+fn next_version(current: Option<&Entry>, node: NodeId, now_ms: u64) -> Option<Version> {
+    let mut clock = Hlc::new();
+    let floor = match current {
+        Some(e) if !clock.observe(e.version.hlc, now_ms) => {
+            tracing::warn!(
+                hlc = e.version.hlc,
+                "current version is far ahead of this clock"
+            );
+            e.version.hlc.checked_add(1)?
+        }
+        Some(e) => e.version.hlc.checked_add(1)?,
+        None => 0,
+    };
+    Some(Version::new(clock.tick(now_ms).max(floor), node))
+}
+
+/// Milliseconds since the Unix epoch (0 if the system clock is before it).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checks `--value-size` against the value limit.
+fn check_value_size(len: usize) -> Result<(), CliError> {
+    let max = synctree_primitives::limits::MAX_VALUE_BYTES;
+    synctree_primitives::ProtocolError::check_limit("value bytes", max, len)
+        .map_err(CliError::BadEntry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_writes_supersede_the_current_version() {
+        let node = NodeId(5);
+        let fresh = next_version(None, node, 1_000);
+        assert!(fresh.is_some_and(|v| v.hlc >= 1_000 << 16));
+        let future = Entry::put("k", "v", Version::new(u64::MAX / 2, NodeId(9)));
+        let next = next_version(Some(&future), node, 1_000);
+        assert!(next.is_some_and(|v| v.hlc == u64::MAX / 2 + 1));
+        let max = Entry::put("k", "v", Version::new(u64::MAX, NodeId(9)));
+        assert_eq!(next_version(Some(&max), node, 1_000), None);
+        let gen_entry = Entry::put("k", "v", generated_version(GEN_HLC, GEN_NODE));
+        let over_gen = next_version(Some(&gen_entry), node, 1_000);
+        assert!(over_gen.is_some_and(|v| v > gen_entry.version));
+    }
+}

@@ -1,0 +1,177 @@
+//! [`CliError`]: every way a command can fail, each rendered as one line.
+
+use std::io;
+use std::path::PathBuf;
+
+use synctree_manager::ManagerError;
+use synctree_primitives::{ContextId, Hash, ProtocolError, StoreError};
+
+/// Why a `synctree` command failed. `main` prints it with its sources on one line.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// No `--store` was given and the system has no per-user data directory.
+    #[error("this system has no per-user data directory; pass --store DIR")]
+    NoDataDir,
+    /// A read-only command was pointed at a directory holding no store.
+    #[error(
+        "no store at {}: create one with put, gen, import, serve or sync",
+        .0.display()
+    )]
+    NoStore(PathBuf),
+    /// The store directory exists but the database would not open.
+    #[error("cannot open the store at {}", path.display())]
+    Open {
+        /// The store directory.
+        path: PathBuf,
+        /// The backend's error.
+        #[source]
+        source: StoreError,
+    },
+    /// Another process (a running `serve`, say) holds the database.
+    #[error(
+        "the store at {} is in use by another synctree process (a running `serve`?)",
+        .0.display()
+    )]
+    InUse(PathBuf),
+    /// A file of the store directory could not be read or written.
+    #[error("{}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The store's `node-id` file does not hold a node id.
+    #[error("{} is corrupt: expected 16 hex digits of a non-zero node id", .0.display())]
+    BadNodeId(PathBuf),
+    /// A context name on the command line is not a valid context id.
+    #[error("invalid context name `{name}`")]
+    BadContext {
+        /// The name given.
+        name: String,
+        /// Why it is invalid.
+        #[source]
+        source: ProtocolError,
+    },
+    /// An entry given on the command line breaks a limit.
+    #[error("invalid entry")]
+    BadEntry(#[source] ProtocolError),
+    /// The context holds no entry at all.
+    #[error("unknown context `{0}`")]
+    UnknownContext(ContextId),
+    /// The key was never written in the context.
+    #[error("no key `{key}` in context `{context}`")]
+    NoKey {
+        /// The context.
+        context: ContextId,
+        /// The key.
+        key: String,
+    },
+    /// The key's newest version is a tombstone.
+    #[error("key `{key}` in context `{context}` is deleted")]
+    Deleted {
+        /// The context.
+        context: ContextId,
+        /// The key.
+        key: String,
+    },
+    /// The key's version is already at the end of the clock's range.
+    #[error("key `{0}` holds the largest possible version; no write can supersede it")]
+    ClockExhausted(String),
+    /// A store operation failed.
+    #[error("store error")]
+    Store(#[from] StoreError),
+    /// The index's root differs from the root recomputed from the entries.
+    #[error(
+        "root mismatch in `{context}`: the index says {indexed} ({indexed_count} entries), \
+         the entries hash to {recomputed} ({recomputed_count} entries)"
+    )]
+    RootMismatch {
+        /// The context.
+        context: ContextId,
+        /// Root kept by the index.
+        indexed: Hash,
+        /// Entries counted by the index.
+        indexed_count: u64,
+        /// Root recomputed from the entries.
+        recomputed: Hash,
+        /// Entries actually stored.
+        recomputed_count: u64,
+    },
+    /// An import file could not be read.
+    #[error("cannot read {0}")]
+    ImportRead(String, #[source] io::Error),
+    /// A line of an import file is not a valid entry.
+    #[error("{file}: line {line}: {reason}")]
+    ImportLine {
+        /// The file (`-` for stdin).
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Writing to stdout failed.
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Installing the SIGINT/SIGTERM handlers failed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
+    /// The peer could not be reached.
+    #[error("cannot connect to {peer}")]
+    Connect {
+        /// The address given.
+        peer: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The session with the peer failed.
+    #[error("sync of `{context}` with {peer} failed")]
+    Sync {
+        /// The address given.
+        peer: String,
+        /// The context.
+        context: ContextId,
+        /// What went wrong.
+        #[source]
+        source: ManagerError,
+    },
+    /// A session ended without both roots equal.
+    #[error("session ended with different roots: local {local}, peer {remote}")]
+    Diverged {
+        /// Local root (hex).
+        local: String,
+        /// Peer's root (hex).
+        remote: String,
+    },
+    /// Encoding the JSON output failed.
+    #[error("cannot encode the JSON output")]
+    Json(#[from] serde_json::Error),
+}
+
+impl CliError {
+    /// Wraps an I/O error on a file of the store directory.
+    pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CliError {
+        let path = path.into();
+        move |source| CliError::File { path, source }
+    }
+}
+
+/// Parses a context name given on the command line.
+pub(crate) fn context(name: &str) -> Result<ContextId, CliError> {
+    ContextId::new(name).map_err(|source| CliError::BadContext {
+        name: name.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,351 @@
+//! Metrics, recorded through the [`metrics`] facade: nothing is kept
+//! unless a recorder is installed, e.g. by [`install_prometheus`].
+//!
+//! | metric | kind | labels | what |
+//! |---|---|---|---|
+//! | [`SESSIONS`] | counter | `protocol`, `outcome` | initiated sessions that ended |
+//! | [`SESSION_DURATION`] | histogram (s) | `protocol`, `outcome` | connect + sync time |
+//! | [`SESSION_PHASE`] | histogram (s) | `phase` = `connect` / `sync` | time per phase |
+//! | [`SESSION_ROUNDS`] | histogram | `protocol` | round trips of completed sessions |
+//! | [`SESSION_BYTES`] | counter (B) | `direction` = `sent` / `received` | bytes, failed sessions included |
+//! | [`SESSION_ENTRIES`] | counter | `direction` = `pulled` / `pushed` | entries moved |
+//! | [`ATTEMPTED`] | counter | | anti-entropy sessions started |
+//! | [`SUCCEEDED`] | counter | | anti-entropy sessions completed |
+//! | [`FAILED`] | counter | `reason` = outcome | anti-entropy sessions failed |
+//! | [`RUNNING`] | gauge | | anti-entropy sessions in progress |
+//! | [`PEER_FAILURES`] | gauge | `peer` | failures in a row (0 after a success) |
+//! | [`PEER_BACKOFF`] | gauge (s) | `peer` | current backoff of the peer |
+//! | [`SERVED`] | counter | `protocol`, `outcome` | streams answered as responder |
+//!
+//! `outcome` is one of [`Outcome::name`]'s values; `protocol` is a protocol name,
+//! `none` (roots matched) or `unknown` (failed before one was picked).
+
+use std::net::SocketAddr;
+
+use ::metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
+
+use crate::anti_entropy::{Outcome, PeerBackoff, SessionRecord};
+use crate::error::ManagerError;
+use crate::manager::Served;
+
+/// Initiated sessions that ended, by protocol and outcome.
+pub const SESSIONS: &str = "synctree_sessions_total";
+/// Seconds from connecting to done, by protocol and outcome.
+pub const SESSION_DURATION: &str = "synctree_session_duration_seconds";
+/// Seconds spent in each phase (`connect`, `sync`).
+pub const SESSION_PHASE: &str = "synctree_session_phase_seconds";
+/// Round trips of completed sessions, handshake included.
+pub const SESSION_ROUNDS: &str = "synctree_session_rounds";
+/// Bytes moved by initiated sessions, by direction (`sent`, `received`).
+pub const SESSION_BYTES: &str = "synctree_session_bytes_total";
+/// Entries moved by initiated sessions, by direction (`pulled`, `pushed`).
+pub const SESSION_ENTRIES: &str = "synctree_session_entries_total";
+/// Anti-entropy sessions started.
+pub const ATTEMPTED: &str = "synctree_anti_entropy_sessions_attempted_total";
+/// Anti-entropy sessions that completed.
+pub const SUCCEEDED: &str = "synctree_anti_entropy_sessions_succeeded_total";
+/// Anti-entropy sessions that failed, by reason.
+pub const FAILED: &str = "synctree_anti_entropy_sessions_failed_total";
+/// Anti-entropy sessions in progress.
+pub const RUNNING: &str = "synctree_anti_entropy_sessions_running";
+/// Failed sessions in a row, per peer.
+pub const PEER_FAILURES: &str = "synctree_peer_consecutive_failures";
+/// Current backoff in seconds, per peer.
+pub const PEER_BACKOFF: &str = "synctree_peer_backoff_seconds";
+/// Streams answered as responder, by protocol and outcome.
+pub const SERVED: &str = "synctree_served_sessions_total";
+
+/// Every metric this module records.
+pub const ALL: [&str; 13] = [
+    SESSIONS,
+    SESSION_DURATION,
+    SESSION_PHASE,
+    SESSION_ROUNDS,
+    SESSION_BYTES,
+    SESSION_ENTRIES,
+    ATTEMPTED,
+    SUCCEEDED,
+    FAILED,
+    RUNNING,
+    PEER_FAILURES,
+    PEER_BACKOFF,
+    SERVED,
+];
+
+/// The Prometheus exporter could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// Binding the listener or installing the global recorder failed.
+    #[error("starting the Prometheus exporter on {addr} failed")]
+    Install {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The exporter's error.
+        #[source]
+        source: BuildError,
+    },
+}
+
+/// Installs a Prometheus recorder as the global one and serves `/metrics` over
+/// HTTP on `addr`. Call once, inside the tokio runtime that should run the
+/// listener (outside one, the exporter starts a thread with its own).
+pub fn install_prometheus(addr: SocketAddr) -> Result<(), MetricsError> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|source| MetricsError::Install { addr, source })?;
+    describe();
+    Ok(())
+}
+
+/// Registers units and descriptions of every metric with the installed recorder.
+pub fn describe() {
+    describe_counter!(SESSIONS, "initiated sessions that ended");
+    describe_histogram!(
+        SESSION_DURATION,
+        Unit::Seconds,
+        "connect + sync time of a session"
+    );
+    describe_histogram!(
+        SESSION_PHASE,
+        Unit::Seconds,
+        "time spent in each session phase"
+    );
+    describe_histogram!(SESSION_ROUNDS, "round trips of completed sessions");
+    describe_counter!(
+        SESSION_BYTES,
+        Unit::Bytes,
+        "bytes moved by initiated sessions"
+    );
+    describe_counter!(SESSION_ENTRIES, "entries moved by initiated sessions");
+    describe_counter!(ATTEMPTED, "anti-entropy sessions started");
+    describe_counter!(SUCCEEDED, "anti-entropy sessions completed");
+    describe_counter!(FAILED, "anti-entropy sessions failed");
+    describe_gauge!(RUNNING, "anti-entropy sessions in progress");
+    describe_gauge!(PEER_FAILURES, "failed sessions in a row with the peer");
+    describe_gauge!(PEER_BACKOFF, Unit::Seconds, "current backoff of the peer");
+    describe_counter!(SERVED, "streams answered as responder");
+}
+
+/// Records an ended initiated session.
+pub fn record_session(record: &SessionRecord) {
+    let (protocol, outcome) = (record.protocol_label(), record.outcome.name());
+    counter!(SESSIONS, "protocol" => protocol, "outcome" => outcome).increment(1);
+    histogram!(SESSION_DURATION, "protocol" => protocol, "outcome" => outcome)
+        .record(record.duration().as_secs_f64());
+    histogram!(SESSION_PHASE, "phase" => "connect").record(record.connect_time.as_secs_f64());
+    if record.outcome != Outcome::ConnectFailed {
+        histogram!(SESSION_PHASE, "phase" => "sync").record(record.sync_time.as_secs_f64());
+    }
+    if record.outcome.is_success() {
+        histogram!(SESSION_ROUNDS, "protocol" => protocol).record(f64::from(record.rounds));
+        counter!(SUCCEEDED).increment(1);
+    } else {
+        counter!(FAILED, "reason" => outcome).increment(1);
+    }
+    let t = &record.transport;
+    counter!(SESSION_BYTES, "direction" => "sent").increment(t.bytes_sent);
+    counter!(SESSION_BYTES, "direction" => "received").increment(t.bytes_received);
+    counter!(SESSION_ENTRIES, "direction" => "pulled").increment(record.entries_pulled);
+    counter!(SESSION_ENTRIES, "direction" => "pushed").increment(record.entries_pushed);
+}
+
+/// Records that an anti-entropy session started.
+pub fn record_attempt() {
+    counter!(ATTEMPTED).increment(1);
+}
+
+/// Records how many anti-entropy sessions are in progress.
+pub fn record_running(sessions: usize) {
+    gauge!(RUNNING).set(sessions as f64);
+}
+
+/// Records a peer's backoff state.
+pub fn record_backoff(peer: &str, backoff: PeerBackoff) {
+    gauge!(PEER_FAILURES, "peer" => peer.to_owned()).set(f64::from(backoff.failures));
+    gauge!(PEER_BACKOFF, "peer" => peer.to_owned()).set(backoff.delay.as_secs_f64());
+}
+
+/// Records how an incoming stream was answered.
+pub fn record_served(outcome: &Result<Served, ManagerError>) {
+    let (protocol, outcome) = match outcome {
+        Ok(Served::Session { stats, .. }) => (stats.protocol.name(), "session"),
+        Ok(Served::HandshakeOnly { .. }) => ("none", "handshake_only"),
+        Err(ManagerError::Rejected { .. }) => ("unknown", "rejected"),
+        Err(_) => ("unknown", "failed"),
+    };
+    counter!(SERVED, "protocol" => protocol, "outcome" => outcome).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::{CompositeKey, MetricKind};
+    use synctree_primitives::{ContextId, ProtocolError, ProtocolKind, TransportStats};
+
+    use super::*;
+
+    type Snapshot = Vec<(CompositeKey, DebugValue)>;
+
+    fn recorded(f: impl FnOnce()) -> Snapshot {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        ::metrics::with_local_recorder(&recorder, f);
+        let values = snapshotter.snapshot().into_vec();
+        values.into_iter().map(|(k, _, _, v)| (k, v)).collect()
+    }
+
+    /// The value of `name` with exactly `labels`.
+    fn value<'a>(snapshot: &'a Snapshot, name: &str, labels: &[(&str, &str)]) -> &'a DebugValue {
+        let found = snapshot.iter().find(|(k, _)| {
+            let key = k.key();
+            let mut have: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+            let mut want = labels.to_vec();
+            have.sort_unstable();
+            want.sort_unstable();
+            key.name() == name && have == want
+        });
+        &found
+            .unwrap_or_else(|| panic!("{name} {labels:?} not recorded: {snapshot:#?}"))
+            .1
+    }
+
+    fn session(outcome: Outcome) -> SessionRecord {
+        SessionRecord {
+            context: ContextId::new("c").unwrap(),
+            peer: "peer-1".into(),
+            outcome,
+            protocol: outcome.is_success().then_some(ProtocolKind::HashComparison),
+            rounds: 3,
+            transport: TransportStats {
+                messages_sent: 4,
+                messages_received: 4,
+                bytes_sent: 100,
+                bytes_received: 250,
+            },
+            entries_pulled: 7,
+            entries_pushed: 2,
+            connect_time: Duration::from_millis(20),
+            sync_time: Duration::from_millis(480),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_session_moves_every_per_session_metric() {
+        let snapshot = recorded(|| {
+            record_session(&session(Outcome::Converged));
+            record_session(&session(Outcome::ConnectFailed));
+        });
+        let hc = [("protocol", "hash-comparison"), ("outcome", "converged")];
+        assert_eq!(value(&snapshot, SESSIONS, &hc), &DebugValue::Counter(1));
+        let failed = [("protocol", "unknown"), ("outcome", "connect_failed")];
+        assert_eq!(value(&snapshot, SESSIONS, &failed), &DebugValue::Counter(1));
+        let DebugValue::Histogram(d) = value(&snapshot, SESSION_DURATION, &hc) else {
+            panic!()
+        };
+        assert_eq!(d.iter().map(|v| v.0).collect::<Vec<_>>(), [0.5]);
+        let DebugValue::Histogram(sync) = value(&snapshot, SESSION_PHASE, &[("phase", "sync")])
+        else {
+            panic!()
+        };
+        assert_eq!(sync.len(), 1, "no sync phase without a connection");
+        let DebugValue::Histogram(connect) =
+            value(&snapshot, SESSION_PHASE, &[("phase", "connect")])
+        else {
+            panic!()
+        };
+        assert_eq!(connect.len(), 2);
+        let rounds = value(
+            &snapshot,
+            SESSION_ROUNDS,
+            &[("protocol", "hash-comparison")],
+        );
+        assert_eq!(rounds, &DebugValue::Histogram(vec![3.0.into()]));
+        assert_eq!(
+            value(&snapshot, SESSION_BYTES, &[("direction", "sent")]),
+            &DebugValue::Counter(200)
+        );
+        assert_eq!(
+            value(&snapshot, SESSION_BYTES, &[("direction", "received")]),
+            &DebugValue::Counter(500)
+        );
+        assert_eq!(
+            value(&snapshot, SESSION_ENTRIES, &[("direction", "pulled")]),
+            &DebugValue::Counter(14)
+        );
+        assert_eq!(
+            value(&snapshot, SESSION_ENTRIES, &[("direction", "pushed")]),
+            &DebugValue::Counter(4)
+        );
+        assert_eq!(value(&snapshot, SUCCEEDED, &[]), &DebugValue::Counter(1));
+        assert_eq!(
+            value(&snapshot, FAILED, &[("reason", "connect_failed")]),
+            &DebugValue::Counter(1)
+        );
+    }
+
+    #[test]
+    fn node_metrics_track_attempts_running_sessions_backoff_and_served_streams() {
+        let snapshot = recorded(|| {
+            record_attempt();
+            record_attempt();
+            record_running(3);
+            record_backoff(
+                "peer-1",
+                PeerBackoff {
+                    failures: 3,
+                    delay: Duration::from_secs(4),
+                },
+            );
+            record_served(&Ok(Served::HandshakeOnly {
+                context: ContextId::new("c").unwrap(),
+            }));
+            let refused = ManagerError::Rejected {
+                peer: "x".into(),
+                source: ProtocolError::UnknownInit("junk"),
+            };
+            record_served(&Err(refused));
+        });
+        assert_eq!(value(&snapshot, ATTEMPTED, &[]), &DebugValue::Counter(2));
+        assert_eq!(
+            value(&snapshot, RUNNING, &[]),
+            &DebugValue::Gauge(3.0.into())
+        );
+        assert_eq!(
+            value(&snapshot, PEER_FAILURES, &[("peer", "peer-1")]),
+            &DebugValue::Gauge(3.0.into())
+        );
+        assert_eq!(
+            value(&snapshot, PEER_BACKOFF, &[("peer", "peer-1")]),
+            &DebugValue::Gauge(4.0.into())
+        );
+        let quiet = [("protocol", "none"), ("outcome", "handshake_only")];
+        assert_eq!(value(&snapshot, SERVED, &quiet), &DebugValue::Counter(1));
+        let refused = [("protocol", "unknown"), ("outcome", "rejected")];
+        assert_eq!(value(&snapshot, SERVED, &refused), &DebugValue::Counter(1));
+        assert!(snapshot.iter().all(|(k, _)| ALL.contains(&k.key().name())));
+        assert!(snapshot.iter().any(|(k, _)| k.kind() == MetricKind::Gauge));
+    }
+
+    #[test]
+    fn the_prometheus_exporter_reports_a_bad_address_as_a_typed_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(async { install_prometheus(addr) });
+        assert!(
+            matches!(result, Err(MetricsError::Install { addr: a, .. }) if a == addr),
+            "{result:?}"
+        );
+    }
+}

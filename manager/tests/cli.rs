@@ -1,0 +1,306 @@
+//! The `synctree` binary end to end: local data commands, export/import, bad
+//! input, and two nodes syncing over TCP. Every command runs as its own process
+//! on a temporary store directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use synctree_primitives::wire::AbortCode;
+use synctree_primitives::{StreamMessage, SyncTransport};
+use synctree_transport::FramedTransport;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_synctree");
+
+fn synctree(store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run synctree")
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(store: &Path, args: &[&str]) -> String {
+    let out = synctree(store, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs a command that must fail with one `error:` line; returns that line.
+fn fails(store: &Path, args: &[&str]) -> String {
+    let out = synctree(store, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    stderr
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).expect("one JSON object")
+}
+
+/// A `synctree serve` process on a free port, stopped with SIGTERM.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Option<JoinHandle<Vec<String>>>,
+}
+
+impl Server {
+    fn start(store: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--store")
+            .arg(store)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("synctree: listening on ").map(str::to_owned))
+            .expect("serve prints its address");
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Server {
+            child,
+            addr,
+            log: Some(log),
+        }
+    }
+
+    /// Sends SIGTERM and waits: the exit status and the rest of stderr.
+    fn stop(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.expect("run kill").success());
+        let status = self.child.wait().expect("wait for serve");
+        let log = self.log.take().map(|h| h.join().expect("log reader"));
+        (status, log.unwrap_or_default())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn put_get_del_and_contexts_round_trip() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("node");
+    ok(&store, &["put", "users", "alice", "admin"]);
+    ok(&store, &["put", "users", "bob", "guest"]);
+    assert_eq!(ok(&store, &["get", "users", "alice"]), "admin\n");
+    ok(&store, &["put", "users", "alice", "owner"]);
+    assert_eq!(ok(&store, &["get", "users", "alice"]), "owner\n");
+    ok(&store, &["del", "users", "bob"]);
+    assert!(fails(&store, &["get", "users", "bob"]).contains("deleted"));
+    ok(&store, &["put", "users", "bob", "back"]);
+    assert_eq!(ok(&store, &["get", "users", "bob"]), "back\n");
+    ok(&store, &["put", "groups", "admins", "alice"]);
+    assert_eq!(ok(&store, &["contexts"]), "groups\nusers\n");
+    let root = json(&ok(&store, &["root", "users", "--json", "--verify"]));
+    assert_eq!(root["entries"], 2);
+    assert_eq!(root["verified"], true);
+    let node_id = std::fs::read_to_string(store.join("node-id")).unwrap();
+    assert_eq!(node_id.len(), 17, "{node_id:?}");
+}
+
+#[test]
+fn gen_is_deterministic_and_local_writes_beat_it() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for store in [&a, &b] {
+        ok(store, &["gen", "ctx", "--entries", "300", "--seed", "9"]);
+    }
+    let root = |s: &Path| json(&ok(s, &["root", "ctx", "--json"]));
+    assert_eq!(root(&a), root(&b));
+    assert_eq!(root(&a)["entries"], 300);
+    ok(&a, &["put", "ctx", "gen-9-0000000007", "mine"]);
+    ok(&a, &["gen", "ctx", "--entries", "300", "--seed", "9"]);
+    assert_eq!(ok(&a, &["get", "ctx", "gen-9-0000000007"]), "mine\n");
+}
+
+#[test]
+fn export_then_import_gives_the_same_root() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["gen", "ctx", "--entries", "200", "--seed", "4"]);
+    ok(&a, &["put", "ctx", "text", "line one\nline \"two\""]);
+    ok(&a, &["del", "ctx", "gen-4-0000000003"]);
+    let binary = dir.path().join("binary.jsonl");
+    let line =
+        r#"{"key":"/wA=","value":"AAEC","encoding":"base64","hlc":5,"node":7,"tombstone":false}"#;
+    std::fs::write(&binary, format!("{line}\n\n")).unwrap();
+    ok(&a, &["import", "ctx", binary.to_str().unwrap()]);
+
+    let exported = ok(&a, &["export", "ctx"]);
+    assert_eq!(exported.lines().count(), 202);
+    assert!(exported.contains(line), "binary entries export as base64");
+    let file = dir.path().join("ctx.jsonl");
+    std::fs::write(&file, &exported).unwrap();
+    ok(&b, &["import", "ctx", file.to_str().unwrap()]);
+    let root = |s: &Path| json(&ok(s, &["root", "ctx", "--json", "--verify"]));
+    assert_eq!(root(&a), root(&b));
+    assert_eq!(ok(&b, &["export", "ctx"]), exported);
+    assert!(fails(&b, &["get", "ctx", "gen-4-0000000003"]).contains("deleted"));
+
+    // Versions are preserved: re-importing an older version changes nothing.
+    let old =
+        r#"{"key":"text","value":"old","encoding":"utf8","hlc":1,"node":1,"tombstone":false}"#;
+    std::fs::write(&file, old).unwrap();
+    ok(&b, &["import", "ctx", file.to_str().unwrap()]);
+    assert_eq!(root(&a), root(&b));
+}
+
+#[test]
+fn bad_input_fails_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("node");
+    let missing = dir.path().join("missing");
+    assert!(fails(&missing, &["get", "ctx", "k"]).contains("no store at"));
+    assert!(fails(&missing, &["root", "ctx"]).contains("no store at"));
+    ok(&store, &["put", "ctx", "k", "v"]);
+    assert!(fails(&store, &["get", "nope", "k"]).contains("unknown context `nope`"));
+    assert!(fails(&store, &["root", "nope", "--verify"]).contains("unknown context"));
+    assert!(fails(&store, &["export", "nope"]).contains("unknown context"));
+    assert!(fails(&store, &["get", "ctx", "other"]).contains("no key `other`"));
+    assert!(fails(&store, &["put", "", "k", "v"]).contains("invalid context name"));
+    let huge = ["gen", "ctx", "--entries", "1", "--seed", "1"];
+    let huge = [&huge[..], &["--value-size", "100000000"]].concat();
+    assert!(fails(&store, &huge).contains("value bytes"));
+
+    let before = ok(&store, &["root", "ctx", "--json"]);
+    let bad = dir.path().join("bad.jsonl");
+    let good = r#"{"key":"a","value":"b","encoding":"utf8","hlc":1,"node":1,"tombstone":false}"#;
+    std::fs::write(&bad, format!("{good}\n{{\"key\": 1}}\n")).unwrap();
+    let line = fails(&store, &["import", "ctx", bad.to_str().unwrap()]);
+    assert!(line.contains("line 2"), "{line}");
+    assert_eq!(
+        ok(&store, &["root", "ctx", "--json"]),
+        before,
+        "nothing applied"
+    );
+    let absent = dir.path().join("absent.jsonl");
+    assert!(fails(&store, &["import", "ctx", absent.to_str().unwrap()]).contains("cannot read"));
+
+    std::fs::write(store.join("node-id"), "not an id\n").unwrap();
+    assert!(fails(&store, &["put", "ctx", "k", "v"]).contains("node-id is corrupt"));
+
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("synctree.redb"), vec![0x5a; 8192]).unwrap();
+    assert!(fails(&corrupt, &["root", "ctx"]).contains("cannot open the store"));
+}
+
+#[test]
+fn unreachable_or_foreign_peers_fail_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("node");
+    ok(&store, &["put", "ctx", "k", "v"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let sync = |addr: &str| fails(&store, &["sync", "--peer", addr, "--context", "ctx"]);
+    assert!(sync(&addr).contains("cannot connect"));
+
+    let (addr, peer) = foreign_peer();
+    let line = sync(&addr);
+    assert!(line.contains("UnsupportedVersion"), "{line}");
+    peer.join().unwrap();
+}
+
+/// A peer of a newer wire version: it answers the first frame with the
+/// `UNSUPPORTED_VERSION` abort a newer node sends to an older one.
+fn foreign_peer() -> (String, JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut transport = FramedTransport::tcp(stream).unwrap();
+            let _first = transport.recv().await;
+            let abort = StreamMessage::abort(AbortCode::UnsupportedVersion, "this node speaks 99");
+            let _ = transport.send(&abort).await;
+            let _ = transport.close().await;
+        });
+    });
+    (addr, peer)
+}
+
+/// The README's "Run two nodes" section, with port 0 instead of a fixed port.
+#[test]
+fn two_nodes_converge_over_tcp() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
+    ok(&a, &["gen", "ctx", "--entries", "5000", "--seed", "1"]);
+    ok(&a, &["gen", "ctx", "--entries", "50", "--seed", "2"]);
+    ok(&b, &["gen", "ctx", "--entries", "5000", "--seed", "1"]);
+    ok(&b, &["gen", "ctx", "--entries", "50", "--seed", "3"]);
+
+    let server = Server::start(&a);
+    assert!(fails(&a, &["root", "ctx"]).contains("in use by another synctree process"));
+    let peer = server.addr.clone();
+    let report = json(&ok(
+        &b,
+        &["sync", "--peer", &peer, "--context", "ctx", "--json"],
+    ));
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve exited with {status}: {log:?}");
+
+    assert_eq!(report["converged"], true, "{report}");
+    assert_eq!(report["root_local"], report["root_remote"], "{report}");
+    assert_eq!(
+        (
+            report["entries_pulled"].as_u64(),
+            report["entries_pushed"].as_u64()
+        ),
+        (Some(50), Some(50))
+    );
+    for key in ["root_a", "root_b", "bytes_sent", "rounds", "duration_ms"] {
+        assert_eq!(
+            report.get(key).is_some(),
+            !key.starts_with("root_"),
+            "{key}"
+        );
+    }
+    let root = |s: &Path| json(&ok(s, &["root", "ctx", "--json", "--verify"]));
+    let (root_a, root_b) = (root(&a), root(&b));
+    assert_eq!(root_a, root_b);
+    assert_eq!(root_a["entries"], 5100);
+    assert_eq!(root_a["root"], report["root_local"]);
+    assert_eq!(root_a["verified"], true);
+    // A second sync finds nothing to do.
+    let server = Server::start(&a);
+    let again = json(&ok(
+        &b,
+        &["sync", "--peer", &server.addr, "--context", "ctx", "--json"],
+    ));
+    assert_eq!(again["protocol"], "none", "{again}");
+    assert!(server.stop().0.success());
+}
