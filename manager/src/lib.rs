@@ -33,4 +33,4 @@ pub use handshake::{PeerSummary, TopFingerprint};
 pub use manager::{MAX_PARTIAL_SNAPSHOTS, ManagerConfig, Served, SyncManager};
 pub use report::{ReportJson, SessionReport};
 pub use selection::{ProtocolChoice, Selection, select};
-pub use serve::{DRAIN_GRACE, ServeSummary};
+pub use serve::{DRAIN_GRACE, STREAM_DEADLINE, ServeSummary};

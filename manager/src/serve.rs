@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use synctree_primitives::limits::{IDLE_TIMEOUT, SESSION_DEADLINE};
 use synctree_primitives::wire::AbortCode;
 use synctree_primitives::{Store, StreamMessage, SyncTransport};
 use synctree_transport::FramedTransport;
@@ -15,6 +16,12 @@ use crate::manager::{Served, SyncManager};
 
 /// How long sessions in progress may run on after shutdown is requested.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Longest one accepted stream may hold a session slot: the handshake wait, a whole
+/// session and a final flush. A peer that stops reading cannot pin a slot longer
+/// (the session's own deadline does not cover a `close` blocked on a full pipe).
+pub const STREAM_DEADLINE: Duration =
+    SESSION_DEADLINE.saturating_add(IDLE_TIMEOUT.saturating_mul(2));
 
 /// Counts of what a serve loop did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,10 +66,19 @@ impl<S: Store + 'static> SyncManager<S> {
             };
             let manager = Arc::clone(&self);
             sessions.spawn(async move {
-                log_outcome(
-                    &addr.to_string(),
-                    manager.handle_stream(&mut transport).await,
-                );
+                let served =
+                    tokio::time::timeout(STREAM_DEADLINE, manager.handle_stream(&mut transport))
+                        .await;
+                let outcome = match served {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(crate::ManagerError::Transport {
+                        peer: addr.to_string(),
+                        phase: "serving",
+                        source: synctree_primitives::TransportError::Timeout(STREAM_DEADLINE),
+                    }),
+                };
+                crate::metrics::record_served(&outcome);
+                log_outcome(&addr.to_string(), outcome);
                 drop(permit);
             });
         }

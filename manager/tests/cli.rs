@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -61,10 +63,15 @@ struct Server {
 
 impl Server {
     fn start(store: &Path) -> Server {
+        Server::start_with(store, &[])
+    }
+
+    fn start_with(store: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .arg("--store")
             .arg(store)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -302,5 +309,47 @@ fn two_nodes_converge_over_tcp() {
         &["sync", "--peer", &server.addr, "--context", "ctx", "--json"],
     ));
     assert_eq!(again["protocol"], "none", "{again}");
+    assert!(server.stop().0.success());
+}
+
+#[test]
+fn serve_exposes_prometheus_metrics_that_count_served_sessions() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
+    ok(&a, &["gen", "ctx", "--entries", "100", "--seed", "1"]);
+    ok(&b, &["gen", "ctx", "--entries", "10", "--seed", "2"]);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let server = Server::start_with(&a, &["--metrics", &metrics]);
+    ok(&b, &["sync", "--peer", &server.addr, "--context", "ctx"]);
+    let scrape = || {
+        let mut stream = std::net::TcpStream::connect(&metrics).expect("metrics listener");
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        body
+    };
+    // The session is recorded when the server's task finishes it.
+    let mut body = scrape();
+    for _ in 0..100 {
+        if body.contains("synctree_served_sessions_total") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        body = scrape();
+    }
+    assert!(body.contains("200 OK"), "{body}");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("synctree_served_sessions_total")
+                && l.contains("outcome=\"session\"")
+                && l.ends_with(" 1")),
+        "{body}"
+    );
     assert!(server.stop().0.success());
 }

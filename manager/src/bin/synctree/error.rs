@@ -9,6 +9,9 @@ use synctree_primitives::{ContextId, Hash, ProtocolError, StoreError};
 /// Why a `synctree` command failed. `main` prints it with its sources on one line.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
+    /// The Prometheus exporter would not start.
+    #[error(transparent)]
+    Metrics(#[from] synctree_manager::metrics::MetricsError),
     /// No `--store` was given and the system has no per-user data directory.
     #[error("this system has no per-user data directory; pass --store DIR")]
     NoDataDir,

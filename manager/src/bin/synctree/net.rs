@@ -26,6 +26,10 @@ pub(crate) struct ServeArgs {
     /// bound address is printed on stderr as `synctree: listening on ADDR`.
     #[arg(long, value_name = "ADDR")]
     listen: String,
+    /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
+    /// `http://ADDR/metrics`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Arguments of `synctree sync`.
@@ -57,6 +61,10 @@ pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
     };
     let listener = TcpListener::bind(&args.listen).await.map_err(listen_err)?;
     let addr = listener.local_addr().map_err(listen_err)?;
+    if let Some(metrics) = args.metrics {
+        synctree_manager::metrics::install_prometheus(metrics)?;
+        eprintln!("synctree: metrics on http://{metrics}/metrics");
+    }
     eprintln!("synctree: listening on {addr}");
     tracing::info!(node = %identity.node_id, %addr, "serving");
     let manager = SyncManager::new(Arc::clone(node.store()), identity, ManagerConfig::default());
