@@ -23,9 +23,15 @@ pub const MAX_VALUE_BYTES: usize = 2 * 1024 * 1024;
 /// Longest context name: names are repeated in every init message and log line.
 pub const MAX_CONTEXT_ID_BYTES: usize = 128;
 
-/// Node positions per `NodeRequest`: every node of a full tree level fits in a
-/// handful of requests, and the response stays bounded by the byte budget.
+/// Node positions plus compare items per `NodeRequest`: every node of a full tree
+/// level fits in a handful of requests, and the response stays bounded by the byte
+/// budget (a compare item's answer is at most 16 children's worth).
 pub const MAX_NODES_PER_REQUEST: usize = 4096;
+
+/// Bytes of each child hash carried in `NodeChildren` (of 32): two different subtrees
+/// match by accident with probability 2^-64 per comparison, and the full 32-byte roots
+/// of `Finish`/`FinishAck` still expose such a miss as "not converged", never silently.
+pub const NODE_HASH_BYTES: usize = 8;
 
 /// Key hashes per `EntryRequest`: 32 bytes each keeps the request under 300 KiB.
 pub const MAX_KEYS_PER_REQUEST: usize = 8192;

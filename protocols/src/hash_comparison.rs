@@ -1,8 +1,10 @@
 //! HashComparison: Merkle descent that skips equal subtrees.
 //!
-//! Starting at the root, the initiator asks for the children of every node whose
-//! hash differs from its own, many nodes per request and several requests in
-//! flight, so round trips grow with the tree depth rather than with the number of
+//! Starting at the root, the initiator sends its own children of every node whose
+//! hash differs and the responder answers with the next level below every child
+//! that differs (two tree levels per round trip, 8-byte truncated node hashes),
+//! many nodes per request and several requests in flight, eagerly as soon as work
+//! is known; round trips grow with the tree depth rather than with the number of
 //! differing nodes. At differing leaf buckets it compares entry summaries, pulls
 //! what it lacks or holds older and pushes what the peer lacks or holds older, so
 //! both replicas hold the merged set when the session ends. The wire flow is in

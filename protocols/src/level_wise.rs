@@ -1,9 +1,10 @@
-//! LevelWise: one batched round trip per tree level.
+//! LevelWise: one batched round trip per pair of tree levels.
 //!
-//! The initiator asks for every differing node of a level at once (split over
-//! several `NodeRequest` frames only when the level has more nodes than one request
-//! may carry) and waits until the whole level is answered before asking for the
-//! next. Round trips are therefore the tree depth plus a constant (leaf summaries,
+//! The initiator compares every differing node of a level at once (two levels per
+//! round trip, like [`crate::HashComparison`]), split over several `NodeRequest`
+//! frames only when the level has more nodes than one request may carry, and waits
+//! until the whole step is answered before sending the next. Round trips are
+//! therefore half the tree depth plus a constant (leaf summaries,
 //! entry pulls, finish) whatever the number of differences, and each message is as
 //! large as the level needs. Leaf buckets are reconciled exactly as in
 //! [`crate::HashComparison`]: pulls and pushes, so both replicas converge in one

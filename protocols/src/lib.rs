@@ -2,16 +2,19 @@
 //!
 //! Each protocol is a state machine with no I/O ([`Machine`]: message in → messages
 //! out, the store passed in) plus a thin async driver ([`drive`]) that implements
-//! [`SyncProtocolExecutor`] over any [`SyncTransport`]. The same machines therefore
+//! [`SyncProtocolExecutor`](synctree_primitives::SyncProtocolExecutor) over any
+//! [`SyncTransport`]. The same machines therefore
 //! run over TCP, in-memory pipes, a simulator, or [`pair::run_pair`], which steps two
 //! machines against each other without any transport at all.
 //!
 //! ```text
 //!  initiator                                   responder
 //!  ─────────                                   ─────────
-//!  Init{root} + NodeRequest[root]  ──────────►
-//!                                  ◄────────── NodeResponse(children)
-//!  NodeRequest[differing children] ──────────►   … one round per level …
+//!  Init{root} + NodeRequest{compare root: my L1 hashes}  ──►
+//!                                  ◄────────── NodeResponse(L2 under differing L1)
+//!  NodeRequest{compare differing L2: my L3 hashes}     ──►   two levels per round
+//!                                  ◄────────── NodeResponse(leaf hashes under differing L3)
+//!  NodeRequest[differing leaves]   ──────────►
 //!                                  ◄────────── NodeResponse(leaf summaries)
 //!  EntryRequest + EntryPush        ──────────►
 //!                                  ◄────────── EntryBatch

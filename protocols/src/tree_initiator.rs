@@ -2,8 +2,27 @@
 //! hashes differ, reconciles differing leaf buckets, pulls what it lacks or holds
 //! older, pushes what the peer lacks or holds older, then finishes with both roots.
 //!
+//! The descent covers two tree levels per round trip. The initiator sends its own
+//! children of a node X (a *compare item*); the responder answers only for X's
+//! children that differ, with *their* children. The initiator compares those
+//! grandchildren locally and sends compare items for the ones that differ:
+//!
+//! ```text
+//!  round 1  compare(root)                ◄── L2 hashes under each differing L1 node
+//!  round 2  compare(each differing L2)   ◄── leaf hashes under each differing L3 node
+//!  round 3  positions(differing leaves)  ◄── leaf summaries
+//!  round 4  entry requests (+ pushes)    ◄── entries
+//!  round 5  finish                       ◄── finish ack
+//! ```
+//!
+//! Child hashes travel truncated to
+//! [`NODE_HASH_BYTES`](synctree_primitives::limits::NODE_HASH_BYTES); the full roots in
+//! the finish exchange decide whether the session converged.
+//!
 //! HashComparison and LevelWise share this machine and differ only in [`Schedule`]:
 //! when node requests are sent.
+
+mod ask;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -13,7 +32,6 @@ use synctree_primitives::limits::{
     MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
     MAX_UNANSWERED_REQUESTS,
 };
-use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::store::bucket;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
@@ -28,14 +46,19 @@ use crate::leaf::reconcile_leaf;
 use crate::machine::{Machine, unexpected};
 use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
 use crate::tree_responder::decode_entries;
-use crate::tree_wire::{RemoteSummary, decode_children, decode_leaf};
+use crate::tree_wire::{
+    EMPTY, RemoteSummary, ShortChildren, decode_children, decode_leaf, encode_children, is_empty,
+    short_children,
+};
+use ask::{NodeAsk, Work};
 
 /// When node requests go out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
     /// As soon as differing nodes are known and a request slot is free (HashComparison).
     Eager,
-    /// A whole tree level at a time, once the previous level is fully answered (LevelWise).
+    /// Every node of one step of the descent (two tree levels, or the leaf
+    /// summaries) at a time, once the previous step is fully answered (LevelWise).
     LevelByLevel,
 }
 
@@ -44,7 +67,7 @@ pub enum Schedule {
 pub struct TreeConfig {
     /// Requests awaiting answers at once; at most [`MAX_UNANSWERED_REQUESTS`].
     pub max_in_flight: usize,
-    /// Node positions per request; at most [`MAX_NODES_PER_REQUEST`].
+    /// Node positions plus compare items per request; at most [`MAX_NODES_PER_REQUEST`].
     pub nodes_per_request: usize,
     /// Key hashes per entry request; at most [`MAX_KEYS_PER_REQUEST`].
     pub keys_per_request: usize,
@@ -84,11 +107,26 @@ enum Push {
 /// An unanswered request.
 #[derive(Debug)]
 enum Asked {
-    Nodes(HashSet<NodePos>),
+    Nodes(NodeAsk),
     Entries {
         keys: HashSet<Hash>,
         subtrees: Vec<NodePos>,
     },
+}
+
+/// A node response that passed the checks against its request.
+#[derive(Debug, Default)]
+struct Admitted {
+    children: Vec<(NodePos, ShortChildren)>,
+    leaves: Vec<LeafPart>,
+}
+
+/// One part of a peer's leaf summary.
+#[derive(Debug)]
+struct LeafPart {
+    pos: NodePos,
+    entries: Vec<RemoteSummary>,
+    partial: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +145,7 @@ pub struct TreeInitiator {
     schedule: Schedule,
     init: Option<StreamMessage>,
     state: State,
-    nodes: VecDeque<NodePos>,
+    work: VecDeque<Work>,
     level_open: bool,
     pulls: VecDeque<Hash>,
     subtree_pulls: VecDeque<NodePos>,
@@ -135,7 +173,7 @@ impl TreeInitiator {
             schedule,
             init: Some(init),
             state: State::Opening,
-            nodes: VecDeque::from([NodePos::ROOT]),
+            work: VecDeque::from([Work::Compare(NodePos::ROOT)]),
             level_open: false,
             pulls: VecDeque::new(),
             subtree_pulls: VecDeque::new(),
@@ -179,7 +217,10 @@ impl TreeInitiator {
         Ok(asked)
     }
 
-    fn node_request(&mut self) -> Result<Option<Body>, ProtocolError> {
+    fn node_request<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<Body>, SyncErrorKind> {
         let slots_free = self.asked.len() < self.config.max_in_flight;
         let nodes_in_flight = self
             .asked
@@ -189,17 +230,29 @@ impl TreeInitiator {
             Schedule::Eager => slots_free,
             Schedule::LevelByLevel => slots_free && (self.level_open || !nodes_in_flight),
         };
-        if self.nodes.is_empty() || !may_send {
+        if self.work.is_empty() || !may_send {
             return Ok(None);
         }
-        let take = self.nodes.len().min(self.config.nodes_per_request);
-        let positions: Vec<NodePos> = self.nodes.drain(..take).collect();
-        self.level_open = self.schedule == Schedule::LevelByLevel && !self.nodes.is_empty();
-        let request_id = self.ask(Asked::Nodes(positions.iter().copied().collect()))?;
-        let positions = positions.iter().map(|p| p.raw()).collect();
+        let take = self.work.len().min(self.config.nodes_per_request);
+        let (mut positions, mut compared) = (Vec::new(), Vec::new());
+        for work in self.work.drain(..take) {
+            match work {
+                Work::Fetch(pos) => positions.push(pos),
+                Work::Compare(pos) => compared.push(pos),
+            }
+        }
+        self.level_open = self.schedule == Schedule::LevelByLevel && !self.work.is_empty();
+        let mut compare = Vec::with_capacity(compared.len());
+        for &pos in &compared {
+            compare.push(encode_children(pos, &store.children(&self.context, pos)?));
+        }
+        // Each compared node is compared once, by the responder.
+        self.stats.nodes_compared += compared.len() as u64;
+        let request_id = self.ask(Asked::Nodes(NodeAsk::new(&positions, &compared)))?;
         Ok(Some(Body::NodeRequest(NodeRequest {
             request_id,
-            positions,
+            positions: positions.iter().map(|p| p.raw()).collect(),
+            compare,
         })))
     }
 
@@ -257,31 +310,46 @@ impl TreeInitiator {
         Ok((!entries.is_empty()).then_some(Body::EntryPush(EntryPush { entries })))
     }
 
+    /// Compares the peer's children of `pos` with ours and queues what follows from
+    /// each difference.
     fn compare_children<S: Store + ?Sized>(
         &mut self,
         store: &S,
         pos: NodePos,
-        remote: &[Hash; FANOUT],
+        remote: &ShortChildren,
     ) -> Result<(), SyncErrorKind> {
-        let local = store.children(&self.context, pos)?;
+        let local = short_children(&store.children(&self.context, pos)?);
         self.stats.nodes_compared += 1;
-        for (c, (l, r)) in local
-            .iter()
-            .zip(remote)
-            .enumerate()
-            .filter(|(_, (l, r))| l != r)
-        {
+        if self.one_sided(pos, is_empty(&local), is_empty(remote)) {
+            return Ok(());
+        }
+        for c in (0..local.len()).filter(|&c| local[c] != remote[c]) {
             let child = pos.child(c);
-            if r.is_zero() {
-                self.pushes
-                    .push_back(Push::Subtree(SubtreeCursor::new(child)));
-            } else if l.is_zero() {
-                self.subtree_pulls.push_back(child);
-            } else {
-                self.nodes.push_back(child);
+            if self.one_sided(child, local[c] == EMPTY, remote[c] == EMPTY) {
+                continue;
             }
+            let next = if child.is_leaf() {
+                Work::Fetch(child)
+            } else {
+                Work::Compare(child)
+            };
+            self.work.push_back(next);
         }
         Ok(())
+    }
+
+    /// When one side holds nothing under `pos`, moves the whole subtree at once (a
+    /// push when the peer lacks it, a pull when we do) and returns true.
+    fn one_sided(&mut self, pos: NodePos, local_empty: bool, remote_empty: bool) -> bool {
+        match (local_empty, remote_empty) {
+            (false, false) => return false,
+            (false, true) => self
+                .pushes
+                .push_back(Push::Subtree(SubtreeCursor::new(pos))),
+            (true, false) => self.subtree_pulls.push_back(pos),
+            (true, true) => {}
+        }
+        true
     }
 
     fn on_node_response<S: Store + ?Sized>(
@@ -289,36 +357,50 @@ impl TreeInitiator {
         store: &S,
         resp: NodeResponse,
     ) -> Result<(), SyncErrorKind> {
-        let mut answered = Vec::with_capacity(resp.children.len() + resp.leaves.len());
-        for children in &resp.children {
-            let (pos, remote) = decode_children(children)?;
-            answered.push(pos);
+        let admitted = self.admit_node_response(&resp)?;
+        for (pos, remote) in admitted.children {
             self.compare_children(store, pos, &remote)?;
         }
-        for leaf in &resp.leaves {
-            let (pos, part) = decode_leaf(leaf)?;
-            let Some(remote) = self.collect_leaf(pos, part, leaf.partial)? else {
+        for leaf in admitted.leaves {
+            let Some(remote) = self.collect_leaf(leaf.pos, leaf.entries, leaf.partial)? else {
                 continue;
             };
-            answered.push(pos);
-            let plan = reconcile_leaf(bucket(store, &self.context, pos)?, &remote);
+            let plan = reconcile_leaf(bucket(store, &self.context, leaf.pos)?, &remote);
             self.stats.leaves_compared += 1;
             self.pulls.extend(plan.pulls);
             self.pushes.extend(plan.pushes.into_iter().map(Push::Entry));
         }
-        let Asked::Nodes(waiting) = self.answered(resp.request_id)? else {
-            return Err(ProtocolError::Unsolicited("node response to an entry request").into());
+        Ok(())
+    }
+
+    /// Decodes a node response and checks it against its request, before anything in
+    /// it is acted on; the request is closed on its last frame.
+    fn admit_node_response(&mut self, resp: &NodeResponse) -> Result<Admitted, ProtocolError> {
+        let Asked::Nodes(ask) = self.answered(resp.request_id)? else {
+            return Err(ProtocolError::Unsolicited(
+                "node response to an entry request",
+            ));
         };
-        for pos in answered {
-            if !waiting.remove(&pos) {
-                return Err(ProtocolError::Unsolicited("node that was not asked for").into());
-            }
+        let mut admitted = Admitted::default();
+        for children in &resp.children {
+            let (pos, remote) = decode_children(children)?;
+            ask.admit_children(pos)?;
+            admitted.children.push((pos, remote));
         }
-        self.close_request(
-            resp.request_id,
-            resp.last,
-            "node response left positions unanswered",
-        )
+        for leaf in &resp.leaves {
+            let (pos, entries) = decode_leaf(leaf)?;
+            ask.admit_leaf(pos, leaf.partial)?;
+            admitted.leaves.push(LeafPart {
+                pos,
+                entries,
+                partial: leaf.partial,
+            });
+        }
+        if resp.last {
+            ask.check_complete()?;
+            self.asked.remove(&resp.request_id);
+        }
+        Ok(admitted)
     }
 
     /// Gathers the parts of a large leaf summary; returns the whole summary once its
@@ -330,10 +412,12 @@ impl TreeInitiator {
         partial: bool,
     ) -> Result<Option<Vec<RemoteSummary>>, ProtocolError> {
         let mut whole = self.partial_leaves.remove(&pos).unwrap_or_default();
-        if let (Some(prev), Some(next)) = (whole.last(), part.first()) {
-            if prev.key_hash >= next.key_hash {
-                return Err(ProtocolError::Malformed("leaf summary parts out of order"));
-            }
+        let in_order = match (whole.last(), part.first()) {
+            (Some(prev), Some(next)) => prev.key_hash < next.key_hash,
+            _ => true,
+        };
+        if !in_order {
+            return Err(ProtocolError::Malformed("leaf summary parts out of order"));
         }
         whole.extend(part);
         ProtocolError::check_limit("entries per leaf", MAX_LEAF_ENTRIES, whole.len())?;
@@ -364,29 +448,15 @@ impl TreeInitiator {
             store.apply(&self.context, entries)?;
         }
         // Keys the peer no longer holds are simply absent from the answer.
-        self.close_request(batch.request_id, batch.last, "")
-    }
-
-    fn close_request(
-        &mut self,
-        id: u32,
-        last: bool,
-        unanswered: &'static str,
-    ) -> Result<(), SyncErrorKind> {
-        if !last {
-            return Ok(());
-        }
-        if let Some((_, Asked::Nodes(waiting))) = self.asked.remove(&id) {
-            if !waiting.is_empty() {
-                return Err(ProtocolError::Malformed(unanswered).into());
-            }
+        if batch.last {
+            self.asked.remove(&batch.request_id);
         }
         Ok(())
     }
 
     fn idle(&self) -> bool {
         self.asked.is_empty()
-            && self.nodes.is_empty()
+            && self.work.is_empty()
             && self.pulls.is_empty()
             && self.subtree_pulls.is_empty()
             && self.pushes.is_empty()
@@ -426,7 +496,7 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
             Some(body) => Some(body),
             None => match self.entry_request()? {
                 Some(body) => Some(body),
-                None => self.node_request()?,
+                None => self.node_request(store)?,
             },
         };
         if let Some(body) = body {

@@ -1,20 +1,21 @@
 //! The responder of the tree protocols (HashComparison, LevelWise): it answers node
-//! and entry requests, applies pushes, and acknowledges the finish. Answers are built
-//! one frame at a time in [`Machine::poll_transmit`], so a request for a large
-//! subtree never materializes in memory at once.
+//! requests (positions and compare items, see [`answer`]) and entry requests, applies
+//! pushes, and acknowledges the finish. Answers are built one frame at a time in
+//! [`Machine::poll_transmit`], so a request for a large subtree never materializes in
+//! memory at once.
+
+mod answer;
 
 use std::collections::VecDeque;
 
-use prost::Message;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, LEAF_SUMMARY_CHUNK, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST,
-    MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
-    MAX_UNANSWERED_REQUESTS,
+    BATCH_BYTE_BUDGET, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
+    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
-    EntryBatch, EntryPush, EntryRequest, FinishAck, NodeRequest, NodeResponse, WireEntry,
+    EntryBatch, EntryPush, EntryRequest, FinishAck, NodeRequest, WireEntry,
 };
 use synctree_primitives::{
     ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
@@ -22,15 +23,13 @@ use synctree_primitives::{
 
 use crate::machine::{Machine, unexpected};
 use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
-use crate::tree_wire::{any_position, encode_children, encode_leaf};
+use crate::tree_wire::any_position;
+use answer::NodeAnswer;
 
 /// One request still being answered.
 #[derive(Debug)]
 enum Answer {
-    Nodes {
-        request_id: u32,
-        positions: VecDeque<SubtreeCursor>,
-    },
+    Nodes(NodeAnswer),
     Entries {
         request_id: u32,
         keys: VecDeque<Hash>,
@@ -93,20 +92,8 @@ impl TreeResponder {
 
     fn on_node_request(&mut self, req: NodeRequest) -> Result<(), ProtocolError> {
         self.admit_request()?;
-        ProtocolError::check_limit(
-            "nodes per request",
-            MAX_NODES_PER_REQUEST,
-            req.positions.len(),
-        )?;
-        let positions = req
-            .positions
-            .iter()
-            .map(|&p| any_position(p).map(SubtreeCursor::new));
-        let positions = positions.collect::<Result<_, _>>()?;
-        self.answers.push_back(Answer::Nodes {
-            request_id: req.request_id,
-            positions,
-        });
+        self.answers
+            .push_back(Answer::Nodes(NodeAnswer::new(&req)?));
         Ok(())
     }
 
@@ -149,45 +136,6 @@ impl TreeResponder {
         self.stats.record_received(&entries);
         store.apply(&self.context, entries)?;
         Ok(())
-    }
-
-    fn node_frame<S: Store + ?Sized>(
-        &mut self,
-        store: &S,
-        request_id: u32,
-        positions: &mut VecDeque<SubtreeCursor>,
-    ) -> Result<NodeResponse, SyncErrorKind> {
-        let mut resp = NodeResponse {
-            request_id,
-            ..NodeResponse::default()
-        };
-        let mut size = 0;
-        while size < BATCH_BYTE_BUDGET {
-            let Some(mut cursor) = positions.pop_front() else {
-                break;
-            };
-            let pos = cursor.pos();
-            if pos.is_leaf() {
-                let (entries, done) = cursor.read(store, &self.context, LEAF_SUMMARY_CHUNK)?;
-                let mut leaf = encode_leaf(pos, &entries);
-                leaf.partial = !done;
-                size += leaf.encoded_len() + 4;
-                resp.leaves.push(leaf);
-                if !done {
-                    // The rest of a large bucket goes in the next frame.
-                    positions.push_front(cursor);
-                    break;
-                }
-                self.stats.leaves_compared += 1;
-            } else {
-                let children = encode_children(pos, &store.children(&self.context, pos)?);
-                size += children.encoded_len() + 4;
-                resp.children.push(children);
-                self.stats.nodes_compared += 1;
-            }
-        }
-        resp.last = positions.is_empty();
-        Ok(resp)
     }
 
     fn entry_frame<S: Store + ?Sized>(
@@ -256,12 +204,9 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
     fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
         if let Some(mut answer) = self.answers.pop_front() {
             let (body, done) = match &mut answer {
-                Answer::Nodes {
-                    request_id,
-                    positions,
-                } => {
-                    let frame = self.node_frame(store, *request_id, positions)?;
-                    (Body::NodeResponse(frame), positions.is_empty())
+                Answer::Nodes(nodes) => {
+                    let frame = nodes.frame(store, &self.context, &mut self.stats)?;
+                    (Body::NodeResponse(frame), nodes.is_done())
                 }
                 Answer::Entries {
                     request_id,

@@ -1,5 +1,6 @@
 //! Encoding and checked decoding of the tree messages shared by the tree protocols.
 
+use synctree_primitives::limits::NODE_HASH_BYTES;
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{EntrySummary, LeafSummary, NodeChildren};
 use synctree_primitives::{Hash, NodeId, NodePos, ProtocolError, StoredEntry, Version};
@@ -17,14 +18,41 @@ pub(crate) fn check_of(digest: &Hash) -> u32 {
     u32::from_be_bytes([digest.0[0], digest.0[1], digest.0[2], digest.0[3]])
 }
 
-/// Children of `pos`, sending only the non-empty ones.
+/// A child hash as `NodeChildren` carries it: its first [`NODE_HASH_BYTES`] bytes.
+/// All zero for an empty child. Comparisons of children use this form on both sides.
+pub(crate) type ShortHash = [u8; NODE_HASH_BYTES];
+
+/// The truncated hash of an empty child.
+pub(crate) const EMPTY: ShortHash = [0; NODE_HASH_BYTES];
+
+/// The 16 children of an internal node, truncated.
+pub(crate) type ShortChildren = [ShortHash; FANOUT];
+
+/// The truncated form of `hash`.
+pub(crate) fn short(hash: &Hash) -> ShortHash {
+    let mut out = [0; NODE_HASH_BYTES];
+    out.copy_from_slice(&hash.0[..NODE_HASH_BYTES]);
+    out
+}
+
+/// The truncated form of every child.
+pub(crate) fn short_children(children: &[Hash; FANOUT]) -> ShortChildren {
+    children.map(|h| short(&h))
+}
+
+/// True when no child is present.
+pub(crate) fn is_empty(children: &ShortChildren) -> bool {
+    children.iter().all(|h| *h == EMPTY)
+}
+
+/// Children of `pos`, sending only the non-empty ones, each truncated.
 pub(crate) fn encode_children(pos: NodePos, children: &[Hash; FANOUT]) -> NodeChildren {
     let mut present = 0u32;
-    let mut hashes = Vec::with_capacity(FANOUT * 32);
+    let mut hashes = Vec::with_capacity(FANOUT * NODE_HASH_BYTES);
     for (c, h) in children.iter().enumerate() {
         if !h.is_zero() {
             present |= 1 << c;
-            hashes.extend_from_slice(&h.0);
+            hashes.extend_from_slice(&h.0[..NODE_HASH_BYTES]);
         }
     }
     NodeChildren {
@@ -34,17 +62,18 @@ pub(crate) fn encode_children(pos: NodePos, children: &[Hash; FANOUT]) -> NodeCh
     }
 }
 
-/// Checks and expands a peer's [`NodeChildren`].
+/// Checks and expands a peer's [`NodeChildren`]: an internal position, no bitmap
+/// bits past the fanout, [`NODE_HASH_BYTES`] per present child, none of them zero.
 pub(crate) fn decode_children(
     msg: &NodeChildren,
-) -> Result<(NodePos, [Hash; FANOUT]), ProtocolError> {
+) -> Result<(NodePos, ShortChildren), ProtocolError> {
     let pos = internal_position(msg.position)?;
     if msg.present >> FANOUT != 0 {
         return Err(ProtocolError::Malformed(
             "child bitmap has bits past the fanout",
         ));
     }
-    let expected = msg.present.count_ones() as usize * 32;
+    let expected = msg.present.count_ones() as usize * NODE_HASH_BYTES;
     if msg.hashes.len() != expected {
         return Err(ProtocolError::BadLength {
             field: "hashes",
@@ -52,15 +81,15 @@ pub(crate) fn decode_children(
             got: msg.hashes.len(),
         });
     }
-    let mut out = [Hash::ZERO; FANOUT];
-    let mut chunks = msg.hashes.chunks_exact(32);
+    let mut out = [EMPTY; FANOUT];
+    let mut chunks = msg.hashes.chunks_exact(NODE_HASH_BYTES);
     for (c, slot) in out.iter_mut().enumerate() {
         if msg.present & (1 << c) != 0 {
             let chunk = chunks
                 .next()
                 .ok_or(ProtocolError::Malformed("missing child hash"))?;
-            *slot = Hash::from_wire(chunk, "hashes")?;
-            if slot.is_zero() {
+            slot.copy_from_slice(chunk);
+            if *slot == EMPTY {
                 return Err(ProtocolError::Malformed(
                     "present child with the empty hash",
                 ));
@@ -150,27 +179,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn children_round_trip_and_sparse_encoding() {
+    fn children_round_trip_truncated_and_sparse() {
         let mut children = [Hash::ZERO; FANOUT];
         children[3] = Hash([7; 32]);
         children[15] = Hash([9; 32]);
         let msg = encode_children(NodePos::new(1, 2), &children);
-        assert_eq!(msg.hashes.len(), 64);
-        assert_eq!(decode_children(&msg), Ok((NodePos::new(1, 2), children)));
+        assert_eq!(msg.present, 1 << 3 | 1 << 15);
+        assert_eq!(msg.hashes.len(), 2 * NODE_HASH_BYTES);
+        let decoded = decode_children(&msg);
+        assert_eq!(decoded, Ok((NodePos::new(1, 2), short_children(&children))));
+        assert!(decoded.is_ok_and(|(_, c)| !is_empty(&c) && c[0] == [0; NODE_HASH_BYTES]));
+    }
+
+    #[test]
+    fn hashes_differing_only_past_the_truncation_compare_equal() {
+        let (mut a, mut b) = (Hash([5; 32]), Hash([5; 32]));
+        a.0[NODE_HASH_BYTES] = 1;
+        b.0[31] = 2;
+        assert_eq!(short(&a), short(&b));
+        a.0[NODE_HASH_BYTES - 1] = 0;
+        assert_ne!(short(&a), short(&b));
+    }
+
+    #[test]
+    fn an_empty_node_encodes_as_an_empty_bitmap() {
+        let msg = encode_children(NodePos::ROOT, &[Hash::ZERO; FANOUT]);
+        assert_eq!((msg.present, msg.hashes.len()), (0, 0));
+        assert!(decode_children(&msg).is_ok_and(|(_, c)| is_empty(&c)));
     }
 
     #[test]
     fn malformed_children_are_rejected() {
         let good = encode_children(NodePos::ROOT, &[Hash([1; 32]); FANOUT]);
-        let mut short = good.clone();
-        short.hashes = Bytes::from(vec![1; 31 * 16]);
+        let mut cut = good.clone();
+        cut.hashes = Bytes::from(vec![1; NODE_HASH_BYTES * 16 - 1]);
         assert!(matches!(
-            decode_children(&short),
+            decode_children(&cut),
+            Err(ProtocolError::BadLength { .. })
+        ));
+        let mut full = good.clone();
+        full.hashes = Bytes::from(vec![1; 32 * 16]);
+        assert!(matches!(
+            decode_children(&full),
             Err(ProtocolError::BadLength { .. })
         ));
         let mut wide = good.clone();
         wide.present |= 1 << 16;
-        assert!(decode_children(&wide).is_err());
+        assert!(matches!(
+            decode_children(&wide),
+            Err(ProtocolError::Malformed(_))
+        ));
+        let mut zero = good.clone();
+        zero.hashes =
+            Bytes::from([vec![0; NODE_HASH_BYTES], vec![1; NODE_HASH_BYTES * 15]].concat());
+        assert!(matches!(
+            decode_children(&zero),
+            Err(ProtocolError::Malformed(_))
+        ));
         let mut leaf = good;
         leaf.position = NodePos::new(4, 0).raw();
         assert_eq!(

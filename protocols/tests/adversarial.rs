@@ -21,6 +21,7 @@ use synctree_primitives::wire::{
 use synctree_primitives::{
     Entry, Hash, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, Version,
 };
+use synctree_protocols::pair::{PairError, run_pair};
 use synctree_protocols::{
     Machine, Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message,
 };
@@ -40,6 +41,7 @@ fn node_request(request_id: u32, positions: Vec<u32>) -> StreamMessage {
     msg(Body::NodeRequest(NodeRequest {
         request_id,
         positions,
+        compare: vec![],
     }))
 }
 
@@ -180,7 +182,8 @@ fn responder_rejects_messages_after_finish_and_unknown_bodies() {
     ));
 }
 
-/// An initiator that has sent its init and first node request (request id 0).
+/// An initiator that has sent its init and its first node request (request id 0:
+/// compare the root's children).
 fn started_initiator(store: &MemoryStore) -> TreeInitiator {
     let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
     let mut i = TreeInitiator::new(
@@ -230,31 +233,68 @@ fn initiator_rejects_unsolicited_answers_and_entries() {
 #[test]
 fn initiator_rejects_answers_for_nodes_it_did_not_ask_for() {
     let store = MemoryStore::new();
-    let mut i = started_initiator(&store);
-    let wrong = synctree_primitives::wire::NodeChildren {
-        position: 1,
-        present: 0,
-        hashes: Default::default(),
-    };
-    let resp = NodeResponse {
-        request_id: 0,
-        children: vec![wrong],
-        leaves: vec![],
-        last: true,
-    };
-    assert!(matches!(
-        protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))),
-        ProtocolError::Unsolicited(_)
-    ));
+    // Request 0 compares the root: only level-1 nodes may be answered. Position 17
+    // is a level-2 node, position 0 the compared node itself.
+    for position in [17, 0] {
+        let mut i = started_initiator(&store);
+        let wrong = synctree_primitives::wire::NodeChildren {
+            position,
+            present: 0,
+            hashes: Default::default(),
+        };
+        let resp = NodeResponse {
+            request_id: 0,
+            children: vec![wrong],
+            leaves: vec![],
+            last: true,
+        };
+        assert!(matches!(
+            protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))),
+            ProtocolError::Unsolicited(_)
+        ));
+    }
+}
 
-    let mut i = started_initiator(&store);
-    let resp = NodeResponse {
-        request_id: 0,
-        last: true,
-        ..Default::default()
-    };
-    assert!(matches!(
-        protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))),
-        ProtocolError::Malformed(_)
-    ));
+/// A responder that never marks a node answer as its last frame.
+struct NeverLast(TreeResponder);
+
+impl Machine<MemoryStore> for NeverLast {
+    fn handle(&mut self, store: &MemoryStore, message: StreamMessage) -> Result<(), SyncErrorKind> {
+        self.0.handle(store, message)
+    }
+
+    fn poll_transmit(
+        &mut self,
+        store: &MemoryStore,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        let mut out = self.0.poll_transmit(store)?;
+        if let Some(Body::NodeResponse(resp)) = out.as_mut().and_then(|m| m.body.as_mut()) {
+            resp.last = false;
+        }
+        Ok(out)
+    }
+
+    fn is_done(&self) -> bool {
+        Machine::<MemoryStore>::is_done(&self.0)
+    }
+
+    fn phase(&self) -> &'static str {
+        Machine::<MemoryStore>::phase(&self.0)
+    }
+}
+
+#[test]
+fn initiator_never_finishes_while_a_last_frame_is_missing() {
+    let (a, b) = diverged(500, 20);
+    let (sa, sb) = (store_with(&a), store_with(&b));
+    let init = init_message(&ctx(), Kind::HashComparison(HashComparisonInit::default()));
+    let root = sa.summary(&ctx()).expect("summary").root;
+    let config = TreeConfig::default();
+    let mut i = TreeInitiator::new(ctx(), KIND, Schedule::Eager, config, init, root);
+    let mut r = NeverLast(TreeResponder::new(ctx(), KIND, Hash::ZERO));
+    // Over a transport the wait ends with the idle timeout.
+    let result = run_pair(&mut i, &sa, &mut r, &sb, 1_000);
+    assert!(matches!(result, Err(PairError::Stalled)), "{result:?}");
+    let done = Machine::<MemoryStore>::is_done(&i);
+    assert!(!done && i.stats().rounds == 0, "no finish was sent");
 }

@@ -93,7 +93,7 @@ enum ProtocolArg {
     Auto,
     /// Merkle descent that skips equal subtrees.
     HashComparison,
-    /// One batched round trip per tree level.
+    /// One batched round trip per pair of tree levels.
     LevelWise,
     /// Paged full transfer, verified against the pinned root.
     Snapshot,

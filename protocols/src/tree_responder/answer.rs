@@ -1,0 +1,134 @@
+//! Answering one `NodeRequest`: its plain positions and its compare items, streamed
+//! one frame at a time under [`BATCH_BYTE_BUDGET`].
+//!
+//! A compare item carries the initiator's children of one internal node X. Each child
+//! c of X whose truncated hash differs from ours is answered exactly as if c had been
+//! asked for by position: c's children when c is internal, c's leaf summary when c is
+//! a leaf, and an empty answer when we hold nothing under c. Equal children get no
+//! answer, so one compare item costs the peer two tree levels in one round trip.
+
+use std::collections::{HashSet, VecDeque};
+
+use prost::Message;
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::limits::{BATCH_BYTE_BUDGET, LEAF_SUMMARY_CHUNK, MAX_NODES_PER_REQUEST};
+use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::wire::{NodeRequest, NodeResponse};
+use synctree_primitives::{ContextId, NodePos, ProtocolError, Store, StoreError, SyncStats};
+
+use crate::subtree::SubtreeCursor;
+use crate::tree_wire::{
+    ShortChildren, any_position, decode_children, encode_children, encode_leaf, short_children,
+};
+
+/// One part of a request still to answer.
+#[derive(Debug)]
+enum Work {
+    /// Send this node's children, or this leaf's summary.
+    Node(SubtreeCursor),
+    /// Compare the initiator's children of `pos` with ours, then answer every
+    /// differing child as a [`Work::Node`].
+    Compare { pos: NodePos, theirs: ShortChildren },
+}
+
+/// A node request being answered.
+#[derive(Debug)]
+pub(super) struct NodeAnswer {
+    request_id: u32,
+    work: VecDeque<Work>,
+}
+
+impl NodeAnswer {
+    /// Checks every position and compare item of `req` before anything is read for
+    /// it: the item count, positions inside the trie, compared nodes internal and
+    /// distinct, well-formed child bitmaps and hashes.
+    pub(super) fn new(req: &NodeRequest) -> Result<Self, ProtocolError> {
+        let items = req.positions.len().saturating_add(req.compare.len());
+        ProtocolError::check_limit("nodes per request", MAX_NODES_PER_REQUEST, items)?;
+        let mut work = VecDeque::with_capacity(items);
+        for &raw in &req.positions {
+            work.push_back(Work::Node(SubtreeCursor::new(any_position(raw)?)));
+        }
+        let mut compared = HashSet::with_capacity(req.compare.len());
+        for item in &req.compare {
+            let (pos, theirs) = decode_children(item)?;
+            if !compared.insert(pos) {
+                return Err(ProtocolError::Malformed(
+                    "node compared twice in one request",
+                ));
+            }
+            work.push_back(Work::Compare { pos, theirs });
+        }
+        Ok(NodeAnswer {
+            request_id: req.request_id,
+            work,
+        })
+    }
+
+    /// True once the final frame was built.
+    pub(super) fn is_done(&self) -> bool {
+        self.work.is_empty()
+    }
+
+    /// The next frame of the answer, with `last` set on the final one. A large leaf
+    /// summary ends a frame and continues at the start of the next.
+    pub(super) fn frame<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        stats: &mut SyncStats,
+    ) -> Result<NodeResponse, SyncErrorKind> {
+        let mut resp = NodeResponse {
+            request_id: self.request_id,
+            ..NodeResponse::default()
+        };
+        let mut size = 0;
+        while size < BATCH_BYTE_BUDGET {
+            match self.work.pop_front() {
+                None => break,
+                Some(Work::Compare { pos, theirs }) => {
+                    self.expand(store, context, pos, &theirs)?;
+                    stats.nodes_compared += 1;
+                }
+                Some(Work::Node(mut cursor)) if cursor.pos().is_leaf() => {
+                    let (entries, done) = cursor.read(store, context, LEAF_SUMMARY_CHUNK)?;
+                    let mut leaf = encode_leaf(cursor.pos(), &entries);
+                    leaf.partial = !done;
+                    size += leaf.encoded_len() + 4;
+                    resp.leaves.push(leaf);
+                    if !done {
+                        self.work.push_front(Work::Node(cursor));
+                        break;
+                    }
+                    stats.leaves_compared += 1;
+                }
+                Some(Work::Node(cursor)) => {
+                    let pos = cursor.pos();
+                    let children = encode_children(pos, &store.children(context, pos)?);
+                    size += children.encoded_len() + 4;
+                    resp.children.push(children);
+                    stats.nodes_compared += 1;
+                }
+            }
+        }
+        resp.last = self.work.is_empty();
+        Ok(resp)
+    }
+
+    /// Queues, in child order and ahead of the rest, every child of `pos` whose hash
+    /// differs from the initiator's.
+    fn expand<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        pos: NodePos,
+        theirs: &ShortChildren,
+    ) -> Result<(), StoreError> {
+        let ours = short_children(&store.children(context, pos)?);
+        for c in (0..FANOUT).rev().filter(|&c| ours[c] != theirs[c]) {
+            self.work
+                .push_front(Work::Node(SubtreeCursor::new(pos.child(c))));
+        }
+        Ok(())
+    }
+}
