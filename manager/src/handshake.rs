@@ -1,7 +1,7 @@
 //! The handshake both sides exchange: what each side knows about its replica.
 //! [`crate::selection`] turns two of them into a protocol choice.
 
-use synctree_primitives::limits::MAX_SUPPORTED_PROTOCOLS;
+use synctree_primitives::limits::{MAX_SUPPORTED_PROTOCOLS, NODE_HASH_BYTES};
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{Compression, Handshake};
 use synctree_primitives::{
@@ -18,13 +18,16 @@ pub const SUPPORTED_PROTOCOLS: &[ProtocolKind] = &[
 /// Page encodings this build can read, besides none.
 pub const SUPPORTED_COMPRESSION: &[Compression] = &[Compression::Lz4];
 
-/// Bytes of each level-1 child hash in a top fingerprint.
-const FINGERPRINT_BYTES: usize = 4;
+/// Bytes of each level-1 child hash in a top fingerprint: the truncation the tree
+/// protocols compare with, so the fingerprint doubles as the first level of their
+/// descent.
+const FINGERPRINT_BYTES: usize = NODE_HASH_BYTES;
 
-/// The first [`FINGERPRINT_BYTES`] of each level-1 child hash: enough to tell
-/// which of the 16 top subtrees differ, for a tenth of the bytes.
+/// The first [`NODE_HASH_BYTES`] of each level-1 child hash: tells which of the 16
+/// top subtrees differ (for the decision table) and lets a tree protocol start its
+/// descent one level down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopFingerprint(pub [u32; FANOUT]);
+pub struct TopFingerprint(pub [[u8; NODE_HASH_BYTES]; FANOUT]);
 
 impl TopFingerprint {
     /// The fingerprint of `context`'s level-1 children.
@@ -39,7 +42,7 @@ impl TopFingerprint {
     }
 
     fn to_wire(self) -> Vec<u8> {
-        self.0.iter().flat_map(|v| v.to_be_bytes()).collect()
+        self.0.concat()
     }
 
     fn from_wire(bytes: &[u8]) -> Result<Option<Self>, ProtocolError> {
@@ -53,18 +56,18 @@ impl TopFingerprint {
                 got: bytes.len(),
             });
         }
-        let mut out = [0u32; FANOUT];
+        let mut out = [[0u8; FINGERPRINT_BYTES]; FANOUT];
         for (slot, chunk) in out.iter_mut().zip(bytes.chunks_exact(FINGERPRINT_BYTES)) {
-            let mut word = [0u8; FINGERPRINT_BYTES];
-            word.copy_from_slice(chunk);
-            *slot = u32::from_be_bytes(word);
+            slot.copy_from_slice(chunk);
         }
         Ok(Some(TopFingerprint(out)))
     }
 }
 
-fn truncate(hash: &Hash) -> u32 {
-    u32::from_be_bytes([hash.0[0], hash.0[1], hash.0[2], hash.0[3]])
+fn truncate(hash: &Hash) -> [u8; FINGERPRINT_BYTES] {
+    let mut out = [0; FINGERPRINT_BYTES];
+    out.copy_from_slice(&hash.0[..FINGERPRINT_BYTES]);
+    out
 }
 
 /// One side's view of a context, as exchanged in the handshake.
@@ -181,7 +184,7 @@ mod tests {
             supported: SUPPORTED_PROTOCOLS.to_vec(),
             node_id: NodeId(1),
             compression: SUPPORTED_COMPRESSION.to_vec(),
-            top_fingerprint: Some(TopFingerprint([root.into(); FANOUT])),
+            top_fingerprint: Some(TopFingerprint([[root; NODE_HASH_BYTES]; FANOUT])),
         }
     }
 
@@ -193,7 +196,7 @@ mod tests {
         bad.root = vec![1; 3].into();
         assert!(PeerSummary::from_wire(&bad).is_err());
         let mut bad = summary(7).to_wire();
-        bad.top_fingerprint = vec![1; 63].into();
+        bad.top_fingerprint = vec![1; 127].into();
         assert!(PeerSummary::from_wire(&bad).is_err());
     }
 

@@ -218,7 +218,7 @@ impl<S: Store + 'static> SyncManager<S> {
                 None
             }
             Some(protocol) => Some(
-                self.initiate(transport, context, protocol, &selection)
+                self.initiate(transport, context, protocol, &selection, &remote)
                     .await?,
             ),
         };
@@ -239,15 +239,24 @@ impl<S: Store + 'static> SyncManager<S> {
         context: &ContextId,
         protocol: ProtocolKind,
         selection: &Selection,
+        remote: &PeerSummary,
     ) -> Result<SyncStats, ManagerError> {
         let (store, id) = (&*self.store, &self.identity);
+        // The handshake's top fingerprint is the first level of the tree descent.
+        let remote_top = remote.top_fingerprint.map(|top| top.0);
         let stats = match protocol {
             ProtocolKind::HashComparison => {
-                let config = TreeConfig::default();
+                let config = TreeConfig {
+                    remote_top,
+                    ..TreeConfig::default()
+                };
                 HashComparison::run_initiator(transport, store, context, id, config).await?
             }
             ProtocolKind::LevelWise => {
-                let config = TreeConfig::level_wise();
+                let config = TreeConfig {
+                    remote_top,
+                    ..TreeConfig::level_wise()
+                };
                 LevelWise::run_initiator(transport, store, context, id, config).await?
             }
             ProtocolKind::Snapshot => {

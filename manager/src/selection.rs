@@ -144,12 +144,13 @@ fn table(local: &PeerSummary, remote: &PeerSummary) -> Option<(ProtocolKind, Str
 mod tests {
     use super::*;
     use crate::handshake::{SUPPORTED_COMPRESSION, TopFingerprint};
+    use synctree_primitives::limits::NODE_HASH_BYTES;
     use synctree_primitives::merkle::FANOUT;
     use synctree_primitives::{Hash, NodeId};
 
     fn side(root: u8, entries: u64, differing_top: usize) -> PeerSummary {
-        let mut top = [0u32; FANOUT];
-        top.iter_mut().take(differing_top).for_each(|t| *t = 1);
+        let mut top = [[0u8; NODE_HASH_BYTES]; FANOUT];
+        top.iter_mut().take(differing_top).for_each(|t| t[0] = 1);
         PeerSummary {
             root: Hash([root; 32]),
             entry_count: entries,

@@ -30,8 +30,9 @@ use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
     BATCH_BYTE_BUDGET, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES,
     MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
-    MAX_UNANSWERED_REQUESTS,
+    MAX_UNANSWERED_REQUESTS, NODE_HASH_BYTES,
 };
+use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::store::bucket;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
@@ -73,6 +74,12 @@ pub struct TreeConfig {
     pub keys_per_request: usize,
     /// Byte budget of one push frame.
     pub push_bytes: usize,
+    /// The responder's level-1 child hashes, truncated to [`NODE_HASH_BYTES`] as
+    /// `NodeChildren` carries them, when the handshake already delivered them (the
+    /// manager's `top_fingerprint`): the descent then starts one level down, which
+    /// saves a round trip. A stale value only costs convergence of this session
+    /// (the final roots tell), never correctness of what is applied.
+    pub remote_top: Option<[[u8; NODE_HASH_BYTES]; FANOUT]>,
 }
 
 impl Default for TreeConfig {
@@ -82,6 +89,7 @@ impl Default for TreeConfig {
             nodes_per_request: 1024,
             keys_per_request: 4096,
             push_bytes: BATCH_BYTE_BUDGET,
+            remote_top: None,
         }
     }
 }
@@ -93,6 +101,7 @@ impl TreeConfig {
             nodes_per_request: self.nodes_per_request.clamp(1, MAX_NODES_PER_REQUEST),
             keys_per_request: self.keys_per_request.clamp(1, MAX_KEYS_PER_REQUEST),
             push_bytes: self.push_bytes.clamp(1, BATCH_BYTE_BUDGET),
+            remote_top: self.remote_top,
         }
     }
 }
@@ -487,6 +496,11 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
     fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
         if self.state == State::Opening {
             self.state = State::Comparing;
+            if let Some(top) = self.config.remote_top.take() {
+                // The root's children are known: compare them here, not over the wire.
+                self.work.clear();
+                self.compare_children(store, NodePos::ROOT, &top)?;
+            }
             return Ok(self.init.take());
         }
         if self.state != State::Comparing {

@@ -95,7 +95,7 @@ proptest! {
         let (sa, sb) = (store_with(&a), store_with(&b));
         // Small requests exercise splitting and many requests in flight.
         let config = if small {
-            TreeConfig { max_in_flight: 2, nodes_per_request: 3, keys_per_request: 2, push_bytes: 64 }
+            TreeConfig { max_in_flight: 2, nodes_per_request: 3, keys_per_request: 2, push_bytes: 64, ..TreeConfig::default() }
         } else {
             TreeConfig::default()
         };
@@ -291,4 +291,54 @@ fn tiny_entries_never_overfill_a_frame_in_either_direction() {
         assert_converged(&sa, &sb, &a, &b);
         assert!(stats.converged());
     }
+}
+
+/// The responder's level-1 hashes as a handshake carries them.
+fn top_of(store: &MemoryStore) -> [[u8; synctree_primitives::limits::NODE_HASH_BYTES]; 16] {
+    let children = store
+        .children(&ctx(), synctree_primitives::NodePos::ROOT)
+        .expect("children");
+    children.map(|h| {
+        let mut short = [0; synctree_primitives::limits::NODE_HASH_BYTES];
+        short.copy_from_slice(&h.0[..synctree_primitives::limits::NODE_HASH_BYTES]);
+        short
+    })
+}
+
+#[test]
+fn a_known_remote_top_level_saves_a_round_trip() {
+    for schedule in [Schedule::Eager, Schedule::LevelByLevel] {
+        for d in [1, 300, 3_000] {
+            let (a, b) = diverged(5_000, d);
+            let (sa, sb) = (store_with(&a), store_with(&b));
+            let config = TreeConfig {
+                remote_top: Some(top_of(&sb)),
+                ..TreeConfig::level_wise()
+            };
+            let stats = sync_scheduled(&sa, &sb, config, schedule);
+            assert_converged(&sa, &sb, &a, &b);
+            assert!(
+                stats.rounds <= 4,
+                "{schedule:?} d={d}: {} rounds",
+                stats.rounds
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stale_remote_top_level_costs_bytes_not_correctness() {
+    let (a, b) = diverged(2_000, 50);
+    let (sa, sb) = (store_with(&a), store_with(&b));
+    // Claims the responder is empty: the initiator pushes everything it has, and
+    // the merge rule keeps both replicas correct (the pulls are simply missed).
+    let config = TreeConfig {
+        remote_top: Some([[0; synctree_primitives::limits::NODE_HASH_BYTES]; 16]),
+        ..TreeConfig::default()
+    };
+    let stats = sync_scheduled(&sa, &sb, config, Schedule::Eager);
+    assert_eq!(stats.entries_pulled, 0);
+    let want = common::merged(&a, &b);
+    assert_eq!(common::sorted_entries(&sb), want);
+    assert!(!stats.converged() || common::sorted_entries(&sa) == want);
 }
