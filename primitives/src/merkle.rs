@@ -15,8 +15,11 @@
 //! session does not break lookups. Empty subtrees hash to all zeros and are not
 //! stored. Writes re-hash only the paths above the buckets they touch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
+use sha2::digest::Output;
+use sha2::digest::core_api::{Block, Buffer, CoreProxy, FixedOutputCore, UpdateCore};
 use sha2::{Digest, Sha256};
 
 use crate::entry::Entry;
@@ -156,6 +159,86 @@ pub fn internal_hash(children: &[Hash; FANOUT]) -> Hash {
     Hash(h.finalize().into())
 }
 
+/// Bytes in one SHA-256 block.
+const BLOCK_BYTES: usize = 64;
+
+/// Block-level SHA-256: the state after whole 64-byte blocks, with no buffer.
+/// Cloning one (40 bytes) saves a point a hash can resume from.
+type Core = <Sha256 as CoreProxy>::Core;
+
+/// Bytes hashed for an internal node: its tag and 16 child hashes.
+const INTERNAL_INPUT_BYTES: usize = 1 + FANOUT * 32;
+/// Whole blocks in that input; one byte of it is left over.
+const INTERNAL_BLOCKS: usize = INTERNAL_INPUT_BYTES / BLOCK_BYTES;
+
+/// [`internal_hash`] of one node, recomputed after its children change without
+/// re-reading the unchanged ones before them.
+///
+/// It keeps the SHA-256 state at each 64-byte block boundary of the last input
+/// (280 bytes) and resumes from the last boundary before the first changed
+/// child: changing child `c` re-hashes `9 − c / 2` of the input's 9 blocks. The
+/// result is always that of [`internal_hash`].
+#[derive(Clone)]
+pub struct InternalMidstates {
+    /// `states[k - 1]`: the state after the first `k` blocks of the last input.
+    /// The state after the last whole block is never a resume point.
+    states: [Core; INTERNAL_BLOCKS - 1],
+    /// How many of `states` belong to the last input.
+    valid: usize,
+}
+
+impl Default for InternalMidstates {
+    fn default() -> Self {
+        InternalMidstates {
+            states: std::array::from_fn(|_| Core::default()),
+            valid: 0,
+        }
+    }
+}
+
+impl fmt::Debug for InternalMidstates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InternalMidstates")
+            .field("valid", &self.valid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InternalMidstates {
+    /// [`internal_hash`]`(children)`, given that the first `unchanged` children
+    /// are those of the last call (pass 0 when unsure: a wrong count gives a
+    /// wrong hash).
+    pub fn hash(&mut self, children: &[Hash; FANOUT], unchanged: usize) -> Hash {
+        if children.iter().all(Hash::is_zero) {
+            self.valid = 0;
+            return Hash::ZERO;
+        }
+        let mut input = [0u8; INTERNAL_INPUT_BYTES];
+        input[0] = INTERNAL_TAG;
+        for (bytes, child) in input[1..].chunks_exact_mut(32).zip(children) {
+            bytes.copy_from_slice(&child.0);
+        }
+        // Child `c` starts in block (1 + 32c) / 64.
+        let first = ((1 + 32 * unchanged.min(FANOUT)) / BLOCK_BYTES).min(self.valid);
+        let mut core = match first.checked_sub(1) {
+            Some(k) => self.states[k].clone(),
+            None => Core::default(),
+        };
+        let (blocks, tail) = input.split_at(INTERNAL_BLOCKS * BLOCK_BYTES);
+        for (k, block) in blocks.chunks_exact(BLOCK_BYTES).enumerate().skip(first) {
+            core.update_blocks(std::slice::from_ref(Block::<Core>::from_slice(block)));
+            if let Some(state) = self.states.get_mut(k) {
+                state.clone_from(&core);
+            }
+        }
+        self.valid = self.states.len();
+        let mut buffer = Buffer::<Core>::new(tail);
+        let mut out = Output::<Core>::default();
+        core.finalize_fixed_core(&mut buffer, &mut out);
+        Hash(out.into())
+    }
+}
+
 /// Where a backend keeps node hashes. Absent nodes read as [`Hash::ZERO`];
 /// writing [`Hash::ZERO`] may delete the node.
 pub trait TreeNodes {
@@ -182,15 +265,18 @@ pub fn update_paths<T: TreeNodes>(
     nodes: &mut T,
     leaves: impl IntoIterator<Item = (u32, Hash)>,
 ) -> Result<Hash, T::Error> {
-    let mut dirty = BTreeSet::new();
+    let mut dirty = Vec::new();
     for (index, hash) in leaves {
         let pos = NodePos::new(TREE_DEPTH, index);
         nodes.set_node(pos, hash)?;
         dirty.extend(pos.parent());
     }
+    // One level at a time, in position order, each node once.
     while !dirty.is_empty() {
-        let mut next = BTreeSet::new();
-        for pos in dirty {
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut next = Vec::with_capacity(dirty.len());
+        for &pos in &dirty {
             let hash = internal_hash(&nodes.children(pos)?);
             nodes.set_node(pos, hash)?;
             next.extend(pos.parent());
@@ -249,7 +335,33 @@ pub fn root_of<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Hash {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Rounds of edits `(slot or position, value)`; value 0 writes a zero hash
+    /// (internal) or removes (leaf), and few distinct values make some edits
+    /// write what is already there.
+    fn arb_rounds() -> impl Strategy<Value = Vec<Vec<(usize, u8)>>> {
+        let edit = (0usize..64, 0u8..6);
+        prop::collection::vec(prop::collection::vec(edit, 1..4), 1..40)
+    }
+
+    proptest! {
+        #[test]
+        fn internal_midstates_match_internal_hash(rounds in arb_rounds()) {
+            let (mut children, mut node) = ([Hash::ZERO; FANOUT], InternalMidstates::default());
+            for round in rounds {
+                let mut unchanged = FANOUT;
+                for (slot, value) in round {
+                    let slot = slot % FANOUT;
+                    children[slot] = Hash([value; 32]);
+                    unchanged = unchanged.min(slot);
+                }
+                prop_assert_eq!(node.hash(&children, unchanged), internal_hash(&children));
+            }
+        }
+    }
 
     #[test]
     fn positions_round_trip_through_level_and_index() {

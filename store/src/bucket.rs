@@ -4,15 +4,16 @@ use std::cmp::Ordering;
 
 use synctree_primitives::{Entry, Hash, StoredEntry, merkle};
 
-/// The entries of one leaf bucket, sorted by key hash, kept as three parallel
-/// columns: a lookup binary-searches only the contiguous key hashes, and
-/// re-hashing the bucket reads only the contiguous digests. Both stay in a few
-/// cache lines where an array of whole entries would spread them over many.
+/// Entries up to which a bucket is searched linearly: a bucket of a store of
+/// 10^6 entries holds about 15.
+const LINEAR_SEARCH_MAX: usize = 32;
+
+/// The entries of one leaf bucket with their key hashes and digests, sorted by
+/// key hash, in one allocation: a write to a bucket reads and shifts one run of
+/// memory, where parallel columns would each cost a cache miss of their own.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Bucket {
-    key_hashes: Vec<Hash>,
-    digests: Vec<Hash>,
-    entries: Vec<Entry>,
+    entries: Vec<StoredEntry>,
 }
 
 /// What merging one entry into a bucket did.
@@ -27,73 +28,136 @@ pub(crate) enum Merged {
 }
 
 impl Bucket {
-    /// The entry stored under `key_hash`.
-    pub(crate) fn get(&self, key_hash: &Hash) -> Option<&Entry> {
-        self.find(key_hash).ok().map(|i| &self.entries[i])
+    /// True when the bucket holds no entry.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
-    /// Merges `stored` with the entry held under the same key, if any.
-    pub(crate) fn merge(&mut self, stored: StoredEntry) -> Merged {
+    /// The entry stored under `key_hash`.
+    pub(crate) fn get(&self, key_hash: &Hash) -> Option<&Entry> {
+        self.find(key_hash).ok().map(|i| &self.entries[i].entry)
+    }
+
+    /// Merges `run`, entries of this bucket in key-hash order (entries of one
+    /// key in batch order), each against the state the ones before it left;
+    /// `merged` sees what each did. Returns the bucket's new leaf hash if any
+    /// entry changed it.
+    ///
+    /// A lone entry is merged in place; a longer run in one pass over the
+    /// bucket, so a batch that crowds one bucket costs the bucket's size plus
+    /// the run's, not their product.
+    pub(crate) fn merge(
+        &mut self,
+        run: impl ExactSizeIterator<Item = StoredEntry>,
+        mut merged: impl FnMut(Merged),
+    ) -> Option<Hash> {
+        let mut changed = false;
+        let mut tally = |m| {
+            changed |= m != Merged::Kept;
+            merged(m);
+        };
+        if run.len() == 1 {
+            run.for_each(|stored| tally(self.merge_one(stored)));
+        } else {
+            self.merge_sorted(run, &mut tally);
+        }
+        changed.then(|| merkle::leaf_hash(self.entries.iter().map(|e| &e.digest)))
+    }
+
+    /// Merges one entry with the one held under the same key, if any.
+    fn merge_one(&mut self, stored: StoredEntry) -> Merged {
         match self.find(&stored.key_hash) {
-            Ok(i) if stored.entry.supersedes(&self.entries[i]) => {
-                self.digests[i] = stored.digest;
-                self.entries[i] = stored.entry;
-                Merged::Replaced
-            }
-            Ok(_) => Merged::Kept,
+            Ok(i) => replace(&mut self.entries[i], stored),
             Err(i) => {
-                self.key_hashes.insert(i, stored.key_hash);
-                self.digests.insert(i, stored.digest);
-                self.entries.insert(i, stored.entry);
+                self.entries.insert(i, stored);
                 Merged::Inserted
             }
         }
     }
 
-    /// The leaf hash of this bucket.
-    pub(crate) fn hash(&self) -> Hash {
-        merkle::leaf_hash(self.digests.iter())
+    /// Merges a run in key-hash order into a new entry list, walking both once.
+    fn merge_sorted(
+        &mut self,
+        run: impl Iterator<Item = StoredEntry>,
+        merged: &mut impl FnMut(Merged),
+    ) {
+        let (lower, _) = run.size_hint();
+        let mut out = Vec::with_capacity(self.entries.len() + lower);
+        let mut old = std::mem::take(&mut self.entries).into_iter().peekable();
+        for stored in run {
+            let before = |e: &StoredEntry| compare(&e.key_hash, &stored.key_hash) == Ordering::Less;
+            out.extend(std::iter::from_fn(|| old.next_if(before)));
+            out.extend(old.next_if(|e| e.key_hash == stored.key_hash));
+            merged(match out.last_mut() {
+                Some(last) if last.key_hash == stored.key_hash => replace(last, stored),
+                _ => {
+                    out.push(stored);
+                    Merged::Inserted
+                }
+            });
+        }
+        out.extend(old);
+        self.entries = out;
     }
 
     /// The entries whose key hash lies in `low..=high`, in key-hash order.
-    pub(crate) fn range<'a>(
-        &'a self,
-        low: &Hash,
-        high: &Hash,
-    ) -> impl Iterator<Item = StoredEntry> + 'a {
-        let start = self.key_hashes.partition_point(|h| h < low);
-        let end = self.key_hashes.partition_point(|h| h <= high).max(start);
-        (start..end).map(|i| StoredEntry {
-            key_hash: self.key_hashes[i],
-            digest: self.digests[i],
-            entry: self.entries[i].clone(),
-        })
+    pub(crate) fn range(&self, low: &Hash, high: &Hash) -> &[StoredEntry] {
+        let start = self.entries.partition_point(|e| e.key_hash < *low);
+        let end = self.entries.partition_point(|e| e.key_hash <= *high);
+        &self.entries[start..end.max(start)]
     }
 
     /// Every entry, in key-hash order.
-    pub(crate) fn entries(&self) -> &[Entry] {
-        &self.entries
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().map(|e| &e.entry)
     }
 
-    /// Position of `key_hash`, or where it would be inserted.
+    /// Position of `key_hash`, or where it would be inserted. Small buckets
+    /// (all but crafted ones) are scanned in order, which the prefetcher
+    /// follows, rather than probed at random.
     fn find(&self, key_hash: &Hash) -> Result<usize, usize> {
-        self.key_hashes.binary_search_by(|h| compare(h, key_hash))
+        if self.entries.len() > LINEAR_SEARCH_MAX {
+            return self
+                .entries
+                .binary_search_by(|e| compare(&e.key_hash, key_hash));
+        }
+        let i = self
+            .entries
+            .iter()
+            .position(|e| compare(&e.key_hash, key_hash) != Ordering::Less)
+            .unwrap_or(self.entries.len());
+        match self.entries.get(i) {
+            Some(e) if e.key_hash == *key_hash => Ok(i),
+            _ => Err(i),
+        }
+    }
+}
+
+/// Replaces `held` by `stored` when `stored` wins the merge.
+fn replace(held: &mut StoredEntry, stored: StoredEntry) -> Merged {
+    if stored.entry.supersedes(&held.entry) {
+        *held = stored;
+        Merged::Replaced
+    } else {
+        Merged::Kept
     }
 }
 
 /// Byte order of two hashes, word by word: keys in one bucket share their first
 /// two bytes, so the first word almost always decides, without a `memcmp` call.
-fn compare(a: &Hash, b: &Hash) -> Ordering {
-    let words = |h: &Hash| {
-        let mut w = [0u64; 4];
-        for (word, chunk) in w.iter_mut().zip(h.0.chunks_exact(8)) {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(chunk);
-            *word = u64::from_be_bytes(bytes);
-        }
-        w
-    };
-    words(a).cmp(&words(b))
+pub(crate) fn compare(a: &Hash, b: &Hash) -> Ordering {
+    sort_key(a).cmp(&sort_key(b))
+}
+
+/// `hash` as four big-endian words, which order as its bytes do.
+pub(crate) fn sort_key(hash: &Hash) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    for (word, chunk) in words.iter_mut().zip(hash.0.chunks_exact(8)) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        *word = u64::from_be_bytes(bytes);
+    }
+    words
 }
 
 #[cfg(test)]
@@ -102,6 +166,29 @@ mod tests {
     use synctree_primitives::{NodeId, Version};
 
     use super::*;
+
+    fn stored(key: &str, hlc: u64) -> StoredEntry {
+        StoredEntry::new(Entry::put(
+            key.to_owned(),
+            "v",
+            Version::new(hlc, NodeId(1)),
+        ))
+    }
+
+    /// Merges `run` (sorted here, stably) and lists what each entry did,
+    /// checking the bucket's hash.
+    fn merge(bucket: &mut Bucket, mut run: Vec<StoredEntry>) -> Vec<Merged> {
+        run.sort_by(|a, b| compare(&a.key_hash, &b.key_hash));
+        let mut out = Vec::new();
+        let hash = bucket.merge(run.into_iter(), |m| out.push(m));
+        let want = merkle::leaf_hash(bucket.entries.iter().map(|e| &e.digest));
+        assert_eq!(hash.is_some(), out.iter().any(|&m| m != Merged::Kept));
+        assert!(
+            hash.is_none_or(|h| h == want),
+            "the resumed hash is the leaf hash"
+        );
+        out
+    }
 
     #[test]
     fn compare_agrees_with_byte_order() {
@@ -119,34 +206,51 @@ mod tests {
     }
 
     #[test]
-    fn merge_keeps_columns_sorted_and_aligned() {
+    fn lone_entries_keep_the_bucket_sorted() {
         let mut bucket = Bucket::default();
-        let v = |hlc| Version::new(hlc, NodeId(1));
-        let entries = [
-            Entry::put("b", "1", v(1)),
-            Entry::put("a", "1", v(1)),
-            Entry::put("c", "1", v(1)),
-        ];
-        for e in &entries {
-            assert_eq!(bucket.merge(StoredEntry::new(e.clone())), Merged::Inserted);
+        for key in ["b", "a", "c"] {
+            assert_eq!(merge(&mut bucket, vec![stored(key, 1)]), [Merged::Inserted]);
         }
-        let newer = Entry::put("a", "2", v(2));
+        assert_eq!(merge(&mut bucket, vec![stored("a", 2)]), [Merged::Replaced]);
+        assert_eq!(merge(&mut bucket, vec![stored("a", 1)]), [Merged::Kept]);
+        let all = bucket.range(&Hash::ZERO, &Hash([0xff; 32]));
+        assert!(all.windows(2).all(|w| w[0].key_hash < w[1].key_hash));
+        assert!(all.iter().all(|s| *s == StoredEntry::new(s.entry.clone())));
         assert_eq!(
-            bucket.merge(StoredEntry::new(newer.clone())),
-            Merged::Replaced
+            bucket.get(&stored("a", 2).key_hash),
+            Some(&stored("a", 2).entry)
         );
-        assert_eq!(
-            bucket.merge(StoredEntry::new(entries[1].clone())),
-            Merged::Kept
-        );
-        let stored: Vec<StoredEntry> = bucket.range(&Hash::ZERO, &Hash([0xff; 32])).collect();
-        assert!(stored.windows(2).all(|w| w[0].key_hash < w[1].key_hash));
-        assert!(
-            stored
-                .iter()
-                .all(|s| *s == StoredEntry::new(s.entry.clone()))
-        );
-        assert_eq!(bucket.get(&newer.key_hash()), Some(&newer));
-        assert_eq!(bucket.entries().len(), 3);
+        assert_eq!(bucket.entries().count(), 3);
+    }
+
+    #[test]
+    fn a_run_merges_like_lone_entries_in_batch_order() {
+        let keys = ["k0", "k1", "k2", "k3", "k4", "k5", "k6"];
+        let base: Vec<StoredEntry> = keys.iter().step_by(2).map(|k| stored(k, 5)).collect();
+        let run: Vec<StoredEntry> = [
+            ("k1", 1),
+            ("k0", 9),
+            ("k1", 3),
+            ("k0", 2),
+            ("k6", 5),
+            ("k5", 1),
+            ("k1", 2),
+        ]
+        .iter()
+        .map(|&(k, hlc)| stored(k, hlc))
+        .collect();
+        let (mut one_by_one, mut at_once) = (Bucket::default(), Bucket::default());
+        merge(&mut one_by_one, base.clone());
+        merge(&mut at_once, base);
+        // Stable sorting keeps the entries of one key in batch order, so their
+        // outcomes are those of merging one at a time in that order.
+        let mut sorted = run.clone();
+        sorted.sort_by(|a, b| compare(&a.key_hash, &b.key_hash));
+        let want: Vec<Merged> = sorted
+            .iter()
+            .map(|e| merge(&mut one_by_one, vec![e.clone()])[0])
+            .collect();
+        assert_eq!(merge(&mut at_once, run), want);
+        assert_eq!(at_once.entries, one_by_one.entries);
     }
 }

@@ -2,26 +2,33 @@
 
 use std::collections::BTreeMap;
 
-use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH, TreeNodes};
+use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
 use synctree_primitives::{ApplyReport, Entry, Hash, NodePos, StoredEntry, TreeSummary};
 
+use crate::batch::Batch;
 use crate::bucket::{Bucket, Merged};
+use crate::leaves::Leaves;
 use crate::nodes::Nodes;
+
+/// Level of the nodes whose children are leaf buckets.
+const TWIG_LEVEL: u8 = TREE_DEPTH - 1;
 
 /// The entries of one context, bucketed by leaf, and the node hashes above them.
 ///
-/// Buckets in leaf order hold their entries in key-hash order, so iterating
-/// them gives key-hash order and a bucket is read without searching a tree.
-/// Invariant: every hash in `nodes` is the hash of the entries below it;
-/// [`ContextState::apply`] keeps it by re-hashing only the paths above the
-/// buckets a batch changed.
+/// Buckets are kept 16 at a time, with their leaf hashes, under the level-3
+/// node they belong to ([`Leaves`]); in node order they give key-hash order.
+/// The 4,096 level-3 nodes make a small map whose search stays in cache, and
+/// one lookup reaches a bucket, its hash and its parent.
+/// Invariant: every hash in `leaves` and `nodes` is the hash of the entries
+/// below it; [`ContextState::apply`] keeps it by re-hashing only the paths
+/// above the buckets a batch changed.
 #[derive(Debug, Default)]
 pub(crate) struct ContextState {
-    /// Leaf index → its entries. No bucket is empty.
-    buckets: BTreeMap<u32, Bucket>,
+    /// Level-3 index → the buckets under that node. None is empty.
+    leaves: BTreeMap<u32, Box<Leaves>>,
     /// Entries in all buckets.
     count: u64,
-    /// Non-zero node hashes.
+    /// Hashes of the nodes of levels 0 to 3.
     nodes: Nodes,
 }
 
@@ -42,12 +49,23 @@ impl ContextState {
 
     /// Hash of the node at `pos`.
     pub(crate) fn node(&self, pos: NodePos) -> Hash {
-        infallible(self.nodes.node(pos))
+        if !pos.is_leaf() {
+            return self.nodes.node(pos);
+        }
+        let (twig, slot) = split(pos.index());
+        self.leaves
+            .get(&twig)
+            .map_or(Hash::ZERO, |leaves| leaves.hashes()[slot])
     }
 
     /// The 16 child hashes of `pos`; all zeros for a leaf, which has no children.
     pub(crate) fn children(&self, pos: NodePos) -> [Hash; FANOUT] {
-        infallible(self.nodes.children(pos))
+        if pos.level() != TWIG_LEVEL {
+            return self.nodes.children(pos);
+        }
+        self.leaves
+            .get(&pos.index())
+            .map_or([Hash::ZERO; FANOUT], |leaves| *leaves.hashes())
     }
 
     /// Up to `limit` entries with key hash in `low..=high`, in key-hash order.
@@ -55,98 +73,60 @@ impl ContextState {
         if low > high {
             return Vec::new();
         }
-        let leaves = merkle::leaf_index(low)..=merkle::leaf_index(high);
-        let buckets = self
-            .buckets
-            .range(leaves)
-            .map(|(_, bucket)| bucket.range(low, high));
-        buckets.flatten().take(limit).collect()
+        let twigs = split(merkle::leaf_index(low)).0..=split(merkle::leaf_index(high)).0;
+        let buckets = self.leaves.range(twigs).flat_map(|(_, l)| l.buckets());
+        let entries = buckets.flat_map(|bucket| bucket.range(low, high));
+        entries.take(limit).cloned().collect()
     }
 
     /// The entry stored under `key_hash`.
     pub(crate) fn get(&self, key_hash: &Hash) -> Option<Entry> {
-        self.buckets
-            .get(&merkle::leaf_index(key_hash))?
-            .get(key_hash)
-            .cloned()
+        let (twig, slot) = split(merkle::leaf_index(key_hash));
+        let bucket = self.leaves.get(&twig)?.bucket(slot);
+        bucket.get(key_hash).cloned()
     }
 
     /// Every entry, in key-hash order.
     pub(crate) fn entries(&self) -> Vec<Entry> {
-        self.buckets
-            .values()
-            .flat_map(Bucket::entries)
-            .cloned()
-            .collect()
+        let buckets = self.leaves.values().flat_map(|l| l.buckets());
+        buckets.flat_map(Bucket::entries).cloned().collect()
     }
 
     /// Merges `batch`, then re-hashes the touched buckets and their ancestors,
     /// each once.
     ///
-    /// Entries are merged bucket by bucket, in leaf order (so the bucket map is
-    /// walked forwards), and in batch order within a bucket. Each entry is
-    /// counted once against the state the entries before it left: `changed`
-    /// when it was new or won the merge, `unchanged` otherwise.
-    pub(crate) fn apply(&mut self, batch: Vec<StoredEntry>) -> ApplyReport {
-        let batch = by_leaf(batch);
+    /// Entries are merged in key-hash order (so each bucket is visited once and
+    /// the map of level-3 nodes is walked forwards), and entries of one key in
+    /// batch order. Each entry is counted once against the state the entries
+    /// before it left: `changed` when it was new or won the merge, `unchanged`
+    /// otherwise.
+    pub(crate) fn apply(&mut self, batch: Batch) -> ApplyReport {
         let mut report = ApplyReport::default();
-        let mut leaves = Vec::new();
-        let mut rest = batch.into_iter().peekable();
-        while let Some(leaf) = rest.peek().map(|e| merkle::leaf_index(&e.key_hash)) {
-            let group =
-                std::iter::from_fn(|| rest.next_if(|e| merkle::leaf_index(&e.key_hash) == leaf));
-            if let Some(hash) = self.merge_bucket(leaf, group, &mut report) {
-                leaves.push((leaf, hash));
+        let mut count = |merged| match merged {
+            Merged::Inserted => {
+                self.count += 1;
+                report.changed += 1;
             }
+            Merged::Replaced => report.changed += 1,
+            Merged::Kept => report.unchanged += 1,
+        };
+        let (runs, mut entries) = batch.into_parts();
+        let mut twigs = Vec::new();
+        for group in runs.chunk_by(|a, b| split(a.0).0 == split(b.0).0) {
+            let twig = split(group[0].0).0;
+            let leaves = self.leaves.entry(twig).or_default();
+            let runs = group.iter().map(|&(leaf, len)| (split(leaf).1, len));
+            if let Some(hash) = leaves.merge(runs, &mut entries, &mut count) {
+                twigs.push((twig, hash));
+            }
+            debug_assert!(!leaves.is_empty(), "a new bucket takes its first entry");
         }
-        infallible(merkle::update_paths(&mut self.nodes, leaves));
+        self.nodes.update(TWIG_LEVEL, twigs);
         report
     }
-
-    /// Merges entries that all belong to bucket `leaf`; returns the bucket's new
-    /// hash if any of them changed it.
-    fn merge_bucket(
-        &mut self,
-        leaf: u32,
-        group: impl Iterator<Item = StoredEntry>,
-        report: &mut ApplyReport,
-    ) -> Option<Hash> {
-        let bucket = self.buckets.entry(leaf).or_default();
-        let mut changed = false;
-        for entry in group {
-            match bucket.merge(entry) {
-                Merged::Inserted => self.count += 1,
-                Merged::Replaced => {}
-                Merged::Kept => {
-                    report.unchanged += 1;
-                    continue;
-                }
-            }
-            report.changed += 1;
-            changed = true;
-        }
-        changed.then(|| bucket.hash())
-    }
 }
 
-/// `batch` reordered by leaf index, and in batch order within one leaf, so the
-/// entries of one key keep their order. Sorts small `(leaf, position)` pairs
-/// rather than moving whole entries around, then moves each entry once.
-fn by_leaf(batch: Vec<StoredEntry>) -> Vec<StoredEntry> {
-    let mut order: Vec<(u32, usize)> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (merkle::leaf_index(&e.key_hash), i))
-        .collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<StoredEntry>> = batch.into_iter().map(Some).collect();
-    order.iter().filter_map(|&(_, i)| slots[i].take()).collect()
-}
-
-/// Unwraps the result of an operation on [`Nodes`], which cannot fail.
-fn infallible<T>(result: Result<T, std::convert::Infallible>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(never) => match never {},
-    }
+/// The level-3 node above leaf `leaf`, and the leaf's slot under it.
+fn split(leaf: u32) -> (u32, usize) {
+    (leaf / FANOUT as u32, leaf as usize % FANOUT)
 }

@@ -2,16 +2,20 @@
 //!
 //! ```text
 //!   apply(ctx, batch)                       reads: summary, node, children,
-//!     │ hash keys and digests (no lock)            range, get, contexts
-//!     ▼                                               │ (shared lock)
+//!     │ hash keys and digests, sort by             range, get, contexts
+//!     │ key hash (no lock)                            │ (shared lock)
+//!     ▼                                               │
 //!   ┌──────────────────────── MemoryStore ────────────▼─────────────────┐
 //!   │ RwLock<HashMap<ContextId, ContextState>>                          │
-//!   │   buckets: BTreeMap<leaf index, Bucket>   key-hash order overall  │
-//!   │     Bucket: key hashes │ digests │ entries, sorted by key hash    │
-//!   │   nodes:   non-zero node hashes, 16 siblings per group            │
+//!   │   leaves: BTreeMap<level-3 index, Leaves> key-hash order overall  │
+//!   │     Leaves: 16 buckets │ their leaf hashes │ level-3 midstates    │
+//!   │     Bucket: (key hash, digest, entry)s, sorted by key hash        │
+//!   │   nodes:  levels 0–3, 16 siblings per group, with the parent's    │
+//!   │           SHA-256 midstates                                       │
 //!   └───────────────────────────────────────────────────────────────────┘
 //!   under the write lock: merge bucket by bucket (Entry::supersedes)
-//!     → re-hash each changed bucket once → merkle::update_paths once
+//!     → re-hash each changed bucket once → each changed ancestor once,
+//!       resuming after its unchanged children (merkle::InternalMidstates)
 //!
 //!   apply(ctx, batch)                       reads: one redb read transaction
 //!     │ validate, hash, sort by key hash           each (a committed state)
@@ -67,11 +71,13 @@
 
 #![forbid(unsafe_code)]
 
+mod batch;
 mod bucket;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod context;
 mod faulty;
+mod leaves;
 mod memory;
 mod nodes;
 mod redb;

@@ -8,6 +8,7 @@ use synctree_primitives::{
     ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
 };
 
+use crate::batch::Batch;
 use crate::context::ContextState;
 
 /// An in-memory [`Store`] of many contexts, each with an incrementally
@@ -101,8 +102,8 @@ impl Store for MemoryStore {
         if entries.is_empty() {
             return Ok(ApplyReport::default());
         }
-        // Hash before taking the lock: readers wait only for the merge itself.
-        let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
+        // Hash and sort before taking the lock: readers wait only for the merge.
+        let entries = Batch::new(entries);
         let mut contexts = self.write();
         let report = match contexts.get_mut(context) {
             Some(state) => state.apply(entries),
