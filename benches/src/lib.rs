@@ -1,15 +1,42 @@
-//! Fixtures shared by synctree's benchmarks: diverged replica pairs and a session
-//! runner over the in-memory transport.
+//! Benchmarks of synctree: fixtures, a session runner, reference yardsticks and the
+//! `matrix` report.
+//!
+//! ```text
+//!  workload ── Base (n shared entries) + d differences, scattered or clustered
+//!     │          in key-hash space ──► two MemoryStores (or any Store)
+//!     ▼
+//!  session ─── one protocol session over an in-memory pipe or loopback TCP,
+//!     │          or auto: SyncManager::sync ⇄ SyncManager::handle_stream
+//!     ▼
+//!  matrix ──── rows ──► report (Markdown tables / JSON Lines) ──► targets
+//!     ▲
+//!  reference ─ negentropy on the same sets · raw loopback TCP copy
+//!  maintenance ─ upserts/s on MemoryStore and RedbStore
+//!  tally ─────── bytes by message kind (`matrix --breakdown`)
+//! ```
+//!
+//! The criterion benches in `benches/` and the `matrix` binary
+//! (`cargo run --release -p synctree-benches --bin matrix`) share these modules;
+//! results and their reading are in `benches/RESULTS.md`.
 
 #![forbid(unsafe_code)]
 
-use synctree_primitives::{
-    ContextId, Entry, Hash, Identity, NodeId, Store, SyncError, SyncProtocolExecutor, SyncStats,
-    SyncTransport, Version,
-};
-use synctree_protocols::{HashComparison, HashComparisonResponderInit, TreeConfig};
+pub mod error;
+pub mod maintenance;
+pub mod matrix;
+pub mod meter;
+pub mod reference;
+pub mod report;
+pub mod rows;
+pub mod session;
+pub mod tally;
+pub mod targets;
+pub mod workload;
+
+pub use error::BenchError;
+
+use synctree_primitives::{ContextId, SyncStats};
 use synctree_store::MemoryStore;
-use synctree_transport::FramedTransport;
 
 /// The context every benchmark syncs.
 pub fn context() -> ContextId {
@@ -24,17 +51,10 @@ pub fn context() -> ContextId {
 pub fn diverged(n: u64, d: u64, value_len: usize) -> (MemoryStore, MemoryStore) {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
     let ctx = context();
-    let entry = |i: u64| {
-        let mut value = vec![0u8; value_len];
-        for (k, byte) in value.iter_mut().enumerate() {
-            *byte = (i as usize).wrapping_mul(31).wrapping_add(k) as u8;
-        }
-        Entry::put(format!("key-{i:010}"), value, Version::new(1, NodeId(1)))
-    };
-    for chunk_start in (0..n).step_by(10_000) {
-        let batch: Vec<Entry> = (chunk_start..n.min(chunk_start + 10_000))
-            .map(entry)
-            .collect();
+    let entry = |i| workload::entry(i, value_len);
+    for chunk_start in (0..n).step_by(workload::FILL_BATCH) {
+        let end = n.min(chunk_start + workload::FILL_BATCH as u64);
+        let batch: Vec<_> = (chunk_start..end).map(entry).collect();
         apply(&a, &ctx, batch.clone());
         apply(&b, &ctx, batch);
     }
@@ -44,27 +64,20 @@ pub fn diverged(n: u64, d: u64, value_len: usize) -> (MemoryStore, MemoryStore) 
     (a, b)
 }
 
-fn apply(store: &MemoryStore, ctx: &ContextId, entries: Vec<Entry>) {
+fn apply(store: &MemoryStore, ctx: &ContextId, entries: Vec<synctree_primitives::Entry>) {
+    use synctree_primitives::Store;
     if let Err(e) = store.apply(ctx, entries) {
         panic!("memory store refused a batch: {e}");
     }
 }
 
 /// Runs one HashComparison session between `a` (initiator) and `b` over
-/// [`FramedTransport::memory_pair`], returning the initiator's stats.
-pub async fn hash_comparison(a: &MemoryStore, b: &MemoryStore) -> Result<SyncStats, SyncError> {
-    let (mut ta, mut tb) = FramedTransport::memory_pair(1 << 20);
+/// `FramedTransport::memory_pair`, returning the initiator's stats.
+pub async fn hash_comparison(a: &MemoryStore, b: &MemoryStore) -> Result<SyncStats, BenchError> {
+    let (mut ta, mut tb) = synctree_transport::FramedTransport::memory_pair(session::PIPE_BYTES);
     let ctx = context();
-    let id = Identity::new(NodeId(1));
-    let responder = async {
-        // The manager's job: read the init message before the responder takes over.
-        let _init = tb.recv().await;
-        let init = HashComparisonResponderInit {
-            initiator_root: Hash::ZERO,
-        };
-        HashComparison::run_responder(&mut tb, b, &ctx, &id, init).await
-    };
-    let initiator = HashComparison::run_initiator(&mut ta, a, &ctx, &id, TreeConfig::default());
+    let initiator = session::initiate(session::Protocol::HashComparison, &mut ta, a, &ctx);
+    let responder = session::respond(&mut tb, b, &ctx);
     let (stats, served) = tokio::join!(initiator, responder);
     served?;
     stats
