@@ -73,8 +73,17 @@ impl ContextState {
         if low > high {
             return Vec::new();
         }
-        let twigs = split(merkle::leaf_index(low)).0..=split(merkle::leaf_index(high)).0;
-        let buckets = self.leaves.range(twigs).flat_map(|(_, l)| l.buckets());
+        let leaves = merkle::leaf_index(low)..=merkle::leaf_index(high);
+        let twigs = split(*leaves.start()).0..=split(*leaves.end()).0;
+        // Only the buckets whose leaf lies in the range: a one-leaf read must not
+        // search the 15 siblings stored with it.
+        let leaves = &leaves;
+        let buckets = self.leaves.range(twigs).flat_map(move |(&twig, l)| {
+            let base = twig * FANOUT as u32;
+            let in_range =
+                move |(slot, _): &(usize, &Bucket)| leaves.contains(&(base + *slot as u32));
+            l.buckets().iter().enumerate().filter(in_range).map(|(_, b)| b)
+        });
         let entries = buckets.flat_map(|bucket| bucket.range(low, high));
         entries.take(limit).cloned().collect()
     }
