@@ -82,7 +82,11 @@ impl ContextState {
             let base = twig * FANOUT as u32;
             let in_range =
                 move |(slot, _): &(usize, &Bucket)| leaves.contains(&(base + *slot as u32));
-            l.buckets().iter().enumerate().filter(in_range).map(|(_, b)| b)
+            l.buckets()
+                .iter()
+                .enumerate()
+                .filter(in_range)
+                .map(|(_, b)| b)
         });
         let entries = buckets.flat_map(|bucket| bucket.range(low, high));
         entries.take(limit).cloned().collect()
