@@ -10,16 +10,11 @@
 //! both replicas hold the merged set when the session ends. The wire flow is in
 //! docs/PROTOCOL.md.
 
-use async_trait::async_trait;
 use synctree_primitives::wire::HashComparisonInit;
-use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::{
-    ContextId, Hash, Identity, ProtocolError, ProtocolKind, Store, SyncError, SyncProtocolExecutor,
-    SyncStats, SyncTransport,
-};
+use synctree_primitives::ProtocolError;
 
-use crate::tree_initiator::{Schedule, TreeConfig};
-use crate::{TreeResponderInit, run_tree_initiator, run_tree_responder};
+use crate::TreeResponderInit;
+use crate::tree_initiator::Schedule;
 
 /// The HashComparison protocol.
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,53 +31,12 @@ impl TryFrom<&HashComparisonInit> for TreeResponderInit {
     }
 }
 
-#[async_trait]
-impl SyncProtocolExecutor for HashComparison {
-    type Config = TreeConfig;
-    type ResponderInit = HashComparisonResponderInit;
-    type Stats = SyncStats;
-
-    const KIND: ProtocolKind = ProtocolKind::HashComparison;
-
-    async fn run_initiator<T, S>(
-        transport: &mut T,
-        store: &S,
-        context: &ContextId,
-        identity: &Identity,
-        config: TreeConfig,
-    ) -> Result<SyncStats, SyncError>
-    where
-        T: SyncTransport + ?Sized,
-        S: Store + ?Sized,
-    {
-        let start = |root: Hash| {
-            let init = Kind::HashComparison(HashComparisonInit {
-                root: root.0.to_vec().into(),
-            });
-            (init, Schedule::Eager, config)
-        };
-        run_tree_initiator(transport, store, context, identity, Self::KIND, start).await
-    }
-
-    async fn run_responder<T, S>(
-        transport: &mut T,
-        store: &S,
-        context: &ContextId,
-        identity: &Identity,
-        init: HashComparisonResponderInit,
-    ) -> Result<SyncStats, SyncError>
-    where
-        T: SyncTransport + ?Sized,
-        S: Store + ?Sized,
-    {
-        tracing::debug!(initiator_root = %init.initiator_root, "hash comparison requested");
-        run_tree_responder(transport, store, context, identity, Self::KIND).await
-    }
-}
+tree_executor!(HashComparison, HashComparisonInit, Schedule::Eager);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synctree_primitives::Hash;
 
     #[test]
     fn responder_init_requires_a_full_root() {

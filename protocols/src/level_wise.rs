@@ -10,17 +10,12 @@
 //! [`crate::HashComparison`]: pulls and pushes, so both replicas converge in one
 //! session. The wire flow is in docs/PROTOCOL.md.
 
-use async_trait::async_trait;
 use synctree_primitives::limits::MAX_NODES_PER_REQUEST;
 use synctree_primitives::wire::LevelWiseInit;
-use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::{
-    ContextId, Hash, Identity, ProtocolError, ProtocolKind, Store, SyncError, SyncProtocolExecutor,
-    SyncStats, SyncTransport,
-};
+use synctree_primitives::ProtocolError;
 
+use crate::TreeResponderInit;
 use crate::tree_initiator::{Schedule, TreeConfig};
-use crate::{TreeResponderInit, run_tree_initiator, run_tree_responder};
 
 /// The LevelWise protocol.
 #[derive(Clone, Copy, Debug, Default)]
@@ -48,54 +43,12 @@ impl TreeConfig {
     }
 }
 
-#[async_trait]
-impl SyncProtocolExecutor for LevelWise {
-    /// Use [`TreeConfig::level_wise`] for one request per level.
-    type Config = TreeConfig;
-    type ResponderInit = LevelWiseResponderInit;
-    type Stats = SyncStats;
-
-    const KIND: ProtocolKind = ProtocolKind::LevelWise;
-
-    async fn run_initiator<T, S>(
-        transport: &mut T,
-        store: &S,
-        context: &ContextId,
-        identity: &Identity,
-        config: TreeConfig,
-    ) -> Result<SyncStats, SyncError>
-    where
-        T: SyncTransport + ?Sized,
-        S: Store + ?Sized,
-    {
-        let start = |root: Hash| {
-            let init = Kind::LevelWise(LevelWiseInit {
-                root: root.0.to_vec().into(),
-            });
-            (init, Schedule::LevelByLevel, config)
-        };
-        run_tree_initiator(transport, store, context, identity, Self::KIND, start).await
-    }
-
-    async fn run_responder<T, S>(
-        transport: &mut T,
-        store: &S,
-        context: &ContextId,
-        identity: &Identity,
-        init: LevelWiseResponderInit,
-    ) -> Result<SyncStats, SyncError>
-    where
-        T: SyncTransport + ?Sized,
-        S: Store + ?Sized,
-    {
-        tracing::debug!(initiator_root = %init.initiator_root, "level-wise requested");
-        run_tree_responder(transport, store, context, identity, Self::KIND).await
-    }
-}
+tree_executor!(LevelWise, LevelWiseInit, Schedule::LevelByLevel);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synctree_primitives::Hash;
 
     #[test]
     fn responder_init_requires_a_full_root() {

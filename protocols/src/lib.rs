@@ -27,6 +27,59 @@
 
 #![forbid(unsafe_code)]
 
+/// Implements [`SyncProtocolExecutor`](synctree_primitives::SyncProtocolExecutor)
+/// for a tree protocol: the two tree protocols differ only in their init payload
+/// and their [`Schedule`]; everything else is the shared machines.
+macro_rules! tree_executor {
+    ($protocol:ident, $init:ident, $schedule:expr) => {
+        #[async_trait::async_trait]
+        impl synctree_primitives::SyncProtocolExecutor for $protocol {
+            type Config = $crate::TreeConfig;
+            type ResponderInit = $crate::TreeResponderInit;
+            type Stats = synctree_primitives::SyncStats;
+
+            const KIND: synctree_primitives::ProtocolKind =
+                synctree_primitives::ProtocolKind::$protocol;
+
+            async fn run_initiator<T, S>(
+                transport: &mut T,
+                store: &S,
+                context: &synctree_primitives::ContextId,
+                identity: &synctree_primitives::Identity,
+                config: $crate::TreeConfig,
+            ) -> Result<synctree_primitives::SyncStats, synctree_primitives::SyncError>
+            where
+                T: synctree_primitives::SyncTransport + ?Sized,
+                S: synctree_primitives::Store + ?Sized,
+            {
+                let start = |root: synctree_primitives::Hash| {
+                    let init = synctree_primitives::wire::init_payload::Kind::$protocol($init {
+                        root: root.0.to_vec().into(),
+                    });
+                    (init, $schedule, config)
+                };
+                $crate::run_tree_initiator(transport, store, context, identity, Self::KIND, start)
+                    .await
+            }
+
+            async fn run_responder<T, S>(
+                transport: &mut T,
+                store: &S,
+                context: &synctree_primitives::ContextId,
+                identity: &synctree_primitives::Identity,
+                init: $crate::TreeResponderInit,
+            ) -> Result<synctree_primitives::SyncStats, synctree_primitives::SyncError>
+            where
+                T: synctree_primitives::SyncTransport + ?Sized,
+                S: synctree_primitives::Store + ?Sized,
+            {
+                tracing::debug!(initiator_root = %init.initiator_root, "{} requested", Self::KIND.name());
+                $crate::run_tree_responder(transport, store, context, identity, Self::KIND).await
+            }
+        }
+    };
+}
+
 mod hash_comparison;
 mod leaf;
 mod level_wise;
