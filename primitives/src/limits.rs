@@ -33,14 +33,24 @@ pub const MAX_NODES_PER_REQUEST: usize = 4096;
 /// of `Finish`/`FinishAck` still expose such a miss as "not converged", never silently.
 pub const NODE_HASH_BYTES: usize = 8;
 
-/// Key hashes per `EntryRequest`: 32 bytes each keeps the request under 300 KiB.
+/// Key hashes plus key-hash prefixes per `EntryRequest`: 32 bytes each keeps the
+/// request under 300 KiB.
 pub const MAX_KEYS_PER_REQUEST: usize = 8192;
+
+/// Bytes of the key hash that name an entry in `EntrySummary` and in the prefix pulls
+/// of `EntryRequest` (of 32): a bucket fixes the first 2, leaving 48 bits, so two keys of
+/// a 15-entry bucket share a prefix by accident with probability about 2^-41.
+pub const KEY_PREFIX_BYTES: usize = 8;
+
+/// Entries a responder answers for one key-hash prefix (and the initiator accepts):
+/// honest prefixes match one entry; 16 sharing 64 bits costs an attacker ~2^60 hashes.
+pub const MAX_ENTRIES_PER_PREFIX: usize = 16;
 
 /// Whole-subtree asks per `EntryRequest`: each can make the responder scan a
 /// subtree, so few are allowed at once.
 pub const MAX_SUBTREES_PER_REQUEST: usize = 256;
 
-/// Entry summaries per leaf-summary part a responder sends (about 60 bytes each):
+/// Entry summaries per leaf-summary part a responder sends (about 29 bytes each):
 /// keeps one part well inside the batch budget.
 pub const LEAF_SUMMARY_CHUNK: usize = 8192;
 

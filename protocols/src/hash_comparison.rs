@@ -10,8 +10,8 @@
 //! both replicas hold the merged set when the session ends. The wire flow is in
 //! docs/PROTOCOL.md.
 
-use synctree_primitives::wire::HashComparisonInit;
 use synctree_primitives::ProtocolError;
+use synctree_primitives::wire::HashComparisonInit;
 
 use crate::TreeResponderInit;
 use crate::tree_initiator::Schedule;

@@ -10,9 +10,9 @@
 //! [`crate::HashComparison`]: pulls and pushes, so both replicas converge in one
 //! session. The wire flow is in docs/PROTOCOL.md.
 
+use synctree_primitives::ProtocolError;
 use synctree_primitives::limits::MAX_NODES_PER_REQUEST;
 use synctree_primitives::wire::LevelWiseInit;
-use synctree_primitives::ProtocolError;
 
 use crate::TreeResponderInit;
 use crate::tree_initiator::{Schedule, TreeConfig};

@@ -24,13 +24,13 @@
 
 mod ask;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES,
-    MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
-    MAX_UNANSWERED_REQUESTS, NODE_HASH_BYTES,
+    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_BATCH, MAX_ENTRIES_PER_PREFIX,
+    MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
+    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS, NODE_HASH_BYTES,
 };
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::store::bucket;
@@ -48,8 +48,8 @@ use crate::machine::{Machine, unexpected};
 use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
 use crate::tree_responder::decode_entries;
 use crate::tree_wire::{
-    EMPTY, RemoteSummary, ShortChildren, decode_children, decode_leaf, encode_children, is_empty,
-    short_children,
+    EMPTY, KeyPrefix, RemoteSummary, ShortChildren, check_prefix_runs, decode_children,
+    decode_leaf, encode_children, is_empty, short_children,
 };
 use ask::{NodeAsk, Work};
 
@@ -70,7 +70,7 @@ pub struct TreeConfig {
     pub max_in_flight: usize,
     /// Node positions plus compare items per request; at most [`MAX_NODES_PER_REQUEST`].
     pub nodes_per_request: usize,
-    /// Key hashes per entry request; at most [`MAX_KEYS_PER_REQUEST`].
+    /// Key-hash prefixes per entry request; at most [`MAX_KEYS_PER_REQUEST`].
     pub keys_per_request: usize,
     /// Byte budget of one push frame.
     pub push_bytes: usize,
@@ -118,7 +118,8 @@ enum Push {
 enum Asked {
     Nodes(NodeAsk),
     Entries {
-        keys: HashSet<Hash>,
+        /// Entries received so far for each prefix asked for.
+        prefixes: HashMap<KeyPrefix, usize>,
         subtrees: Vec<NodePos>,
     },
 }
@@ -156,7 +157,7 @@ pub struct TreeInitiator {
     state: State,
     work: VecDeque<Work>,
     level_open: bool,
-    pulls: VecDeque<Hash>,
+    pulls: VecDeque<KeyPrefix>,
     subtree_pulls: VecDeque<NodePos>,
     pushes: VecDeque<Push>,
     asked: HashMap<u32, (u32, Asked)>,
@@ -270,7 +271,7 @@ impl TreeInitiator {
         if !slots_free || (self.pulls.is_empty() && self.subtree_pulls.is_empty()) {
             return Ok(None);
         }
-        let keys: Vec<Hash> = self
+        let prefixes: Vec<KeyPrefix> = self
             .pulls
             .drain(..self.pulls.len().min(self.config.keys_per_request))
             .collect();
@@ -278,11 +279,15 @@ impl TreeInitiator {
         let subtrees: Vec<NodePos> = self.subtree_pulls.drain(..take).collect();
         let request = EntryRequest {
             request_id: 0,
-            key_hashes: keys.iter().map(|k| k.0.to_vec().into()).collect(),
+            key_hashes: vec![],
             subtrees: subtrees.iter().map(|p| p.raw()).collect(),
+            key_prefixes: prefixes
+                .iter()
+                .map(|p| p.as_slice().to_vec().into())
+                .collect(),
         };
         let request_id = self.ask(Asked::Entries {
-            keys: keys.into_iter().collect(),
+            prefixes: prefixes.into_iter().map(|p| (p, 0)).collect(),
             subtrees,
         })?;
         Ok(Some(Body::EntryRequest(EntryRequest {
@@ -374,7 +379,11 @@ impl TreeInitiator {
             let Some(remote) = self.collect_leaf(leaf.pos, leaf.entries, leaf.partial)? else {
                 continue;
             };
-            let plan = reconcile_leaf(bucket(store, &self.context, leaf.pos)?, &remote);
+            let plan = reconcile_leaf(
+                bucket(store, &self.context, leaf.pos)?,
+                &remote,
+                KEY_PREFIX_BYTES,
+            );
             self.stats.leaves_compared += 1;
             self.pulls.extend(plan.pulls);
             self.pushes.extend(plan.pushes.into_iter().map(Push::Entry));
@@ -397,7 +406,7 @@ impl TreeInitiator {
             admitted.children.push((pos, remote));
         }
         for leaf in &resp.leaves {
-            let (pos, entries) = decode_leaf(leaf)?;
+            let (pos, entries) = decode_leaf(leaf, KEY_PREFIX_BYTES)?;
             ask.admit_leaf(pos, leaf.partial)?;
             admitted.leaves.push(LeafPart {
                 pos,
@@ -422,7 +431,7 @@ impl TreeInitiator {
     ) -> Result<Option<Vec<RemoteSummary>>, ProtocolError> {
         let mut whole = self.partial_leaves.remove(&pos).unwrap_or_default();
         let in_order = match (whole.last(), part.first()) {
-            (Some(prev), Some(next)) => prev.key_hash < next.key_hash,
+            (Some(prev), Some(next)) => prev.prefix <= next.prefix,
             _ => true,
         };
         if !in_order {
@@ -434,6 +443,7 @@ impl TreeInitiator {
             self.partial_leaves.insert(pos, whole);
             return Ok(None);
         }
+        check_prefix_runs(&whole)?;
         Ok(Some(whole))
     }
 
@@ -443,12 +453,17 @@ impl TreeInitiator {
         batch: EntryBatch,
     ) -> Result<(), SyncErrorKind> {
         let entries = decode_entries(batch.entries)?;
-        let Asked::Entries { keys, subtrees } = self.answered(batch.request_id)? else {
+        let Asked::Entries { prefixes, subtrees } = self.answered(batch.request_id)? else {
             return Err(ProtocolError::Unsolicited("entry batch for a node request").into());
         };
         for entry in &entries {
             let key_hash = entry.key_hash();
-            if !keys.remove(&key_hash) && !subtrees.iter().any(|p| p.contains(&key_hash)) {
+            let prefix = KeyPrefix::of(&key_hash, KEY_PREFIX_BYTES);
+            if let Some(received) = prefixes.get_mut(&prefix) {
+                *received += 1;
+                let limit = MAX_ENTRIES_PER_PREFIX;
+                ProtocolError::check_limit("entries per key prefix", limit, *received)?;
+            } else if !subtrees.iter().any(|p| p.contains(&key_hash)) {
                 return Err(ProtocolError::Unsolicited("entry that was not asked for").into());
             }
         }
@@ -456,7 +471,7 @@ impl TreeInitiator {
         if !entries.is_empty() {
             store.apply(&self.context, entries)?;
         }
-        // Keys the peer no longer holds are simply absent from the answer.
+        // Prefixes the peer no longer holds are simply absent from the answer.
         if batch.last {
             self.asked.remove(&batch.request_id);
         }

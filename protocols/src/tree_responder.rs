@@ -10,31 +10,43 @@ use std::collections::VecDeque;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
-    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_BATCH, MAX_ENTRIES_PER_PREFIX,
+    MAX_KEYS_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
+    MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
     EntryBatch, EntryPush, EntryRequest, FinishAck, NodeRequest, WireEntry,
 };
 use synctree_primitives::{
-    ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
+    ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StoredEntry, StreamMessage,
+    SyncStats,
 };
 
 use crate::machine::{Machine, unexpected};
 use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
-use crate::tree_wire::any_position;
+use crate::tree_wire::{KeyPrefix, any_position};
 use answer::NodeAnswer;
 
 /// One request still being answered.
 #[derive(Debug)]
 enum Answer {
     Nodes(NodeAnswer),
-    Entries {
-        request_id: u32,
-        keys: VecDeque<Hash>,
-        subtrees: VecDeque<SubtreeCursor>,
-    },
+    Entries { request_id: u32, wanted: Wanted },
+}
+
+/// What an entry request still wants, answered in this order.
+#[derive(Debug, Default)]
+struct Wanted {
+    keys: VecDeque<Hash>,
+    prefixes: VecDeque<KeyPrefix>,
+    subtrees: VecDeque<SubtreeCursor>,
+}
+
+impl Wanted {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.prefixes.is_empty() && self.subtrees.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,11 +111,8 @@ impl TreeResponder {
 
     fn on_entry_request(&mut self, req: EntryRequest) -> Result<(), ProtocolError> {
         self.admit_request()?;
-        ProtocolError::check_limit(
-            "keys per request",
-            MAX_KEYS_PER_REQUEST,
-            req.key_hashes.len(),
-        )?;
+        let keys = req.key_hashes.len().saturating_add(req.key_prefixes.len());
+        ProtocolError::check_limit("keys per request", MAX_KEYS_PER_REQUEST, keys)?;
         ProtocolError::check_limit(
             "subtrees per request",
             MAX_SUBTREES_PER_REQUEST,
@@ -113,16 +122,22 @@ impl TreeResponder {
             .key_hashes
             .iter()
             .map(|k| Hash::from_wire(k, "key_hashes"));
-        let keys = keys.collect::<Result<_, _>>()?;
+        let prefixes = req
+            .key_prefixes
+            .iter()
+            .map(|p| KeyPrefix::from_wire(p, KEY_PREFIX_BYTES, "key_prefixes"));
         let subtrees = req
             .subtrees
             .iter()
             .map(|&p| any_position(p).map(SubtreeCursor::new));
-        let subtrees = subtrees.collect::<Result<_, _>>()?;
+        let wanted = Wanted {
+            keys: keys.collect::<Result<_, _>>()?,
+            prefixes: prefixes.collect::<Result<_, _>>()?,
+            subtrees: subtrees.collect::<Result<_, _>>()?,
+        };
         self.answers.push_back(Answer::Entries {
             request_id: req.request_id,
-            keys,
-            subtrees,
+            wanted,
         });
         Ok(())
     }
@@ -142,8 +157,7 @@ impl TreeResponder {
         &mut self,
         store: &S,
         request_id: u32,
-        keys: &mut VecDeque<Hash>,
-        subtrees: &mut VecDeque<SubtreeCursor>,
+        wanted: &mut Wanted,
     ) -> Result<EntryBatch, SyncErrorKind> {
         let mut batch = EntryBatch {
             request_id,
@@ -151,15 +165,21 @@ impl TreeResponder {
         };
         let mut size = 0;
         while size < BATCH_BYTE_BUDGET && batch.entries.len() < MAX_ENTRIES_PER_BATCH {
-            if let Some(key) = keys.pop_front() {
+            if let Some(key) = wanted.keys.pop_front() {
                 if let Some(entry) = store.get(&self.context, &key)? {
                     size += self.add_entry(&mut batch, &entry);
                 }
-            } else if let Some(cursor) = subtrees.front_mut() {
+            } else if batch.entries.len() + MAX_ENTRIES_PER_PREFIX <= MAX_ENTRIES_PER_BATCH
+                && let Some(prefix) = wanted.prefixes.pop_front()
+            {
+                for stored in &self.prefixed(store, &prefix)? {
+                    size += self.add_entry(&mut batch, &stored.entry);
+                }
+            } else if let Some(cursor) = wanted.subtrees.front_mut() {
                 let room = SCAN_CHUNK.min(MAX_ENTRIES_PER_BATCH - batch.entries.len());
                 let (chunk, done) = cursor.read(store, &self.context, room)?;
                 if done {
-                    subtrees.pop_front();
+                    wanted.subtrees.pop_front();
                 }
                 for stored in &chunk {
                     size += self.add_entry(&mut batch, &stored.entry);
@@ -168,8 +188,25 @@ impl TreeResponder {
                 break;
             }
         }
-        batch.last = keys.is_empty() && subtrees.is_empty();
+        batch.last = wanted.is_empty();
         Ok(batch)
+    }
+
+    /// Every entry whose key hash starts with `prefix`; more than
+    /// [`MAX_ENTRIES_PER_PREFIX`] is a limit error.
+    fn prefixed<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        prefix: &KeyPrefix,
+    ) -> Result<Vec<StoredEntry>, SyncErrorKind> {
+        let (low, high) = prefix.range();
+        let found = store.range(&self.context, &low, &high, MAX_ENTRIES_PER_PREFIX + 1)?;
+        ProtocolError::check_limit(
+            "entries per key prefix",
+            MAX_ENTRIES_PER_PREFIX,
+            found.len(),
+        )?;
+        Ok(found)
     }
 
     fn add_entry(&mut self, batch: &mut EntryBatch, entry: &Entry) -> usize {
@@ -208,12 +245,8 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
                     let frame = nodes.frame(store, &self.context, &mut self.stats)?;
                     (Body::NodeResponse(frame), nodes.is_done())
                 }
-                Answer::Entries {
-                    request_id,
-                    keys,
-                    subtrees,
-                } => {
-                    let frame = self.entry_frame(store, *request_id, keys, subtrees)?;
+                Answer::Entries { request_id, wanted } => {
+                    let frame = self.entry_frame(store, *request_id, wanted)?;
                     let done = frame.last;
                     (Body::EntryBatch(frame), done)
                 }

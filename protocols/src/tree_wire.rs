@@ -1,6 +1,6 @@
 //! Encoding and checked decoding of the tree messages shared by the tree protocols.
 
-use synctree_primitives::limits::NODE_HASH_BYTES;
+use synctree_primitives::limits::{MAX_ENTRIES_PER_PREFIX, NODE_HASH_BYTES};
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{EntrySummary, LeafSummary, NodeChildren};
 use synctree_primitives::{Hash, NodeId, NodePos, ProtocolError, StoredEntry, Version};
@@ -8,9 +8,68 @@ use synctree_primitives::{Hash, NodeId, NodePos, ProtocolError, StoredEntry, Ver
 /// An entry of a peer's leaf bucket, as summarized on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RemoteSummary {
-    pub(crate) key_hash: Hash,
+    pub(crate) prefix: KeyPrefix,
     pub(crate) version: Version,
     pub(crate) check: u32,
+}
+
+/// The first `len` bytes of a key hash: how leaf summaries and prefix pulls name
+/// entries. Prefixes of one length order like the key hashes they start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct KeyPrefix {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl KeyPrefix {
+    /// The first `len` (at most 32) bytes of `hash`.
+    pub(crate) fn of(hash: &Hash, len: usize) -> Self {
+        let len = len.min(32);
+        let mut bytes = [0; 32];
+        bytes[..len].copy_from_slice(&hash.0[..len]);
+        KeyPrefix {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// A prefix received from a peer, which must be exactly `len` bytes long.
+    pub(crate) fn from_wire(
+        raw: &[u8],
+        len: usize,
+        field: &'static str,
+    ) -> Result<Self, ProtocolError> {
+        if raw.len() != len || len > 32 {
+            return Err(ProtocolError::BadLength {
+                field,
+                expected: len,
+                got: raw.len(),
+            });
+        }
+        let mut bytes = [0; 32];
+        bytes[..len].copy_from_slice(raw);
+        Ok(KeyPrefix {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    /// The prefix bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// True when `hash` starts with this prefix.
+    pub(crate) fn matches(&self, hash: &Hash) -> bool {
+        hash.0.starts_with(self.as_slice())
+    }
+
+    /// The smallest and largest key hash starting with this prefix.
+    pub(crate) fn range(&self) -> (Hash, Hash) {
+        let mut high = self.bytes;
+        high[usize::from(self.len)..].fill(0xff);
+        (Hash(self.bytes), Hash(high))
+    }
 }
 
 /// First 4 bytes of an entry digest: tells equal versions with different contents apart.
@@ -99,12 +158,18 @@ pub(crate) fn decode_children(
     Ok((pos, out))
 }
 
-/// A leaf bucket's summary.
-pub(crate) fn encode_leaf(pos: NodePos, entries: &[StoredEntry]) -> LeafSummary {
+/// A leaf bucket's summary, naming each entry by its first `prefix_len` key-hash
+/// bytes ([`KEY_PREFIX_BYTES`](synctree_primitives::limits::KEY_PREFIX_BYTES) on the
+/// wire; tests pass less to force collisions). Entries sharing a prefix are sent as
+/// they are, one summary each; the receiver reconciles such a group as a whole.
+pub(crate) fn encode_leaf(pos: NodePos, entries: &[StoredEntry], prefix_len: usize) -> LeafSummary {
     let entries = entries
         .iter()
         .map(|s| EntrySummary {
-            key_hash: s.key_hash.0.to_vec().into(),
+            key_prefix: KeyPrefix::of(&s.key_hash, prefix_len)
+                .as_slice()
+                .to_vec()
+                .into(),
             hlc: s.entry.version.hlc,
             node: s.entry.version.node.0,
             check: check_of(&s.digest),
@@ -117,34 +182,46 @@ pub(crate) fn encode_leaf(pos: NodePos, entries: &[StoredEntry]) -> LeafSummary 
     }
 }
 
-/// Checks a peer's [`LeafSummary`]: a leaf position, key hashes inside that leaf,
-/// strictly ascending (so no duplicates).
+/// Checks a peer's [`LeafSummary`]: a leaf position, prefixes of exactly
+/// `prefix_len` bytes inside that leaf, in non-decreasing order (equal neighbours are
+/// a prefix collision; [`check_prefix_runs`] bounds them once the leaf is whole).
 pub(crate) fn decode_leaf(
     msg: &LeafSummary,
+    prefix_len: usize,
 ) -> Result<(NodePos, Vec<RemoteSummary>), ProtocolError> {
     let pos = NodePos::from_wire(msg.position).filter(|p| p.is_leaf());
     let pos = pos.ok_or(ProtocolError::BadPosition(msg.position))?;
     let mut out: Vec<RemoteSummary> = Vec::with_capacity(msg.entries.len());
     for e in &msg.entries {
-        let key_hash = Hash::from_wire(&e.key_hash, "key_hash")?;
-        if !pos.contains(&key_hash) {
+        let prefix = KeyPrefix::from_wire(&e.key_prefix, prefix_len, "key_prefix")?;
+        let (low, high) = prefix.range();
+        if !pos.contains(&low) || !pos.contains(&high) {
             return Err(ProtocolError::Malformed(
                 "leaf summary entry outside its leaf",
             ));
         }
-        if out.last().is_some_and(|prev| prev.key_hash >= key_hash) {
+        if out.last().is_some_and(|prev| prev.prefix > prefix) {
             return Err(ProtocolError::Malformed(
                 "leaf summary not in key-hash order",
             ));
         }
         let version = Version::new(e.hlc, NodeId(e.node));
         out.push(RemoteSummary {
-            key_hash,
+            prefix,
             version,
             check: e.check,
         });
     }
     Ok((pos, out))
+}
+
+/// Refuses a whole leaf summary in which more than [`MAX_ENTRIES_PER_PREFIX`]
+/// entries share one prefix: a responder would refuse to answer that prefix anyway.
+pub(crate) fn check_prefix_runs(summary: &[RemoteSummary]) -> Result<(), ProtocolError> {
+    for run in summary.chunk_by(|a, b| a.prefix == b.prefix) {
+        ProtocolError::check_limit("entries per key prefix", MAX_ENTRIES_PER_PREFIX, run.len())?;
+    }
+    Ok(())
 }
 
 /// A position received from a peer that must name an internal node.
@@ -248,27 +325,69 @@ mod tests {
     fn leaf_summaries_must_be_sorted_and_inside_their_leaf() {
         let pos = NodePos::new(4, 0x0102);
         let summary = |first: u8, second: u8| EntrySummary {
-            key_hash: Bytes::from([[1, 2, first, second].as_slice(), &[0; 28]].concat()),
+            key_prefix: Bytes::from([[1, 2, first, second].as_slice(), &[0; 4]].concat()),
             ..EntrySummary::default()
         };
-        let ok = LeafSummary {
+        let leaf = |entries| LeafSummary {
             position: pos.raw(),
-            entries: vec![summary(0, 1), summary(0, 2)],
+            entries,
             partial: false,
         };
-        assert_eq!(decode_leaf(&ok).map(|(_, v)| v.len()), Ok(2));
-        let unsorted = LeafSummary {
-            position: pos.raw(),
-            entries: vec![summary(0, 2), summary(0, 1)],
-            partial: false,
-        };
-        assert!(decode_leaf(&unsorted).is_err());
+        let ok = leaf(vec![summary(0, 1), summary(0, 2)]);
+        assert_eq!(decode_leaf(&ok, 8).map(|(_, v)| v.len()), Ok(2));
+        let collided = leaf(vec![summary(0, 1), summary(0, 1)]);
+        assert_eq!(decode_leaf(&collided, 8).map(|(_, v)| v.len()), Ok(2));
+        let unsorted = leaf(vec![summary(0, 2), summary(0, 1)]);
+        assert!(decode_leaf(&unsorted, 8).is_err());
         let outside = LeafSummary {
             position: NodePos::new(4, 7).raw(),
-            entries: vec![summary(0, 1)],
+            ..ok.clone()
+        };
+        assert!(decode_leaf(&outside, 8).is_err());
+        for len in [0, 2, 7, 9, 32] {
+            assert!(matches!(
+                decode_leaf(&ok, len),
+                Err(ProtocolError::BadLength { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_short_prefix_still_fixes_the_bucket_and_runs_are_bounded() {
+        let pos = NodePos::new(4, 0x0102);
+        let summary = |bytes: &[u8]| EntrySummary {
+            key_prefix: Bytes::copy_from_slice(bytes),
+            ..EntrySummary::default()
+        };
+        let two = LeafSummary {
+            position: pos.raw(),
+            entries: vec![summary(&[1, 2]); MAX_ENTRIES_PER_PREFIX + 1],
             partial: false,
         };
-        assert!(decode_leaf(&outside).is_err());
+        let decoded = decode_leaf(&two, 2).map(|(_, v)| v).unwrap_or_default();
+        assert_eq!(decoded.len(), MAX_ENTRIES_PER_PREFIX + 1);
+        assert!(check_prefix_runs(&decoded[1..]).is_ok());
+        assert!(matches!(
+            check_prefix_runs(&decoded),
+            Err(ProtocolError::LimitExceeded { .. })
+        ));
+        let wide = LeafSummary {
+            entries: vec![summary(&[1])],
+            ..two
+        };
+        assert!(decode_leaf(&wide, 1).is_err(), "one byte spans 256 buckets");
+    }
+
+    #[test]
+    fn prefixes_match_their_range() {
+        let mut h = Hash([0x5a; 32]);
+        let p = KeyPrefix::of(&h, 3);
+        assert_eq!(p.as_slice(), &[0x5a; 3]);
+        let (low, high) = p.range();
+        assert!(low <= h && h <= high && p.matches(&low) && p.matches(&high));
+        h.0[2] = 0x5b;
+        assert!(!p.matches(&h) && h > high);
+        assert_eq!(KeyPrefix::from_wire(&[0x5a; 3], 3, "p"), Ok(p));
     }
 
     #[test]

@@ -8,8 +8,9 @@ mod common;
 use common::{ctx, diverged, store_with};
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    MAX_ENTRIES_PER_BATCH, MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
-    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+    KEY_PREFIX_BYTES, MAX_ENTRIES_PER_BATCH, MAX_ENTRIES_PER_PREFIX, MAX_KEYS_PER_REQUEST,
+    MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
+    MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::merkle::NODE_COUNT;
 use synctree_primitives::wire::init_payload::Kind;
@@ -19,7 +20,8 @@ use synctree_primitives::wire::{
     WireEntry,
 };
 use synctree_primitives::{
-    Entry, Hash, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, Version,
+    ApplyReport, ContextId, Entry, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store,
+    StoreError, StoredEntry, StreamMessage, TreeSummary, Version,
 };
 use synctree_protocols::pair::{PairError, run_pair};
 use synctree_protocols::{
@@ -90,30 +92,144 @@ fn responder_enforces_keys_and_subtrees_per_request() {
     let store = MemoryStore::new();
     let keys = vec![vec![0u8; 32].into(); MAX_KEYS_PER_REQUEST + 1];
     let req = EntryRequest {
-        request_id: 0,
         key_hashes: keys,
-        subtrees: vec![],
+        ..EntryRequest::default()
     };
     assert_limit(
         responder().handle(&store, msg(Body::EntryRequest(req))),
         "keys per request",
     );
     let req = EntryRequest {
-        request_id: 0,
-        key_hashes: vec![],
         subtrees: vec![1; MAX_SUBTREES_PER_REQUEST + 1],
+        ..EntryRequest::default()
     };
     assert_limit(
         responder().handle(&store, msg(Body::EntryRequest(req))),
         "subtrees per request",
     );
     let req = EntryRequest {
-        request_id: 0,
         key_hashes: vec![vec![0u8; 31].into()],
-        subtrees: vec![],
+        ..EntryRequest::default()
     };
     let err = protocol_error(responder().handle(&store, msg(Body::EntryRequest(req))));
     assert!(matches!(err, ProtocolError::BadLength { got: 31, .. }));
+}
+
+fn prefix_request(prefixes: Vec<Vec<u8>>, key_hashes: usize) -> StreamMessage {
+    msg(Body::EntryRequest(EntryRequest {
+        request_id: 3,
+        key_hashes: vec![vec![0u8; 32].into(); key_hashes],
+        key_prefixes: prefixes.into_iter().map(Into::into).collect(),
+        ..EntryRequest::default()
+    }))
+}
+
+#[test]
+fn responder_counts_prefixes_with_key_hashes_per_request() {
+    let store = MemoryStore::new();
+    let prefix = vec![0u8; KEY_PREFIX_BYTES];
+    let too_many = prefix_request(vec![prefix.clone(); MAX_KEYS_PER_REQUEST + 1], 0);
+    assert_limit(responder().handle(&store, too_many), "keys per request");
+    let half = MAX_KEYS_PER_REQUEST / 2;
+    let mixed = prefix_request(vec![prefix.clone(); half + 1], half);
+    assert_limit(responder().handle(&store, mixed), "keys per request");
+    let at_limit = prefix_request(vec![prefix; half], half);
+    assert!(responder().handle(&store, at_limit).is_ok());
+}
+
+#[test]
+fn responder_refuses_prefixes_of_the_wrong_length() {
+    let store = MemoryStore::new();
+    for len in [0, 2, KEY_PREFIX_BYTES - 1, KEY_PREFIX_BYTES + 1, 32] {
+        let req = prefix_request(vec![vec![1; len]], 0);
+        let err = protocol_error(responder().handle(&store, req));
+        assert_eq!(
+            err,
+            ProtocolError::BadLength {
+                field: "key_prefixes",
+                expected: KEY_PREFIX_BYTES,
+                got: len
+            }
+        );
+    }
+}
+
+/// Every entry of `store` in one `EntryBatch` answer to `req`.
+fn entry_answer<S: Store>(store: &S, req: StreamMessage) -> Result<Vec<Entry>, SyncErrorKind> {
+    let mut r = responder();
+    r.handle(store, req)?;
+    let mut got = Vec::new();
+    while let Some(m) = r.poll_transmit(store)? {
+        match m.body {
+            Some(Body::EntryBatch(b)) => {
+                got.extend(
+                    b.entries
+                        .into_iter()
+                        .map(|e| Entry::try_from(e).expect("valid")),
+                );
+            }
+            other => panic!("expected an entry batch, got {other:?}"),
+        }
+    }
+    Ok(got)
+}
+
+#[test]
+fn responder_answers_a_prefix_with_the_entries_it_starts() {
+    let (entries, _) = diverged(200, 0);
+    let store = store_with(&entries);
+    let wanted = &entries[17];
+    let prefix = wanted.key_hash().0[..KEY_PREFIX_BYTES].to_vec();
+    let absent = vec![0xee; KEY_PREFIX_BYTES];
+    let got = entry_answer(&store, prefix_request(vec![prefix, absent], 0)).expect("answer");
+    assert_eq!(got, vec![wanted.clone()]);
+}
+
+/// A store whose every range holds all its entries, as if they all shared a prefix.
+struct Crowded(MemoryStore);
+
+impl Store for Crowded {
+    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
+        self.0.summary(context)
+    }
+    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
+        self.0.node(context, pos)
+    }
+    fn range(
+        &self,
+        context: &ContextId,
+        _: &Hash,
+        _: &Hash,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.0.range(context, &Hash::ZERO, &Hash([0xff; 32]), limit)
+    }
+    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
+        self.0.get(context, key_hash)
+    }
+    fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
+        self.0.apply(context, entries)
+    }
+    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
+        self.0.contexts()
+    }
+}
+
+#[test]
+fn responder_refuses_a_prefix_matching_too_many_entries() {
+    let prefix = vec![vec![0u8; KEY_PREFIX_BYTES]];
+    let (entries, _) = diverged(MAX_ENTRIES_PER_PREFIX, 0);
+    let crowded = Crowded(store_with(&entries));
+    let got = entry_answer(&crowded, prefix_request(prefix.clone(), 0));
+    assert_eq!(got.map(|e| e.len()).ok(), Some(MAX_ENTRIES_PER_PREFIX));
+    let (entries, _) = diverged(MAX_ENTRIES_PER_PREFIX + 1, 0);
+    let crowded = Crowded(store_with(&entries));
+    match entry_answer(&crowded, prefix_request(prefix, 0)) {
+        Err(SyncErrorKind::Protocol(ProtocolError::LimitExceeded { what, .. })) => {
+            assert_eq!(what, "entries per key prefix");
+        }
+        other => panic!("expected a limit error, got {other:?}"),
+    }
 }
 
 #[test]

@@ -178,12 +178,15 @@ fn round_trips_stay_at_five_whatever_the_difference_count() {
 
 /// `PairReport.bytes` of this session (n = 20,000, d = 100), measured for both
 /// schedules with one tree level per round trip and full 32-byte child hashes,
-/// before compare requests and truncated hashes (7 rounds). With them: 27,349
-/// bytes in 5 rounds.
+/// before compare requests and truncated hashes (7 rounds).
 const BYTES_BEFORE_COMPARE: u64 = 78_256;
 
+/// The same session with compare requests and truncated child hashes, but full
+/// 32-byte key hashes in leaf summaries and pulls (5 rounds).
+const BYTES_BEFORE_KEY_PREFIXES: u64 = 27_349;
+
 #[test]
-fn two_levels_per_round_trip_cost_no_more_bytes_than_one() {
+fn two_levels_per_round_trip_and_key_prefixes_cost_fewer_bytes() {
     let (a, b) = diverged(20_000, 100);
     for (schedule, config, _) in schedules() {
         let (sa, sb) = (store_with(&a), store_with(&b));
@@ -191,12 +194,17 @@ fn two_levels_per_round_trip_cost_no_more_bytes_than_one() {
         assert_converged(&sa, &sb, &a, &b);
         assert!(stats.rounds <= MAX_ROUNDS, "{schedule:?}: {}", stats.rounds);
         assert!(
-            report.bytes <= BYTES_BEFORE_COMPARE,
+            report.bytes <= BYTES_WITH_KEY_PREFIXES
+                && BYTES_WITH_KEY_PREFIXES < BYTES_BEFORE_KEY_PREFIXES
+                && BYTES_BEFORE_KEY_PREFIXES < BYTES_BEFORE_COMPARE,
             "{schedule:?}: {} bytes",
             report.bytes
         );
     }
 }
+
+/// Measured with `KEY_PREFIX_BYTES` = 8 prefixes in leaf summaries and pulls.
+const BYTES_WITH_KEY_PREFIXES: u64 = 24_925;
 
 #[test]
 fn level_wise_splits_a_wide_level_over_several_requests_and_still_converges() {

@@ -9,15 +9,19 @@ mod common;
 
 use common::{ctx, diverged, store_with};
 use synctree_primitives::error::SyncErrorKind;
-use synctree_primitives::limits::{MAX_NODES_PER_REQUEST, NODE_HASH_BYTES};
+use synctree_primitives::limits::{
+    KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_NODES_PER_REQUEST, NODE_HASH_BYTES,
+};
 use synctree_primitives::merkle::{FANOUT, NODE_COUNT};
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
-    HashComparisonInit, LeafSummary, NodeChildren, NodeRequest, NodeResponse,
+    EntryBatch, EntryRequest, EntrySummary, HashComparisonInit, LeafSummary, NodeChildren,
+    NodeRequest, NodeResponse, WireEntry,
 };
 use synctree_primitives::{
-    Entry, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store, StreamMessage, Version,
+    Entry, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store, StoredEntry, StreamMessage,
+    Version,
 };
 use synctree_protocols::{
     Machine, Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message,
@@ -534,5 +538,205 @@ fn initiator_refuses_a_last_frame_that_lies() {
         store.summary(&ctx()).expect("summary"),
         before,
         "nothing applied"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Initiator: leaf summaries by key-hash prefix, and prefix pulls
+// ---------------------------------------------------------------------------
+
+/// The entry `one_entry` holds.
+fn the_entry() -> Entry {
+    Entry::put("only", "v", Version::new(1, NodeId(1)))
+}
+
+fn prefix_of(entry: &Entry) -> Vec<u8> {
+    entry.key_hash().0[..KEY_PREFIX_BYTES].to_vec()
+}
+
+/// A summary of `prefix` at version (`hlc`, node 9).
+fn summary(prefix: &[u8], hlc: u64) -> EntrySummary {
+    EntrySummary {
+        key_prefix: prefix.to_vec().into(),
+        hlc,
+        node: 9,
+        check: 0,
+    }
+}
+
+/// The result of answering `one_entry`'s leaf fetch with `entries`, the initiator
+/// and its store, and everything the initiator sent next.
+fn after_summary(
+    entries: Vec<EntrySummary>,
+) -> (
+    Result<(), SyncErrorKind>,
+    TreeInitiator,
+    MemoryStore,
+    Vec<Body>,
+) {
+    let (store, path) = one_entry();
+    let (mut i, id) = fetching_leaf(&store, path);
+    let leaf = LeafSummary {
+        position: path[3].raw(),
+        entries,
+        partial: false,
+    };
+    let result = i.handle(&store, response(id, vec![], vec![leaf]));
+    let mut sent = Vec::new();
+    if result.is_ok() {
+        while let Some(m) = i.poll_transmit(&store).expect("poll") {
+            sent.extend(m.body);
+            if matches!(sent.last(), Some(Body::Finish(_))) {
+                break;
+            }
+        }
+    }
+    (result, i, store, sent)
+}
+
+fn entry_request(sent: &[Body]) -> &EntryRequest {
+    sent.iter()
+        .find_map(|b| match b {
+            Body::EntryRequest(r) => Some(r),
+            _ => None,
+        })
+        .expect("an entry request")
+}
+
+fn pushed(sent: &[Body]) -> Vec<WireEntry> {
+    sent.iter()
+        .filter_map(|b| match b {
+            Body::EntryPush(p) => Some(p.entries.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// A prefix in the same leaf as the entry, but not the entry's.
+fn neighbour_prefix() -> Vec<u8> {
+    let mut p = prefix_of(&the_entry());
+    p[KEY_PREFIX_BYTES - 1] ^= 0x5a;
+    p
+}
+
+#[test]
+fn initiator_pulls_by_key_prefix_and_pushes_what_the_peer_lacks() {
+    let theirs = neighbour_prefix();
+    let (result, _, _, sent) = after_summary(vec![summary(&theirs, 5)]);
+    result.expect("valid summary");
+    let req = entry_request(&sent);
+    assert!(req.key_hashes.is_empty() && req.subtrees.is_empty());
+    assert_eq!(req.key_prefixes, vec![theirs]);
+    assert_eq!(pushed(&sent), vec![WireEntry::from(&the_entry())]);
+}
+
+#[test]
+fn initiator_reconciles_a_collided_prefix_as_a_group() {
+    // The peer holds two keys starting with our entry's prefix: one is our entry at
+    // our version, the other unknown. Neither can be told apart by prefix, so the
+    // prefix is pulled once and our entry pushed, even though one summary matches.
+    let entry = the_entry();
+    let stored = StoredEntry::new(entry.clone());
+    let check = u32::from_be_bytes([
+        stored.digest.0[0],
+        stored.digest.0[1],
+        stored.digest.0[2],
+        stored.digest.0[3],
+    ]);
+    let prefix = prefix_of(&entry);
+    let same = EntrySummary {
+        hlc: 1,
+        node: 1,
+        check,
+        ..summary(&prefix, 1)
+    };
+    let (result, _, _, sent) = after_summary(vec![same.clone(), summary(&prefix, 7)]);
+    result.expect("a collision is valid");
+    assert_eq!(entry_request(&sent).key_prefixes, vec![prefix]);
+    assert_eq!(pushed(&sent), vec![WireEntry::from(&entry)]);
+    // Without the collision the same summary means "in sync": nothing moves.
+    let (result, _, _, sent) = after_summary(vec![same]);
+    result.expect("valid");
+    assert!(matches!(sent.as_slice(), [Body::Finish(_)]), "{sent:?}");
+}
+
+#[test]
+fn initiator_refuses_hostile_leaf_summaries() {
+    let prefix = prefix_of(&the_entry());
+    let full = the_entry().key_hash().0.to_vec();
+    let (result, ..) = after_summary(vec![summary(&full, 5)]);
+    let err = protocol_error(result);
+    assert!(
+        matches!(err, ProtocolError::BadLength { got: 32, .. }),
+        "{err:?}"
+    );
+    let crowd = vec![summary(&prefix, 5); MAX_ENTRIES_PER_PREFIX + 1];
+    let (result, ..) = after_summary(crowd);
+    let err = protocol_error(result);
+    assert!(
+        matches!(err, ProtocolError::LimitExceeded { .. }),
+        "{err:?}"
+    );
+    let mut elsewhere = prefix.clone();
+    elsewhere[0] ^= 0xff;
+    let (result, ..) = after_summary(vec![summary(&elsewhere, 5)]);
+    assert!(matches!(
+        protocol_error(result),
+        ProtocolError::Malformed(_)
+    ));
+    let (result, ..) = after_summary(vec![summary(&neighbour_prefix(), 5), summary(&prefix, 5)]);
+    let sorted_first = neighbour_prefix() < prefix;
+    assert_eq!(result.is_ok(), sorted_first, "order is checked");
+}
+
+/// Answers the entry request that followed `entries` with `answer`.
+fn answer_pull(
+    entries: Vec<EntrySummary>,
+    answer: Vec<WireEntry>,
+) -> (Result<(), SyncErrorKind>, MemoryStore) {
+    let (result, mut i, store, sent) = after_summary(entries);
+    result.expect("valid summary");
+    let req = entry_request(&sent);
+    let batch = StreamMessage::new(Body::EntryBatch(EntryBatch {
+        request_id: req.request_id,
+        entries: answer,
+        last: true,
+    }));
+    (i.handle(&store, batch), store)
+}
+
+#[test]
+fn initiator_accepts_only_entries_starting_with_a_pulled_prefix() {
+    let newer = Entry::put("only", "w", Version::new(7, NodeId(9)));
+    let asked = vec![summary(&prefix_of(&newer), 7)];
+    let (result, store) = answer_pull(asked.clone(), vec![WireEntry::from(&newer)]);
+    result.expect("asked for");
+    assert_eq!(
+        store.get(&ctx(), &newer.key_hash()).expect("get"),
+        Some(newer.clone())
+    );
+
+    let stranger = Entry::put("stranger", "x", Version::new(7, NodeId(9)));
+    let (result, store) = answer_pull(asked.clone(), vec![WireEntry::from(&stranger)]);
+    assert!(matches!(
+        protocol_error(result),
+        ProtocolError::Unsolicited(_)
+    ));
+    assert_eq!(store.get(&ctx(), &stranger.key_hash()).expect("get"), None);
+
+    let at_limit = vec![WireEntry::from(&newer); MAX_ENTRIES_PER_PREFIX];
+    answer_pull(asked.clone(), at_limit)
+        .0
+        .expect("within the limit");
+    let too_many = vec![WireEntry::from(&newer); MAX_ENTRIES_PER_PREFIX + 1];
+    let (result, store) = answer_pull(asked, too_many);
+    assert!(matches!(
+        protocol_error(result),
+        ProtocolError::LimitExceeded { .. }
+    ));
+    assert_eq!(
+        store.get(&ctx(), &newer.key_hash()).expect("get"),
+        Some(the_entry())
     );
 }

@@ -11,7 +11,9 @@ use std::collections::{HashSet, VecDeque};
 
 use prost::Message;
 use synctree_primitives::error::SyncErrorKind;
-use synctree_primitives::limits::{BATCH_BYTE_BUDGET, LEAF_SUMMARY_CHUNK, MAX_NODES_PER_REQUEST};
+use synctree_primitives::limits::{
+    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, LEAF_SUMMARY_CHUNK, MAX_NODES_PER_REQUEST,
+};
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{NodeRequest, NodeResponse};
 use synctree_primitives::{ContextId, NodePos, ProtocolError, Store, StoreError, SyncStats};
@@ -92,7 +94,7 @@ impl NodeAnswer {
                 }
                 Some(Work::Node(mut cursor)) if cursor.pos().is_leaf() => {
                     let (entries, done) = cursor.read(store, context, LEAF_SUMMARY_CHUNK)?;
-                    let mut leaf = encode_leaf(cursor.pos(), &entries);
+                    let mut leaf = encode_leaf(cursor.pos(), &entries, KEY_PREFIX_BYTES);
                     leaf.partial = !done;
                     size += leaf.encoded_len() + 4;
                     resp.leaves.push(leaf);
