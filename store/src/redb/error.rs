@@ -82,6 +82,23 @@ pub enum RedbStoreError {
     },
 }
 
+impl RedbStoreError {
+    /// True when `error` says the database file is open in another process (redb
+    /// locks it for the lifetime of a [`super::RedbStore`]).
+    pub fn is_locked(error: &StoreError) -> bool {
+        let StoreError::Backend { source, .. } = error else {
+            return false;
+        };
+        matches!(
+            source.downcast_ref::<RedbStoreError>(),
+            Some(RedbStoreError::Open {
+                source: ::redb::DatabaseError::DatabaseAlreadyOpen,
+                ..
+            })
+        )
+    }
+}
+
 /// ` on context `name``, or nothing.
 fn on_context(context: Option<&ContextId>) -> String {
     context.map_or_else(String::new, |c| format!(" on context `{c}`"))

@@ -61,13 +61,16 @@ impl Node {
             return Err(CliError::NoStore(dir.to_owned()));
         }
         fs::create_dir_all(dir).map_err(CliError::file(dir))?;
-        let backend = open_backend(dir).map_err(|source| match held_elsewhere(&source) {
-            true => CliError::InUse(dir.to_owned()),
-            false => CliError::Open {
-                path: dir.to_owned(),
-                source,
-            },
-        })?;
+        let backend =
+            open_backend(dir).map_err(|source| match synctree_store::RedbStoreError::is_locked(
+                &source,
+            ) {
+                true => CliError::InUse(dir.to_owned()),
+                false => CliError::Open {
+                    path: dir.to_owned(),
+                    source,
+                },
+            })?;
         tracing::debug!(dir = %dir.display(), "store open");
         Ok(Node {
             dir: dir.to_owned(),
@@ -108,20 +111,6 @@ impl Node {
             Err(_) => tracing::warn!(%dir, "store still in use; it closes on exit"),
         }
     }
-}
-
-/// True when the database is locked by another process.
-fn held_elsewhere(error: &StoreError) -> bool {
-    let StoreError::Backend { source, .. } = error else {
-        return false;
-    };
-    matches!(
-        source.downcast_ref::<synctree_store::RedbStoreError>(),
-        Some(synctree_store::RedbStoreError::Open {
-            source: redb::DatabaseError::DatabaseAlreadyOpen,
-            ..
-        })
-    )
 }
 
 /// The store directory: `--store DIR`, or `synctree` under the per-user data
