@@ -89,7 +89,10 @@ fn a_file_open_elsewhere_is_refused_with_a_typed_error() {
         ),
         "{err:?}"
     );
+    assert!(RedbStoreError::is_locked(&err));
     drop(first);
+    let bad = RedbStore::open(tmp.path()).expect_err("a directory is not a database");
+    assert!(!RedbStoreError::is_locked(&bad));
     RedbStore::open(&path).expect("open once the first handle is gone");
 }
 
