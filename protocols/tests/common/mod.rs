@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod snapshot;
+pub mod tree;
 
 use std::collections::BTreeMap;
 
