@@ -14,7 +14,7 @@
 //!      └───────────┘    └───────────────────┘
 //! ```
 //!
-//! This crate holds the ids ([`Hash`], [`ContextId`], [`NodeId`]), the entry model
+//! This crate holds the ids ([`Hash`](struct@Hash), [`ContextId`], [`NodeId`]), the entry model
 //! and merge rule ([`Entry`], [`merge`]), the Merkle index ([`merkle`]), the three
 //! traits ([`Store`], [`SyncTransport`], [`SyncProtocolExecutor`]), the protobuf
 //! messages ([`wire`]), typed errors ([`error`]) and limits ([`limits`]).
