@@ -96,5 +96,10 @@ pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 /// Longest a node waits for the peer's next message before giving up the session.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest a snapshot responder waits, after its last page, for the initiator's
+/// next message: the initiator first verifies and applies the whole snapshot in one
+/// store batch (up to [`MAX_SNAPSHOT_STAGED_BYTES`]), which can take minutes on disk.
+pub const SNAPSHOT_APPLY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// Longest one whole session may last, whatever the peer does.
 pub const SESSION_DEADLINE: Duration = Duration::from_secs(15 * 60);

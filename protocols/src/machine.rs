@@ -7,12 +7,14 @@
 //! enforces the idle timeout and the session deadline, and reports failures to the
 //! peer with an abort frame.
 
+use std::time::Duration;
 use synctree_primitives::error::{SyncErrorKind, error_chain};
 use synctree_primitives::limits::{IDLE_TIMEOUT, SESSION_DEADLINE};
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::{
     ProtocolError, SessionInfo, Store, StreamMessage, SyncError, SyncTransport, TransportStats,
 };
+
 use tokio::time::Instant;
 
 /// A protocol endpoint as a state machine: message in → messages out.
@@ -28,6 +30,12 @@ pub trait Machine<S: Store + ?Sized> {
 
     /// What the machine is doing, for error context.
     fn phase(&self) -> &'static str;
+
+    /// Longest wait for the peer's next message in the current phase:
+    /// [`IDLE_TIMEOUT`] unless the peer has long local work to do first.
+    fn idle_timeout(&self) -> Duration {
+        IDLE_TIMEOUT
+    }
 }
 
 /// Runs `machine` over `transport` until it is done, then closes the transport.
@@ -85,7 +93,9 @@ where
         if left.is_zero() {
             return Err(SyncErrorKind::Deadline(SESSION_DEADLINE));
         }
-        let message = transport.recv_timeout(left.min(IDLE_TIMEOUT)).await?;
+        let message = transport
+            .recv_timeout(left.min(machine.idle_timeout()))
+            .await?;
         match message {
             None => return Err(ProtocolError::PeerClosed(machine.phase()).into()),
             Some(StreamMessage {

@@ -389,3 +389,39 @@ async fn measure_a_snapshot_of_100k_entries() {
         }
     }
 }
+
+/// After its last page the responder waits `SNAPSHOT_APPLY_TIMEOUT`, not the
+/// ordinary idle timeout, for an initiator that is verifying and applying.
+#[tokio::test(start_paused = true)]
+async fn the_responder_allows_the_initiator_time_to_verify_and_apply() {
+    use synctree_primitives::TransportError;
+    use synctree_primitives::limits::{IDLE_TIMEOUT, SNAPSHOT_APPLY_TIMEOUT};
+    let sb = store_with(&sample(40, 20));
+    let (mut ta, mut tb) = FramedTransport::memory_pair(1 << 20);
+    let init = responder_init(&config(8, Compression::None));
+    let id = Identity::new(NodeId(2));
+    let context = ctx();
+    let responder = Snapshot::run_responder(&mut tb, &sb, &context, &id, init);
+    // The initiator reads every page, then goes silent (as while applying).
+    let initiator = async {
+        loop {
+            let msg = ta.recv().await.expect("recv").expect("a frame");
+            if let Some(Body::SnapshotPage(page)) = msg.body
+                && page.last
+            {
+                break;
+            }
+        }
+        ta
+    };
+    let (outcome, _ta) = tokio::join!(responder, initiator);
+    let err = outcome.expect_err("a silent initiator times out");
+    assert_eq!(err.phase, "applying pushes");
+    match err.kind {
+        SyncErrorKind::Transport(TransportError::Timeout(waited)) => {
+            assert_eq!(waited, SNAPSHOT_APPLY_TIMEOUT);
+            assert!(waited > IDLE_TIMEOUT);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}

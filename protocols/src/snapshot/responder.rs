@@ -4,9 +4,12 @@
 //! applies the initiator's pushes and acknowledges the finish.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use synctree_primitives::error::SyncErrorKind;
-use synctree_primitives::limits::{MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES};
+use synctree_primitives::limits::{
+    IDLE_TIMEOUT, MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES, SNAPSHOT_APPLY_TIMEOUT,
+};
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{EntryPush, FinishAck, SnapshotAck, SnapshotBegin};
 use synctree_primitives::{
@@ -192,6 +195,15 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
 
     fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// After the last page the initiator verifies and applies the whole snapshot
+    /// before it sends anything: allow it [`SNAPSHOT_APPLY_TIMEOUT`].
+    fn idle_timeout(&self) -> Duration {
+        match self.state {
+            State::Serving => SNAPSHOT_APPLY_TIMEOUT,
+            _ => IDLE_TIMEOUT,
+        }
     }
 
     fn phase(&self) -> &'static str {
