@@ -142,17 +142,6 @@ impl TreeResponder {
         Ok(())
     }
 
-    fn on_push<S: Store + ?Sized>(
-        &mut self,
-        store: &S,
-        push: EntryPush,
-    ) -> Result<(), SyncErrorKind> {
-        let entries = decode_entries(push.entries)?;
-        self.stats.record_received(&entries);
-        store.apply(&self.context, entries)?;
-        Ok(())
-    }
-
     fn entry_frame<S: Store + ?Sized>(
         &mut self,
         store: &S,
@@ -223,7 +212,7 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
         match message.body {
             Some(Body::NodeRequest(req)) => self.on_node_request(req)?,
             Some(Body::EntryRequest(req)) => self.on_entry_request(req)?,
-            Some(Body::EntryPush(push)) => self.on_push(store, push)?,
+            Some(Body::EntryPush(push)) => apply_push(store, &self.context, &mut self.stats, push)?,
             Some(Body::Finish(finish)) => {
                 if !self.answers.is_empty() {
                     return Err(
@@ -277,6 +266,22 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
             State::Acknowledging | State::Done => "finishing",
         }
     }
+}
+
+/// Applies the entries of a peer's push (checked first), counting them in `stats`:
+/// what a responder does with every `EntryPush`, whatever the protocol.
+pub(crate) fn apply_push<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    stats: &mut SyncStats,
+    push: EntryPush,
+) -> Result<(), SyncErrorKind> {
+    let entries = decode_entries(push.entries)?;
+    stats.record_received(&entries);
+    if !entries.is_empty() {
+        store.apply(context, entries)?;
+    }
+    Ok(())
 }
 
 /// Checks and converts a received batch of entries.

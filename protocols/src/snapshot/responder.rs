@@ -11,7 +11,7 @@ use synctree_primitives::limits::{
     IDLE_TIMEOUT, MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES, SNAPSHOT_APPLY_TIMEOUT,
 };
 use synctree_primitives::wire::stream_message::Body;
-use synctree_primitives::wire::{EntryPush, FinishAck, SnapshotAck, SnapshotBegin};
+use synctree_primitives::wire::{FinishAck, SnapshotAck, SnapshotBegin};
 use synctree_primitives::{
     ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StoreError, StoredEntry,
     StreamMessage, SyncStats,
@@ -20,7 +20,7 @@ use synctree_primitives::{
 use super::SnapshotResponderInit;
 use super::page::encode_page;
 use crate::machine::{Machine, unexpected};
-use crate::tree_responder::decode_entries;
+use crate::tree_responder::apply_push;
 use crate::tree_wire::successor;
 
 /// Entries per store read, bounds: reads aim at one page's worth of entries.
@@ -140,19 +140,6 @@ impl SnapshotResponder {
         self.acked = ack.seq + 1;
         Ok(())
     }
-
-    fn on_push<S: Store + ?Sized>(
-        &mut self,
-        store: &S,
-        push: EntryPush,
-    ) -> Result<(), SyncErrorKind> {
-        let entries = decode_entries(push.entries)?;
-        self.stats.record_received(&entries);
-        if !entries.is_empty() {
-            store.apply(&self.context, entries)?;
-        }
-        Ok(())
-    }
 }
 
 impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
@@ -161,7 +148,9 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
             (State::Streaming | State::Serving, Some(Body::SnapshotAck(ack))) => {
                 Ok(self.on_ack(ack)?)
             }
-            (State::Serving, Some(Body::EntryPush(push))) => self.on_push(store, push),
+            (State::Serving, Some(Body::EntryPush(push))) => {
+                apply_push(store, &self.context, &mut self.stats, push)
+            }
             (State::Serving, Some(Body::Finish(finish))) => {
                 self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
                 self.state = State::Acknowledging;
