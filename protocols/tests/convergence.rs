@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::{assert_converged, ctx, diverged, store_with};
+use common::{arb_replica, assert_converged, ctx, diverged, respond, store_with, tree_init};
 use proptest::prelude::*;
 use synctree_primitives::merkle::TREE_DEPTH;
-use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit};
 use synctree_primitives::{
     Entry, Hash, Identity, NodeId, ProtocolKind, Store, SyncProtocolExecutor, SyncTransport,
     Version,
@@ -50,16 +48,7 @@ fn sync_session(
     schedule: Schedule,
 ) -> (synctree_primitives::SyncStats, PairReport) {
     let root = sa.summary(&ctx()).expect("summary").root;
-    let (kind, init) = match schedule {
-        Schedule::Eager => (
-            ProtocolKind::HashComparison,
-            Kind::HashComparison(HashComparisonInit::default()),
-        ),
-        Schedule::LevelByLevel => (
-            ProtocolKind::LevelWise,
-            Kind::LevelWise(LevelWiseInit::default()),
-        ),
-    };
+    let (kind, init) = tree_init(schedule);
     let init = init_message(&ctx(), init);
     let mut a = TreeInitiator::new(ctx(), kind, schedule, config, init, root);
     let mut b = TreeResponder::new(ctx(), kind, sb.summary(&ctx()).expect("summary").root);
@@ -67,28 +56,13 @@ fn sync_session(
     (a.into_stats(), report)
 }
 
-fn arb_replica() -> impl Strategy<Value = Vec<Entry>> {
-    let entry = (0u16..60, 0u64..4, 0u64..3, any::<bool>(), any::<u8>()).prop_map(
-        |(key, hlc, node, delete, value)| {
-            let version = Version::new(hlc, NodeId(node));
-            let key = format!("k{key}");
-            if delete {
-                Entry::delete(key, version)
-            } else {
-                Entry::put(key, vec![value], version)
-            }
-        },
-    );
-    prop::collection::vec(entry, 0..80)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn random_replicas_converge(
-        a in arb_replica(),
-        b in arb_replica(),
+        a in arb_replica(60, 80),
+        b in arb_replica(60, 80),
         small in any::<bool>(),
         level_wise in any::<bool>(),
     ) {
@@ -229,17 +203,7 @@ async fn level_wise_converges_over_a_framed_transport() {
     let (mut ta, mut tb) = FramedTransport::memory_pair(64 * 1024);
     let id = Identity::new(NodeId(1));
     let context = ctx();
-    let responder = async {
-        let first = tb.recv().await.expect("recv").expect("init");
-        let Some(synctree_primitives::wire::stream_message::Body::Init(init)) = first.body else {
-            panic!("first message is not an init");
-        };
-        let Some(Kind::LevelWise(lw)) = init.kind else {
-            panic!("not a level-wise init");
-        };
-        let init = synctree_protocols::LevelWiseResponderInit::try_from(&lw).expect("init");
-        LevelWise::run_responder(&mut tb, &sb, &context, &id, init).await
-    };
+    let responder = respond(&mut tb, &sb);
     let initiator = LevelWise::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::level_wise());
     let (ra, rb) = tokio::join!(initiator, responder);
     let (sa_stats, sb_stats) = (ra.expect("initiator"), rb.expect("responder"));

@@ -6,19 +6,13 @@
 
 mod common;
 
-use common::{ctx, merged, sorted_entries, store_with};
+use common::{arb_replica, ctx, merged, respond, sorted_entries, store_with};
 use proptest::prelude::*;
-use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::wire::stream_message::Body;
-use synctree_primitives::wire::{Compression, InitPayload};
+use synctree_primitives::wire::Compression;
 use synctree_primitives::{
-    Entry, Identity, NodeId, ProtocolKind, Store, SyncError, SyncProtocolExecutor, SyncStats,
-    SyncTransport, Version, merkle,
+    Entry, Identity, NodeId, ProtocolKind, Store, SyncProtocolExecutor, merkle,
 };
-use synctree_protocols::{
-    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, Snapshot,
-    SnapshotConfig, SnapshotResponderInit, TreeConfig,
-};
+use synctree_protocols::{HashComparison, LevelWise, Snapshot, SnapshotConfig, TreeConfig};
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 
@@ -27,38 +21,6 @@ const PROTOCOLS: [ProtocolKind; 3] = [
     ProtocolKind::LevelWise,
     ProtocolKind::Snapshot,
 ];
-
-/// The responder's half of a session: reads the init frame and runs the protocol
-/// it names, as the manager does.
-async fn respond<T: SyncTransport>(
-    transport: &mut T,
-    store: &MemoryStore,
-) -> Result<SyncStats, SyncError> {
-    let id = Identity::new(NodeId(2));
-    let first = transport.recv().await.expect("recv").expect("init frame");
-    let Some(Body::Init(InitPayload {
-        kind: Some(kind), ..
-    })) = first.body
-    else {
-        panic!("first frame is not an init payload");
-    };
-    let context = ctx();
-    match kind {
-        Kind::HashComparison(init) => {
-            let init = HashComparisonResponderInit::try_from(&init).expect("init");
-            HashComparison::run_responder(transport, store, &context, &id, init).await
-        }
-        Kind::LevelWise(init) => {
-            let init = LevelWiseResponderInit::try_from(&init).expect("init");
-            LevelWise::run_responder(transport, store, &context, &id, init).await
-        }
-        Kind::Snapshot(init) => {
-            let init = SnapshotResponderInit::try_from(&init).expect("init");
-            Snapshot::run_responder(transport, store, &context, &id, init).await
-        }
-        Kind::Handshake(_) => panic!("no handshake in this test"),
-    }
-}
 
 /// Runs `protocol` between fresh stores holding `a` and `b`; returns both stores.
 fn run(protocol: ProtocolKind, a: &[Entry], b: &[Entry]) -> (MemoryStore, MemoryStore) {
@@ -98,26 +60,11 @@ fn run(protocol: ProtocolKind, a: &[Entry], b: &[Entry]) -> (MemoryStore, Memory
     (sa, sb)
 }
 
-fn arb_replica() -> impl Strategy<Value = Vec<Entry>> {
-    let entry = (0u16..400, 0u64..4, 0u64..3, any::<bool>(), any::<u8>()).prop_map(
-        |(key, hlc, node, delete, value)| {
-            let version = Version::new(hlc, NodeId(node));
-            let key = format!("k{key}");
-            if delete {
-                Entry::delete(key, version)
-            } else {
-                Entry::put(key, vec![value; 1 + usize::from(value % 8)], version)
-            }
-        },
-    );
-    prop::collection::vec(entry, 0..300)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn every_protocol_reaches_the_same_state(a in arb_replica(), b in arb_replica()) {
+    fn every_protocol_reaches_the_same_state(a in arb_replica(400, 300), b in arb_replica(400, 300)) {
         let want = merged(&a, &b);
         let root = merkle::root_of(&want);
         for protocol in PROTOCOLS {

@@ -8,12 +8,11 @@
 mod common;
 
 use common::snapshot::{config, responder_init};
-use common::{ctx, diverged, store_with};
+use common::{ctx, diverged, store_with, tree_init};
 use proptest::prelude::*;
 use prost::Message;
-use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::wire::{Compression, HashComparisonInit, LevelWiseInit};
-use synctree_primitives::{Hash, ProtocolKind, Store, StreamMessage};
+use synctree_primitives::wire::Compression;
+use synctree_primitives::{Hash, Store, StreamMessage};
 use synctree_protocols::{
     Machine, Schedule, SnapshotInitiator, SnapshotResponder, TreeConfig, TreeInitiator,
     TreeResponder, init_message,
@@ -114,16 +113,7 @@ fn root(store: &MemoryStore) -> Hash {
 
 fn tree(schedule: Schedule, how: &Corruption) -> usize {
     let (sa, sb) = stores();
-    let (kind, init) = match schedule {
-        Schedule::Eager => (
-            ProtocolKind::HashComparison,
-            Kind::HashComparison(HashComparisonInit::default()),
-        ),
-        Schedule::LevelByLevel => (
-            ProtocolKind::LevelWise,
-            Kind::LevelWise(LevelWiseInit::default()),
-        ),
-    };
+    let (kind, init) = tree_init(schedule);
     let config = TreeConfig {
         nodes_per_request: 7,
         keys_per_request: 5,

@@ -9,7 +9,18 @@ pub mod tree;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use synctree_primitives::{ContextId, Entry, NodeId, Store, Version, merge, merkle};
+use proptest::prelude::*;
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::wire::{HashComparisonInit, InitPayload, LevelWiseInit};
+use synctree_primitives::{
+    ContextId, Entry, Identity, NodeId, ProtocolKind, Store, SyncError, SyncProtocolExecutor,
+    SyncStats, SyncTransport, Version, merge, merkle,
+};
+use synctree_protocols::{
+    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, Schedule,
+    Snapshot, SnapshotResponderInit,
+};
 use synctree_store::MemoryStore;
 
 pub fn ctx() -> ContextId {
@@ -81,4 +92,67 @@ pub fn diverged(n: usize, d: usize) -> (Vec<Entry>, Vec<Entry>) {
         }
     }
     (a, b)
+}
+
+/// The protocol a tree schedule belongs to, and its init payload.
+pub fn tree_init(schedule: Schedule) -> (ProtocolKind, Kind) {
+    match schedule {
+        Schedule::Eager => (
+            ProtocolKind::HashComparison,
+            Kind::HashComparison(HashComparisonInit::default()),
+        ),
+        Schedule::LevelByLevel => (
+            ProtocolKind::LevelWise,
+            Kind::LevelWise(LevelWiseInit::default()),
+        ),
+    }
+}
+
+/// Up to `max_entries` random entries over `keys` keys: several versions per key,
+/// deletes, values of 1–8 bytes.
+pub fn arb_replica(keys: u16, max_entries: usize) -> impl Strategy<Value = Vec<Entry>> {
+    let entry = (0..keys, 0u64..4, 0u64..3, any::<bool>(), any::<u8>()).prop_map(
+        |(key, hlc, node, delete, value)| {
+            let version = Version::new(hlc, NodeId(node));
+            let key = format!("k{key}");
+            if delete {
+                Entry::delete(key, version)
+            } else {
+                Entry::put(key, vec![value; 1 + usize::from(value % 8)], version)
+            }
+        },
+    );
+    prop::collection::vec(entry, 0..max_entries)
+}
+
+/// The responder's half of a session: reads the init frame and runs the protocol
+/// it names, as the manager does.
+pub async fn respond<T: SyncTransport>(
+    transport: &mut T,
+    store: &MemoryStore,
+) -> Result<SyncStats, SyncError> {
+    let id = Identity::new(NodeId(2));
+    let first = transport.recv().await.expect("recv").expect("init frame");
+    let Some(Body::Init(InitPayload {
+        kind: Some(kind), ..
+    })) = first.body
+    else {
+        panic!("first frame is not an init payload");
+    };
+    let context = ctx();
+    match kind {
+        Kind::HashComparison(init) => {
+            let init = HashComparisonResponderInit::try_from(&init).expect("init");
+            HashComparison::run_responder(transport, store, &context, &id, init).await
+        }
+        Kind::LevelWise(init) => {
+            let init = LevelWiseResponderInit::try_from(&init).expect("init");
+            LevelWise::run_responder(transport, store, &context, &id, init).await
+        }
+        Kind::Snapshot(init) => {
+            let init = SnapshotResponderInit::try_from(&init).expect("init");
+            Snapshot::run_responder(transport, store, &context, &id, init).await
+        }
+        Kind::Handshake(_) => panic!("no handshake in this test"),
+    }
 }
