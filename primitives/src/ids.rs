@@ -7,22 +7,28 @@ use crate::limits::MAX_CONTEXT_ID_BYTES;
 
 /// A 32-byte SHA-256 digest (entry digests, node hashes, key hashes).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Hash(pub [u8; 32]);
+pub struct Hash(pub [u8; Hash::LEN]);
 
 impl Hash {
+    /// Bytes in a hash: SHA-256's output size.
+    pub const LEN: usize = 32;
+
     /// The hash of an empty subtree.
-    pub const ZERO: Hash = Hash([0; 32]);
+    pub const ZERO: Hash = Hash([0; Hash::LEN]);
+
+    /// The largest hash: the inclusive upper end of a whole-keyspace range.
+    pub const MAX: Hash = Hash([0xff; Hash::LEN]);
 
     /// True for the empty-subtree hash.
     pub fn is_zero(&self) -> bool {
-        self.0 == [0; 32]
+        self.0 == [0; Hash::LEN]
     }
 
     /// Parses exactly 32 bytes received from a peer.
     pub fn from_wire(bytes: &[u8], field: &'static str) -> Result<Self, ProtocolError> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| ProtocolError::BadLength {
+        let array: [u8; Hash::LEN] = bytes.try_into().map_err(|_| ProtocolError::BadLength {
             field,
-            expected: 32,
+            expected: Hash::LEN,
             got: bytes.len(),
         })?;
         Ok(Hash(array))
@@ -35,7 +41,7 @@ impl Hash {
 
     /// Parses 64 hex digits.
     pub fn from_hex(text: &str) -> Option<Self> {
-        let mut out = [0u8; 32];
+        let mut out = [0u8; Hash::LEN];
         hex::decode_to_slice(text, &mut out).ok()?;
         Some(Hash(out))
     }

@@ -10,6 +10,11 @@ use std::time::Duration;
 /// peer cannot make us reserve more than a few MiB per connection.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
+/// Bytes of the big-endian length prefix in front of every frame: four bytes cover
+/// [`MAX_FRAME_BYTES`]; counted in [`TransportStats`](crate::TransportStats) bytes and
+/// in every byte budget that sizes frames.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
 /// Byte budget for the messages a node builds itself (entry batches, node responses):
 /// well under [`MAX_FRAME_BYTES`] so a batch plus one maximal entry always fits.
 pub const BATCH_BYTE_BUDGET: usize = 1024 * 1024;

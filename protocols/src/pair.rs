@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use prost::Message;
 use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::limits::LENGTH_PREFIX_BYTES;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::{Role, Store, StreamMessage};
 
@@ -100,7 +101,7 @@ fn protocol_error(expected: &'static str) -> SyncErrorKind {
 
 fn count(report: &mut PairReport, msg: &StreamMessage) {
     report.messages += 1;
-    report.bytes += msg.encoded_len() as u64 + 4;
+    report.bytes += (msg.encoded_len() + LENGTH_PREFIX_BYTES) as u64;
 }
 
 fn drain<S: Store + ?Sized, M: Machine<S>>(

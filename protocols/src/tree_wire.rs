@@ -396,6 +396,6 @@ mod tests {
         h.0[31] = 0xff;
         let next = successor(&h);
         assert_eq!(next.map(|n| (n.0[30], n.0[31])), Some((1, 0)));
-        assert_eq!(successor(&Hash([0xff; 32])), None);
+        assert_eq!(successor(&Hash::MAX), None);
     }
 }

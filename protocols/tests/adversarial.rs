@@ -202,7 +202,7 @@ impl Store for Crowded {
         _: &Hash,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.0.range(context, &Hash::ZERO, &Hash([0xff; 32]), limit)
+        self.0.range(context, &Hash::ZERO, &Hash::MAX, limit)
     }
     fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
         self.0.get(context, key_hash)

@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn compare_agrees_with_byte_order() {
-        let mut samples = vec![Hash::ZERO, Hash([0xff; 32])];
+        let mut samples = vec![Hash::ZERO, Hash::MAX];
         for i in 0..32 {
             let mut h = Hash([0x80; 32]);
             h.0[i] = 0x7f;
@@ -213,7 +213,7 @@ mod tests {
         }
         assert_eq!(merge(&mut bucket, vec![stored("a", 2)]), [Merged::Replaced]);
         assert_eq!(merge(&mut bucket, vec![stored("a", 1)]), [Merged::Kept]);
-        let all = bucket.range(&Hash::ZERO, &Hash([0xff; 32]));
+        let all = bucket.range(&Hash::ZERO, &Hash::MAX);
         assert!(all.windows(2).all(|w| w[0].key_hash < w[1].key_hash));
         assert!(all.iter().all(|s| *s == StoredEntry::new(s.entry.clone())));
         assert_eq!(

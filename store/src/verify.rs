@@ -67,7 +67,7 @@ fn next_nonempty_leaf<S: Store + ?Sized>(
         return Ok(None);
     }
     let (low, _) = NodePos::new(TREE_DEPTH, leaf + 1).key_hash_range();
-    let Some(next) = store.range(context, &low, &Hash([0xff; 32]), 1)?.pop() else {
+    let Some(next) = store.range(context, &low, &Hash::MAX, 1)?.pop() else {
         return Ok(None);
     };
     let next_leaf = merkle::leaf_index(&next.key_hash);

@@ -30,7 +30,7 @@ fn puts(prefix: &str, n: u64, hlc: u64) -> Vec<Entry> {
 
 fn all<S: Store + ?Sized>(store: &S, c: &ContextId) -> Vec<StoredEntry> {
     store
-        .range(c, &Hash::ZERO, &Hash([0xff; 32]), usize::MAX)
+        .range(c, &Hash::ZERO, &Hash::MAX, usize::MAX)
         .expect("range")
 }
 

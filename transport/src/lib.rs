@@ -62,9 +62,7 @@ pub use framed::FramedTransport;
 
 use tokio::io::DuplexStream;
 
-/// Bytes of the big-endian length prefix in front of every frame; counted in
-/// [`TransportStats`](synctree_primitives::TransportStats) bytes.
-pub const LENGTH_PREFIX_BYTES: usize = 4;
+pub use synctree_primitives::limits::LENGTH_PREFIX_BYTES;
 
 /// Queued outgoing bytes (prefixes included) above which `send` waits for the
 /// stream to take them: sixteen full batches of

@@ -261,7 +261,7 @@ impl PageReader {
         let Some(low) = self.next else {
             return Ok(());
         };
-        let chunk = store.range(context, &low, &Hash([0xff; 32]), self.chunk)?;
+        let chunk = store.range(context, &low, &Hash::MAX, self.chunk)?;
         self.next = match chunk.last() {
             Some(last) if chunk.len() == self.chunk => successor(&last.key_hash),
             _ => None,

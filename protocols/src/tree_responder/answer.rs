@@ -12,7 +12,8 @@ use std::collections::{HashSet, VecDeque};
 use prost::Message;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, LEAF_SUMMARY_CHUNK, MAX_NODES_PER_REQUEST,
+    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, LEAF_SUMMARY_CHUNK, LENGTH_PREFIX_BYTES,
+    MAX_NODES_PER_REQUEST,
 };
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{NodeRequest, NodeResponse};
@@ -96,7 +97,7 @@ impl NodeAnswer {
                     let (entries, done) = cursor.read(store, context, LEAF_SUMMARY_CHUNK)?;
                     let mut leaf = encode_leaf(cursor.pos(), &entries, KEY_PREFIX_BYTES);
                     leaf.partial = !done;
-                    size += leaf.encoded_len() + 4;
+                    size += leaf.encoded_len() + LENGTH_PREFIX_BYTES;
                     resp.leaves.push(leaf);
                     if !done {
                         self.work.push_front(Work::Node(cursor));
@@ -107,7 +108,7 @@ impl NodeAnswer {
                 Some(Work::Node(cursor)) => {
                     let pos = cursor.pos();
                     let children = encode_children(pos, &store.children(context, pos)?);
-                    size += children.encoded_len() + 4;
+                    size += children.encoded_len() + LENGTH_PREFIX_BYTES;
                     resp.children.push(children);
                     stats.nodes_compared += 1;
                 }

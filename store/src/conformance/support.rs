@@ -10,7 +10,7 @@ use synctree_primitives::{
 };
 
 /// The largest key hash: the upper bound of a full range.
-pub(super) const MAX_HASH: Hash = Hash([0xff; 32]);
+pub(super) const MAX_HASH: Hash = Hash::MAX;
 
 /// The merge oracle: for each key, the winner of every entry applied so far.
 #[derive(Clone, Debug, Default)]

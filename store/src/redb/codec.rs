@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_sort_by_context_then_hash() {
-        let (low, high) = (Hash([0x00; 32]), Hash([0xff; 32]));
+        let (low, high) = (Hash([0x00; 32]), Hash::MAX);
         assert!(entry_key(1, &high) < entry_key(2, &low), "context first");
         assert!(entry_key(256, &low) > entry_key(255, &high), "big-endian");
         assert_eq!(decode_entry_key(4, &entry_key(4, &high)), Ok(high));

@@ -36,7 +36,7 @@ fn puts(n: usize, hlc: u64) -> Vec<Entry> {
 
 /// Every entry of the test context.
 fn all(store: &RedbStore) -> Vec<StoredEntry> {
-    let max = Hash([0xff; 32]);
+    let max = Hash::MAX;
     store
         .range(&ctx(), &Hash::ZERO, &max, usize::MAX)
         .expect("range")

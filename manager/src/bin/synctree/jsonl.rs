@@ -104,7 +104,7 @@ pub(crate) fn export(node: &Node, args: ExportArgs) -> Result<(), CliError> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut low = Some(Hash::ZERO);
     while let Some(from) = low {
-        let page = store.range(&context, &from, &Hash([0xff; 32]), EXPORT_PAGE)?;
+        let page = store.range(&context, &from, &Hash::MAX, EXPORT_PAGE)?;
         write_page(&mut out, &page)?;
         bar.inc(page.len() as u64);
         low = match page.last() {
@@ -340,6 +340,6 @@ mod tests {
         let mut want = [0u8; 32];
         want[30] = 1;
         assert_eq!(successor(&Hash(h)), Some(Hash(want)));
-        assert_eq!(successor(&Hash([0xff; 32])), None);
+        assert_eq!(successor(&Hash::MAX), None);
     }
 }
