@@ -209,7 +209,7 @@ mod tests {
         fn before(&self, _: &ListStore, op: StoreOp<'_>) -> Result<(), StoreError> {
             self.ops.lock().unwrap().push(op.name());
             match op {
-                StoreOp::Apply(batch) if batch.is_empty() => Err(StoreError::Fault { op: "apply" }),
+                StoreOp::Apply([]) => Err(StoreError::Fault { op: "apply" }),
                 _ => Ok(()),
             }
         }
