@@ -71,15 +71,10 @@
 
 #![forbid(unsafe_code)]
 
-mod batch;
-mod bucket;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod context;
 mod faulty;
-mod leaves;
 mod memory;
-mod nodes;
 mod redb;
 mod verify;
 

@@ -2,7 +2,7 @@
 
 use synctree_primitives::{Entry, StoredEntry, merkle};
 
-use crate::bucket::sort_key;
+use super::bucket::sort_key;
 
 /// A batch of entries with their key hashes and digests, sorted by key hash,
 /// entries of one key in batch order. Built before the write lock is taken, so

@@ -8,7 +8,7 @@ use synctree_primitives::{Hash, NodePos};
 
 /// Node hashes of one context, from the root down to the level the caller
 /// writes (the memory store keeps leaf hashes with their buckets, in
-/// [`crate::leaves::Leaves`], and writes level 3 here). Siblings are kept
+/// [`super::leaves::Leaves`], and writes level 3 here). Siblings are kept
 /// together, keyed by their parent's position, so [`Nodes::children`] — what
 /// re-hashing and the protocols read most — is one lookup instead of sixteen.
 /// A group whose 16 hashes are all zero is not stored; the root is kept on its
