@@ -44,7 +44,7 @@ pub mod wire;
 pub use entry::{Entry, Version, key_hash, merge};
 pub use error::{ProtocolError, StoreError, SyncError, SyncErrorKind, TransportError};
 pub use hlc::Hlc;
-pub use ids::{ContextId, Hash, Identity, NodeId};
+pub use ids::{ContextId, Hash, IdError, Identity, NodeId};
 pub use merkle::NodePos;
 pub use protocol::{Role, SessionInfo, SyncProtocolExecutor, SyncStats};
 pub use store::{ApplyReport, Store, StoredEntry, TreeSummary};

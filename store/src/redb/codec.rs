@@ -1,5 +1,5 @@
 //! Byte layouts of every key and value [`super::RedbStore`] keeps (see
-//! [`super::schema`] for the tables). Everything is big-endian, so composite keys
+//! `schema.rs` for the tables). Everything is big-endian, so composite keys
 //! sort the way their parts do: `(context id, key hash)` byte order is context
 //! order first, then key-hash order.
 //!
