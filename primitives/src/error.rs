@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use crate::ids::ContextId;
-use crate::wire::AbortCode;
+use crate::ids::{ContextId, IdError};
+use crate::limits::MAX_ABORT_MESSAGE_BYTES;
+use crate::wire::{Abort, AbortCode, truncate_utf8};
 
 /// A peer broke the protocol (or we refused what it asked).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -134,6 +135,34 @@ impl ProtocolError {
     }
 }
 
+impl From<IdError> for ProtocolError {
+    /// The same message and abort code as before ids had their own error.
+    fn from(err: IdError) -> Self {
+        match err {
+            IdError::BadLength {
+                field,
+                expected,
+                got,
+            } => ProtocolError::BadLength {
+                field,
+                expected,
+                got,
+            },
+            IdError::InvalidContext { len } => ProtocolError::InvalidContext { len },
+        }
+    }
+}
+
+impl Abort {
+    /// Converts a received abort into the error it reports.
+    pub fn into_error(self) -> ProtocolError {
+        let mut message = self.message;
+        truncate_utf8(&mut message, MAX_ABORT_MESSAGE_BYTES);
+        let code = AbortCode::try_from(self.code).unwrap_or(AbortCode::Unspecified);
+        ProtocolError::Aborted { code, message }
+    }
+}
+
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -202,6 +231,14 @@ pub enum SyncErrorKind {
     Deadline(Duration),
 }
 
+impl From<IdError> for SyncErrorKind {
+    /// A bad id from a peer is a protocol error, so `?` works on id parsing in
+    /// session code.
+    fn from(err: IdError) -> Self {
+        SyncErrorKind::Protocol(err.into())
+    }
+}
+
 impl SyncErrorKind {
     /// The abort code to send the peer, if this error should be reported to it.
     pub fn abort_code(&self) -> Option<AbortCode> {
@@ -260,4 +297,37 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{StreamMessage, stream_message};
+
+    #[test]
+    fn abort_messages_are_truncated_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ABORT_MESSAGE_BYTES);
+        let Some(stream_message::Body::Abort(a)) =
+            StreamMessage::abort(AbortCode::Busy, &long).body
+        else {
+            panic!("not an abort");
+        };
+        assert!(a.message.len() <= MAX_ABORT_MESSAGE_BYTES);
+        assert!(matches!(
+            a.into_error(),
+            ProtocolError::Aborted {
+                code: AbortCode::Busy,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn id_errors_keep_their_protocol_message_and_code() {
+        let err = ProtocolError::from(IdError::InvalidContext { len: 0 });
+        assert_eq!(err, ProtocolError::InvalidContext { len: 0 });
+        assert_eq!(err.abort_code(), AbortCode::InvalidContext);
+        let bad = crate::ids::Hash::from_wire(&[1], "root").map_err(ProtocolError::from);
+        assert_eq!(bad.map_err(|e| e.abort_code()), Err(AbortCode::Malformed));
+    }
 }

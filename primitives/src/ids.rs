@@ -2,8 +2,31 @@
 
 use std::fmt;
 
-use crate::error::ProtocolError;
 use crate::limits::MAX_CONTEXT_ID_BYTES;
+
+/// An id that does not parse or validate. It sits below the crate's other
+/// errors: `?` converts it into the protocol error with the same message and
+/// abort code (see `error.rs`).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdError {
+    /// A fixed-size field had the wrong length.
+    #[error("field `{field}` has {got} bytes, expected {expected}")]
+    BadLength {
+        /// Field name.
+        field: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Received length.
+        got: usize,
+    },
+    /// A context name was empty, too long or not printable.
+    #[error("invalid context id ({len} bytes)")]
+    InvalidContext {
+        /// Length of the rejected name.
+        len: usize,
+    },
+}
 
 /// A 32-byte SHA-256 digest (entry digests, node hashes, key hashes).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -24,9 +47,9 @@ impl Hash {
         self.0 == [0; Hash::LEN]
     }
 
-    /// Parses exactly 32 bytes received from a peer.
-    pub fn from_wire(bytes: &[u8], field: &'static str) -> Result<Self, ProtocolError> {
-        let array: [u8; Hash::LEN] = bytes.try_into().map_err(|_| ProtocolError::BadLength {
+    /// Parses exactly [`Hash::LEN`] bytes received from a peer.
+    pub fn from_wire(bytes: &[u8], field: &'static str) -> Result<Self, IdError> {
+        let array: [u8; Hash::LEN] = bytes.try_into().map_err(|_| IdError::BadLength {
             field,
             expected: Hash::LEN,
             got: bytes.len(),
@@ -66,7 +89,7 @@ pub struct ContextId(String);
 
 impl ContextId {
     /// Validates a context name.
-    pub fn new(name: impl Into<String>) -> Result<Self, ProtocolError> {
+    pub fn new(name: impl Into<String>) -> Result<Self, IdError> {
         let name = name.into();
         let valid = !name.is_empty()
             && name.len() <= MAX_CONTEXT_ID_BYTES
@@ -74,7 +97,7 @@ impl ContextId {
         if valid {
             Ok(ContextId(name))
         } else {
-            Err(ProtocolError::InvalidContext { len: name.len() })
+            Err(IdError::InvalidContext { len: name.len() })
         }
     }
 
@@ -135,10 +158,10 @@ mod tests {
 
     #[test]
     fn hash_hex_round_trips_and_rejects_bad_lengths() {
-        let h = Hash([0xab; 32]);
+        let h = Hash([0xab; Hash::LEN]);
         assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(Hash::from_hex("abcd"), None);
-        assert!(Hash::from_wire(&[1; 31], "root").is_err());
+        assert!(Hash::from_wire(&[1; Hash::LEN - 1], "root").is_err());
         assert!(Hash::ZERO.is_zero() && !h.is_zero());
     }
 }

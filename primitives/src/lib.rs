@@ -17,7 +17,8 @@
 //! This crate holds the ids ([`Hash`](struct@Hash), [`ContextId`], [`NodeId`]), the entry model
 //! and merge rule ([`Entry`], [`merge`]), the Merkle index ([`merkle`]), the three
 //! traits ([`Store`], [`SyncTransport`], [`SyncProtocolExecutor`]), the protobuf
-//! messages ([`wire`]), typed errors ([`error`]) and limits ([`limits`]).
+//! messages ([`wire`]), typed errors ([`error`]), limits ([`limits`]) and versioned local writes
+//! ([`LocalWrites`]).
 //!
 //! ```
 //! use synctree_primitives::{merkle, Entry, NodeId, Version};
@@ -35,6 +36,7 @@ pub mod error;
 pub mod hlc;
 pub mod ids;
 pub mod limits;
+pub mod local;
 pub mod merkle;
 pub mod protocol;
 pub mod store;
@@ -44,7 +46,8 @@ pub mod wire;
 pub use entry::{Entry, Version, key_hash, merge};
 pub use error::{ProtocolError, StoreError, SyncError, SyncErrorKind, TransportError};
 pub use hlc::Hlc;
-pub use ids::{ContextId, Hash, Identity, NodeId};
+pub use ids::{ContextId, Hash, IdError, Identity, NodeId};
+pub use local::{LocalWrites, WriteLocalError};
 pub use merkle::NodePos;
 pub use protocol::{Role, SessionInfo, SyncProtocolExecutor, SyncStats};
 pub use store::{ApplyReport, Store, StoredEntry, TreeSummary};

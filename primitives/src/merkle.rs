@@ -36,6 +36,14 @@ pub const LEAF_COUNT: u32 = 1 << (BITS_PER_LEVEL * TREE_DEPTH as u32);
 /// Number of node positions in the whole trie.
 pub const NODE_COUNT: u32 = level_offset(TREE_DEPTH + 1);
 
+/// Leading key-hash bytes that pick a leaf bucket: [`TREE_DEPTH`] levels of
+/// [`BITS_PER_LEVEL`] bits, read as a big-endian `u16`.
+pub const LEAF_PREFIX_BYTES: usize = (BITS_PER_LEVEL * TREE_DEPTH as u32 / u8::BITS) as usize;
+const _: () = assert!(LEAF_PREFIX_BYTES == size_of::<u16>());
+
+/// Bytes of a domain tag ([`LEAF_TAG`], [`INTERNAL_TAG`]) at the start of a hash input.
+const TAG_BYTES: usize = size_of::<u8>();
+
 /// Domain tag of leaf hashes.
 pub const LEAF_TAG: u8 = 0x01;
 /// Domain tag of internal node hashes.
@@ -114,10 +122,9 @@ impl NodePos {
     /// Inclusive range of key hashes under this node.
     pub fn key_hash_range(self) -> (Hash, Hash) {
         let leaves = self.leaf_range();
-        let mut low = [0u8; 32];
-        let mut high = [0xff; 32];
-        low[..2].copy_from_slice(&(leaves.start as u16).to_be_bytes());
-        high[..2].copy_from_slice(&((leaves.end - 1) as u16).to_be_bytes());
+        let (mut low, mut high) = (Hash::ZERO.0, Hash::MAX.0);
+        low[..LEAF_PREFIX_BYTES].copy_from_slice(&(leaves.start as u16).to_be_bytes());
+        high[..LEAF_PREFIX_BYTES].copy_from_slice(&((leaves.end - 1) as u16).to_be_bytes());
         (Hash(low), Hash(high))
     }
 
@@ -127,9 +134,11 @@ impl NodePos {
     }
 }
 
-/// Index of the leaf bucket holding `key_hash`: its first 16 bits.
+/// Index of the leaf bucket holding `key_hash`: its first [`LEAF_PREFIX_BYTES`].
 pub fn leaf_index(key_hash: &Hash) -> u32 {
-    u32::from(u16::from_be_bytes([key_hash.0[0], key_hash.0[1]]))
+    let mut prefix = [0u8; LEAF_PREFIX_BYTES];
+    prefix.copy_from_slice(&key_hash.0[..LEAF_PREFIX_BYTES]);
+    u32::from(u16::from_be_bytes(prefix))
 }
 
 /// Hash of a leaf bucket from its entry digests, in key-hash order.
@@ -167,7 +176,7 @@ const BLOCK_BYTES: usize = 64;
 type Core = <Sha256 as CoreProxy>::Core;
 
 /// Bytes hashed for an internal node: its tag and 16 child hashes.
-const INTERNAL_INPUT_BYTES: usize = 1 + FANOUT * 32;
+const INTERNAL_INPUT_BYTES: usize = TAG_BYTES + FANOUT * Hash::LEN;
 /// Whole blocks in that input; one byte of it is left over.
 const INTERNAL_BLOCKS: usize = INTERNAL_INPUT_BYTES / BLOCK_BYTES;
 
@@ -215,11 +224,11 @@ impl InternalMidstates {
         }
         let mut input = [0u8; INTERNAL_INPUT_BYTES];
         input[0] = INTERNAL_TAG;
-        for (bytes, child) in input[1..].chunks_exact_mut(32).zip(children) {
+        for (bytes, child) in input[TAG_BYTES..].chunks_exact_mut(Hash::LEN).zip(children) {
             bytes.copy_from_slice(&child.0);
         }
-        // Child `c` starts in block (1 + 32c) / 64.
-        let first = ((1 + 32 * unchanged.min(FANOUT)) / BLOCK_BYTES).min(self.valid);
+        // Child `c` starts in block (tag + c hashes) / block size.
+        let first = ((TAG_BYTES + Hash::LEN * unchanged.min(FANOUT)) / BLOCK_BYTES).min(self.valid);
         let mut core = match first.checked_sub(1) {
             Some(k) => self.states[k].clone(),
             None => Core::default(),
@@ -355,7 +364,7 @@ mod tests {
                 let mut unchanged = FANOUT;
                 for (slot, value) in round {
                     let slot = slot % FANOUT;
-                    children[slot] = Hash([value; 32]);
+                    children[slot] = Hash([value; Hash::LEN]);
                     unchanged = unchanged.min(slot);
                 }
                 prop_assert_eq!(node.hash(&children, unchanged), internal_hash(&children));

@@ -3,7 +3,6 @@
 #![allow(missing_docs, unreachable_pub)]
 include!(concat!(env!("OUT_DIR"), "/synctree.v1.rs"));
 
-use crate::error::ProtocolError;
 use crate::limits::MAX_ABORT_MESSAGE_BYTES;
 
 /// Wire protocol version this crate speaks.
@@ -47,17 +46,8 @@ impl StreamMessage {
     }
 }
 
-impl Abort {
-    /// Converts a received abort into the error it reports.
-    pub fn into_error(self) -> ProtocolError {
-        let mut message = self.message;
-        truncate_utf8(&mut message, MAX_ABORT_MESSAGE_BYTES);
-        let code = AbortCode::try_from(self.code).unwrap_or(AbortCode::Unspecified);
-        ProtocolError::Aborted { code, message }
-    }
-}
-
-fn truncate_utf8(text: &mut String, max: usize) {
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+pub(crate) fn truncate_utf8(text: &mut String, max: usize) {
     if text.len() > max {
         let cut = (0..=max)
             .rev()
@@ -76,28 +66,5 @@ impl ProtocolKind {
             ProtocolKind::LevelWise => "level-wise",
             ProtocolKind::Snapshot => "snapshot",
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn abort_messages_are_truncated_on_a_char_boundary() {
-        let long = "é".repeat(MAX_ABORT_MESSAGE_BYTES);
-        let Some(stream_message::Body::Abort(a)) =
-            StreamMessage::abort(AbortCode::Busy, &long).body
-        else {
-            panic!("not an abort");
-        };
-        assert!(a.message.len() <= MAX_ABORT_MESSAGE_BYTES);
-        assert!(matches!(
-            a.into_error(),
-            ProtocolError::Aborted {
-                code: AbortCode::Busy,
-                ..
-            }
-        ));
     }
 }

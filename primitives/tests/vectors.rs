@@ -20,12 +20,17 @@ use synctree_primitives::wire::{
 };
 use synctree_primitives::{Entry, Hash, NodeId, Version, key_hash};
 
+/// SHA-256 of the key `alpha`.
 const KEY_HASH_ALPHA: &str = "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8";
 
+/// Digest of the first vector entry (key `alpha`).
 const DIGEST_ALPHA: &str = "2f5a1981d103d5d35fab452323306d042ae6178b7b72d53ae60db7702bd02abc";
+/// Digest of the second vector entry.
 const DIGEST_BETA: &str = "d4ebecfcc920418003a06175bffeb5b00e560240e8b000f3fc8ff4de62a6803c";
+/// Digest of the third vector entry.
 const DIGEST_GAMMA: &str = "baaf466a42872e2aa5980159b627bd6dee701b80bba807806af6c2e53a7bf36b";
 
+/// Root of the trie of the three vector entries.
 const ROOT_OF_THREE: &str = "a197608a61676a49cc0629f84e28710aab5b63c5aa19554a3358758d9d427415";
 /// Every non-empty node of the 3-entry trie: (level, index, raw position, hash).
 const NODES_OF_THREE: [(u8, u32, u32, &str); 13] = [
@@ -103,9 +108,12 @@ const NODES_OF_THREE: [(u8, u32, u32, &str); 13] = [
         "d0e0a8e04ae33a390f3716cd62e20e531420982dfba2a260b23309e179a22d4f",
     ),
 ];
+/// Root of the empty trie: the zero hash.
 const ROOT_OF_EMPTY: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Leaf hash of two entries sharing one bucket.
 const SHARED_BUCKET_LEAF: &str = "f92e76a2d594a18d97f2d3da127b86f583fa4dbdd54a0059c618ea57a84564b6";
+/// Root of the trie of those two entries: one non-empty bucket.
 const SHARED_BUCKET_ROOT: &str = "98822290a53490bcb368232a770ec01adbe04397cea9a7032293bc5d6eebcfc2";
 
 /// `[u32 BE length = 46] StreamMessage { init: InitPayload { 1, "demo", hash_comparison { root: 0^32 } } }`.
@@ -179,7 +187,7 @@ fn leaf_by_hand(digests: &[Hash]) -> Hash {
 
 /// Internal hash from the documented layout.
 fn internal_by_hand(children: &[Hash]) -> Hash {
-    if children.iter().all(|c| c.0 == [0; 32]) {
+    if children.iter().all(|c| c.0 == [0; Hash::LEN]) {
         return Hash::ZERO;
     }
     let mut h = Sha256::new();
@@ -195,7 +203,7 @@ fn internal_by_hand(children: &[Hash]) -> Hash {
 fn root_by_hand(entries: &[Entry]) -> Hash {
     let mut buckets: BTreeMap<u32, BTreeMap<[u8; 32], Hash>> = BTreeMap::new();
     for e in entries {
-        let kh: [u8; 32] = Sha256::digest(&e.key).into();
+        let kh: [u8; Hash::LEN] = Sha256::digest(&e.key).into();
         let bucket = u32::from(kh[0]) << 8 | u32::from(kh[1]);
         buckets
             .entry(bucket)
@@ -294,7 +302,7 @@ fn e_init_frame() {
         protocol_version: 1,
         context_id: "demo".into(),
         kind: Some(init_payload::Kind::HashComparison(HashComparisonInit {
-            root: vec![0u8; 32].into(),
+            root: vec![0u8; Hash::LEN].into(),
         })),
     }));
     let body = msg.encode_to_vec();

@@ -37,8 +37,8 @@
 //! the state the entries before it left: a key written twice in one batch may
 //! count as changed twice.
 //!
-//! [`RedbStore`] keeps the same state in a [redb](::redb) database file: each
-//! batch is merged and its index updated in one write transaction with
+//! `RedbStore` (feature `redb`) keeps the same state in a redb database file:
+//! each batch is merged and its index updated in one write transaction with
 //! immediate durability, so a committed batch survives a crash and a crash never
 //! leaves a root that disagrees with the entries. Opening a store reads its
 //! stored index; it never rebuilds it. [`recompute_root`] recomputes a root from
@@ -47,6 +47,41 @@
 //! [`FaultyStore`] wraps any store and fails operations after a threshold, to test
 //! how callers handle a failing store. With the `conformance` feature, the
 //! `conformance` module exposes the suite every backend must pass.
+//!
+//! # Features
+//!
+//! - `redb` (off by default): builds `RedbStore` and `RedbStoreError`, and with
+//!   them the `redb` dependency. Without it this crate compiles no redb at all.
+//!   With it, redb is a **public** dependency: `RedbStoreError` carries redb's
+//!   own error types as its sources, so a redb major version bump is a breaking
+//!   change of this crate. Crates that use `RedbStore` enable it:
+//!   `synctree-store = { workspace = true, features = ["redb"] }`.
+//! - `conformance` (off by default): exports `conformance`, the backend suite.
+//!
+//! # Layout
+//!
+//! ```text
+//!   lib.rs          this overview and the exports
+//!   memory/         MemoryStore
+//!     mod.rs          the Store impl and its one reader-writer lock
+//!     context.rs      one context: its entries and Merkle index, apply
+//!     leaves.rs       the 16 leaf buckets under one level-3 node, their hashes
+//!     bucket.rs       one leaf bucket's entries in key-hash order, the merge
+//!     nodes.rs        node hashes of levels 0–3, 16 siblings per group
+//!     batch.rs        a batch hashed and sorted before the write lock
+//!   redb/           RedbStore and RedbStoreError (feature `redb`)
+//!     mod.rs          the Store impl, open
+//!     schema.rs       the tables and the format check at open
+//!     codec.rs        byte layouts of every key and value
+//!     read.rs         the read path, one read transaction per read
+//!     apply.rs        the write path, one write transaction per batch
+//!     tree.rs         the Merkle index in the node table
+//!     guard.rs        containment of redb's panics on damaged files
+//!     error.rs        RedbStoreError and the mapping of redb's errors
+//!   verify.rs       recompute_root, for any store
+//!   faulty.rs       FaultyStore, fault injection for any store
+//!   conformance/    the suite every backend passes (feature `conformance`)
+//! ```
 //!
 //! ```
 //! use synctree_primitives::{merkle, ContextId, Entry, NodeId, Store, Version};
@@ -71,18 +106,15 @@
 
 #![forbid(unsafe_code)]
 
-mod batch;
-mod bucket;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod context;
 mod faulty;
-mod leaves;
 mod memory;
-mod nodes;
+#[cfg(feature = "redb")]
 mod redb;
 mod verify;
 
+#[cfg(feature = "redb")]
 pub use self::redb::{RedbStore, RedbStoreError};
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;

@@ -186,7 +186,7 @@ mod tests {
         for leaves in sets {
             let leaves: Vec<(u32, Hash)> = leaves
                 .iter()
-                .map(|&i| (i, Hash([(i % 251) as u8 + 1; 32])))
+                .map(|&i| (i, Hash([(i % 251) as u8 + 1; Hash::LEN])))
                 .collect();
             let mut map = NodeMap::default();
             let want = match update_paths(&mut map, leaves.clone()) {

@@ -39,10 +39,15 @@ use synctree_primitives::merkle::{self, FANOUT, InternalMidstates, NodePos, TREE
 use synctree_primitives::{ContextId, Entry, Hash, NodeId, Store, StoredEntry, Version, store};
 use synctree_store::MemoryStore;
 
+/// Entries of the growing-store run: a store of a million keys.
 const GROWING: u64 = 1_000_000;
+/// Entries applied as one batch.
 const ONE_BATCH: u64 = 100_000;
+/// Entries overwritten in the overwrite run.
 const OVERWRITES: u64 = 100_000;
+/// Entries per batch in the batched runs.
 const BATCH: u64 = 1_000;
+/// Bytes of every value: a typical small record.
 const VALUE_LEN: usize = 100;
 
 /// SplitMix64's finalizer: a bijection, so distinct key numbers give distinct keys.

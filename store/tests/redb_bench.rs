@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use synctree_primitives::{ContextId, Entry, NodeId, Store, Version};
 use synctree_store::{RedbStore, recompute_root};
 
+/// Entries written in each run.
 const ENTRIES: u64 = 100_000;
+/// Entries per batch in the small-batch run.
 const SMALL_BATCH: u64 = 1_000;
 
 fn entries(hlc: u64) -> Vec<Entry> {

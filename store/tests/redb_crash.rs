@@ -24,6 +24,7 @@ const START_ENV: &str = "SYNCTREE_REDB_CRASH_START";
 const MARKER: &str = "synctree-crash-committed ";
 /// New keys per batch; each batch also overwrites [`SHARED`] keys.
 const NEW_KEYS: u64 = 150;
+/// Keys every batch overwrites, so a crash can land between versions of one key.
 const SHARED: u64 = 40;
 /// A child left running (its parent died) stops by itself after this long.
 const CHILD_LIFETIME: Duration = Duration::from_secs(20);

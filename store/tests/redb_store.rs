@@ -280,7 +280,9 @@ fn readers_see_whole_batches_while_a_writer_applies() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(tmp.path().join("s.redb")).expect("open");
     let c = ctx("concurrent");
+    /// Batches the writer applies while readers check each state.
     const BATCHES: u64 = 30;
+    /// Entries per batch.
     const SIZE: u64 = 40;
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {

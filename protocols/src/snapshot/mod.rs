@@ -163,7 +163,7 @@ fn optional_hash(bytes: &[u8], field: &'static str) -> Result<Option<Hash>, Prot
     if bytes.is_empty() {
         return Ok(None);
     }
-    Hash::from_wire(bytes, field).map(Some)
+    Ok(Some(Hash::from_wire(bytes, field)?))
 }
 
 #[async_trait]

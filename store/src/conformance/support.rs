@@ -83,6 +83,24 @@ pub fn assert_matches_model<S: Store + ?Sized>(
     );
 }
 
+/// SplitMix64's increment: 2^64 / φ, odd, so the state walks every `u64`.
+const SPLITMIX_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+/// SplitMix64's first and second output multipliers (Stafford's mix 13).
+const SPLITMIX_MULS: [u64; 2] = [0xbf58_476d_1ce4_e5b9, 0x94d0_49bb_1331_11eb];
+/// SplitMix64's xor-shifts before each multiplier and after the last one.
+const SPLITMIX_SHIFTS: [u32; 3] = [30, 27, 31];
+
+/// Clocks of random entries lie below this: small, so versions tie.
+const RANDOM_CLOCKS: u64 = 6;
+/// Node ids of random entries lie below this: few, so equal clocks tie too.
+const RANDOM_NODES: u64 = 3;
+/// One random entry in this many is a delete.
+const RANDOM_DELETE_ONE_IN: u64 = 5;
+/// Distinct values of random puts: few, so equal versions compare values.
+const RANDOM_VALUES: u64 = 3;
+/// Keys of the random alphabet that share buckets, and as many that likely do not.
+const ALPHABET_HALF: usize = 40;
+
 /// A small seeded generator (SplitMix64): the suite needs no `rand`.
 pub(super) struct Rng(u64);
 
@@ -92,11 +110,13 @@ impl Rng {
     }
 
     pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let [s0, s1, s2] = SPLITMIX_SHIFTS;
+        let [m0, m1] = SPLITMIX_MULS;
+        self.0 = self.0.wrapping_add(SPLITMIX_GAMMA);
         let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        z = (z ^ (z >> s0)).wrapping_mul(m0);
+        z = (z ^ (z >> s1)).wrapping_mul(m1);
+        z ^ (z >> s2)
     }
 
     /// Uniform-enough in `0..n` (`n > 0`).
@@ -130,33 +150,37 @@ pub(super) fn random_entries(rng: &mut Rng, n: usize) -> Vec<Entry> {
     (0..n)
         .map(|_| {
             let key = keys[rng.below(keys.len() as u64) as usize].clone();
-            let version = v(rng.below(6), rng.below(3));
-            if rng.below(5) == 0 {
+            let version = v(rng.below(RANDOM_CLOCKS), rng.below(RANDOM_NODES));
+            if rng.below(RANDOM_DELETE_ONE_IN) == 0 {
                 Entry::delete(key, version)
             } else {
-                Entry::put(key, format!("value-{}", rng.below(3)), version)
+                Entry::put(key, format!("value-{}", rng.below(RANDOM_VALUES)), version)
             }
         })
         .collect()
 }
 
-/// The keys random entries use: 40 that share buckets, 40 that likely do not.
+/// The keys random entries use: [`ALPHABET_HALF`] that share buckets, as many
+/// that likely do not.
 fn alphabet() -> &'static [String] {
     static KEYS: OnceLock<Vec<String>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let mut keys = collide(40);
-        keys.extend((0..40).map(|i| format!("key-{i}")));
+        let mut keys = collide(ALPHABET_HALF);
+        keys.extend((0..ALPHABET_HALF).map(|i| format!("key-{i}")));
         keys
     })
 }
+
+/// Candidate keys [`collide`] hashes: over [`merkle::LEAF_COUNT`] (65536)
+/// buckets, about 500 buckets hold two or more.
+const COLLIDE_CANDIDATES: usize = 8192;
 
 /// Up to `n` keys, grouped so that each group shares one leaf bucket.
 pub(super) fn collide(n: usize) -> Vec<String> {
     static GROUPS: OnceLock<Vec<String>> = OnceLock::new();
     let keys = GROUPS.get_or_init(|| {
-        // 8192 keys over 65536 buckets give about 500 buckets holding two or more.
         let mut buckets: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-        for i in 0..8192 {
+        for i in 0..COLLIDE_CANDIDATES {
             let key = format!("collide-{i}");
             buckets
                 .entry(merkle::leaf_index(&key_hash(key.as_bytes())))

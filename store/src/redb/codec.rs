@@ -1,5 +1,5 @@
 //! Byte layouts of every key and value [`super::RedbStore`] keeps (see
-//! [`super::schema`] for the tables). Everything is big-endian, so composite keys
+//! `schema.rs` for the tables). Everything is big-endian, so composite keys
 //! sort the way their parts do: `(context id, key hash)` byte order is context
 //! order first, then key-hash order.
 //!
@@ -16,14 +16,37 @@ use synctree_primitives::{ContextId, Entry, Hash, NodeId, NodePos, StoreError, V
 /// A context's numeric id: entry and node keys carry it instead of the name.
 pub(super) type ContextNum = u64;
 
+/// Bytes of a big-endian `u64` field: entry counts, clocks, node ids.
+const U64_LEN: usize = size_of::<u64>();
+/// Bytes of a big-endian `u32` field: node positions, key lengths, the format version.
+const U32_LEN: usize = size_of::<u32>();
+/// Bytes of the context number that leads every entry and node key.
+const CONTEXT_NUM_LEN: usize = size_of::<ContextNum>();
+/// Bytes of an entry value's flags: one, for [`TOMBSTONE`].
+const FLAGS_LEN: usize = size_of::<u8>();
+
 /// Length of an entry key: context id, key hash.
-pub(super) const ENTRY_KEY_LEN: usize = 8 + 32;
+pub(super) const ENTRY_KEY_LEN: usize = CONTEXT_NUM_LEN + Hash::LEN;
 /// Length of a node key: context id, node position.
-pub(super) const NODE_KEY_LEN: usize = 8 + 4;
+pub(super) const NODE_KEY_LEN: usize = CONTEXT_NUM_LEN + U32_LEN;
+
+/// Where a context's entry count starts in its metadata, after its id.
+const META_COUNT_AT: usize = CONTEXT_NUM_LEN;
+/// Where a context's root starts in its metadata, after its entry count.
+const META_ROOT_AT: usize = META_COUNT_AT + U64_LEN;
 /// Length of a context's metadata: id, entry count, root.
-const META_LEN: usize = 8 + 8 + 32;
+const META_LEN: usize = META_ROOT_AT + Hash::LEN;
+
+/// Where an entry value's clock starts, after its digest.
+const HLC_AT: usize = Hash::LEN;
+/// Where an entry value's node id starts, after its clock.
+const NODE_AT: usize = HLC_AT + U64_LEN;
+/// Where an entry value's flags are, after its node id.
+const FLAGS_AT: usize = NODE_AT + U64_LEN;
+/// Where an entry value's key length starts, after its flags.
+const KEY_LEN_AT: usize = FLAGS_AT + FLAGS_LEN;
 /// Fixed part of an entry value: digest, clock, node, flags, key length.
-const ENTRY_HEADER_LEN: usize = 32 + 8 + 8 + 1 + 4;
+const ENTRY_HEADER_LEN: usize = KEY_LEN_AT + U32_LEN;
 /// Flag bit of tombstones; every other bit must be clear.
 const TOMBSTONE: u8 = 0x01;
 
@@ -99,9 +122,9 @@ impl ContextMeta {
     /// `num ‖ entry_count ‖ root`.
     pub(super) fn encode(&self) -> [u8; META_LEN] {
         let mut out = [0u8; META_LEN];
-        out[..8].copy_from_slice(&self.num.to_be_bytes());
-        out[8..16].copy_from_slice(&self.entry_count.to_be_bytes());
-        out[16..].copy_from_slice(&self.root.0);
+        out[..META_COUNT_AT].copy_from_slice(&self.num.to_be_bytes());
+        out[META_COUNT_AT..META_ROOT_AT].copy_from_slice(&self.entry_count.to_be_bytes());
+        out[META_ROOT_AT..].copy_from_slice(&self.root.0);
         out
     }
 
@@ -109,9 +132,9 @@ impl ContextMeta {
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
         Malformed::check_len("context metadata", bytes, META_LEN)?;
         Ok(ContextMeta {
-            num: be_u64(&bytes[..8]),
-            entry_count: be_u64(&bytes[8..16]),
-            root: hash_at(bytes, 16),
+            num: be_u64(bytes),
+            entry_count: be_u64(&bytes[META_COUNT_AT..]),
+            root: hash_at(bytes, META_ROOT_AT),
         })
     }
 }
@@ -131,47 +154,47 @@ pub(super) fn decode_context_name(bytes: &[u8]) -> Result<ContextId, Malformed> 
 /// `context ‖ key_hash`: entries of one context are contiguous, in key-hash order.
 pub(super) fn entry_key(context: ContextNum, key_hash: &Hash) -> [u8; ENTRY_KEY_LEN] {
     let mut out = [0u8; ENTRY_KEY_LEN];
-    out[..8].copy_from_slice(&context.to_be_bytes());
-    out[8..].copy_from_slice(&key_hash.0);
+    out[..CONTEXT_NUM_LEN].copy_from_slice(&context.to_be_bytes());
+    out[CONTEXT_NUM_LEN..].copy_from_slice(&key_hash.0);
     out
 }
 
 /// The key hash of an entry key read from a scan of context `context`.
 pub(super) fn decode_entry_key(context: ContextNum, bytes: &[u8]) -> Result<Hash, Malformed> {
     Malformed::check_len("entry key", bytes, ENTRY_KEY_LEN)?;
-    if be_u64(&bytes[..8]) != context {
+    if be_u64(bytes) != context {
         return Err(Malformed::new("entry key", "scan left its context"));
     }
-    Ok(hash_at(bytes, 8))
+    Ok(hash_at(bytes, CONTEXT_NUM_LEN))
 }
 
 /// `context ‖ position`: the 16 children of a node are 16 consecutive keys.
 pub(super) fn node_key(context: ContextNum, pos: NodePos) -> [u8; NODE_KEY_LEN] {
     let mut out = [0u8; NODE_KEY_LEN];
-    out[..8].copy_from_slice(&context.to_be_bytes());
-    out[8..].copy_from_slice(&pos.raw().to_be_bytes());
+    out[..CONTEXT_NUM_LEN].copy_from_slice(&context.to_be_bytes());
+    out[CONTEXT_NUM_LEN..].copy_from_slice(&pos.raw().to_be_bytes());
     out
 }
 
 /// The position of a node key read from a scan of context `context`.
 pub(super) fn decode_node_key(context: ContextNum, bytes: &[u8]) -> Result<NodePos, Malformed> {
     Malformed::check_len("node key", bytes, NODE_KEY_LEN)?;
-    if be_u64(&bytes[..8]) != context {
+    if be_u64(bytes) != context {
         return Err(Malformed::new("node key", "scan left its context"));
     }
-    let raw = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let raw = be_u32(&bytes[CONTEXT_NUM_LEN..]);
     NodePos::from_wire(raw)
         .ok_or_else(|| Malformed::new("node key", format!("position {raw} is outside the trie")))
 }
 
 /// Decodes a node hash.
 pub(super) fn decode_node(bytes: &[u8]) -> Result<Hash, Malformed> {
-    Malformed::check_len("node hash", bytes, 32)?;
+    Malformed::check_len("node hash", bytes, Hash::LEN)?;
     Ok(hash_at(bytes, 0))
 }
 
 /// `digest ‖ hlc ‖ node ‖ flags ‖ key length (u32) ‖ key ‖ value`. The digest
-/// leads, so re-hashing a bucket reads 32 bytes of each value and decodes
+/// leads, so re-hashing a bucket reads [`Hash::LEN`] bytes of each value and decodes
 /// nothing else. Fails only for a key too long for its length field, which
 /// [`Entry::validate`] rules out long before.
 pub(super) fn encode_entry(digest: &Hash, entry: &Entry) -> Result<Vec<u8>, Malformed> {
@@ -204,10 +227,10 @@ pub(super) fn entry_digest(bytes: &[u8]) -> Result<Hash, Malformed> {
 /// key and value share one allocation.
 pub(super) fn decode_entry(bytes: &[u8]) -> Result<(Hash, Entry), Malformed> {
     let digest = entry_digest(bytes)?;
-    let hlc = be_u64(&bytes[32..40]);
-    let node = be_u64(&bytes[40..48]);
-    let flags = bytes[48];
-    let key_len = u32::from_be_bytes([bytes[49], bytes[50], bytes[51], bytes[52]]) as usize;
+    let hlc = be_u64(&bytes[HLC_AT..]);
+    let node = be_u64(&bytes[NODE_AT..]);
+    let flags = bytes[FLAGS_AT];
+    let key_len = be_u32(&bytes[KEY_LEN_AT..]) as usize;
     let body = &bytes[ENTRY_HEADER_LEN..];
     if flags & !TOMBSTONE != 0 {
         return Err(Malformed::new(
@@ -237,27 +260,36 @@ pub(super) fn decode_entry(bytes: &[u8]) -> Result<(Hash, Entry), Malformed> {
 
 /// A big-endian `u32` value (the format version).
 pub(super) fn decode_u32(record: &'static str, bytes: &[u8]) -> Result<u32, Malformed> {
-    Malformed::check_len(record, bytes, 4)?;
-    Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    Malformed::check_len(record, bytes, U32_LEN)?;
+    Ok(be_u32(bytes))
 }
 
 /// A big-endian `u64` value (the next context id).
 pub(super) fn decode_u64(record: &'static str, bytes: &[u8]) -> Result<u64, Malformed> {
-    Malformed::check_len(record, bytes, 8)?;
+    Malformed::check_len(record, bytes, U64_LEN)?;
     Ok(be_u64(bytes))
 }
 
-/// The first 8 bytes of `bytes` as a big-endian `u64`; callers checked the length.
+/// The first [`U64_LEN`] bytes of `bytes` as a big-endian `u64`; callers
+/// checked the length.
 fn be_u64(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
+    let mut word = [0u8; U64_LEN];
+    word.copy_from_slice(&bytes[..U64_LEN]);
     u64::from_be_bytes(word)
 }
 
-/// The 32 bytes at `at`; callers checked the length.
+/// The first [`U32_LEN`] bytes of `bytes` as a big-endian `u32`; callers
+/// checked the length.
+fn be_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0u8; U32_LEN];
+    word.copy_from_slice(&bytes[..U32_LEN]);
+    u32::from_be_bytes(word)
+}
+
+/// The [`Hash::LEN`] bytes at `at`; callers checked the length.
 fn hash_at(bytes: &[u8], at: usize) -> Hash {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&bytes[at..at + 32]);
+    let mut out = [0u8; Hash::LEN];
+    out.copy_from_slice(&bytes[at..at + Hash::LEN]);
     Hash(out)
 }
 
@@ -329,7 +361,7 @@ mod tests {
         let meta = ContextMeta {
             num: 3,
             entry_count: 1 << 40,
-            root: Hash([7; 32]),
+            root: Hash([7; Hash::LEN]),
         };
         assert_eq!(ContextMeta::decode(&meta.encode()), Ok(meta));
         assert!(ContextMeta::decode(&meta.encode()[..47]).is_err());
@@ -358,7 +390,7 @@ mod tests {
             "position outside the trie"
         );
         assert!(node_key(4, pos.child(0)) < node_key(4, pos.child(15)));
-        assert!(decode_node(&[1; 31]).is_err());
+        assert!(decode_node(&[1; Hash::LEN - 1]).is_err());
     }
 
     #[test]

@@ -13,6 +13,11 @@ use synctree_primitives::{ContextId, Hash, ProtocolError, StoreError};
 
 /// Why the redb backend failed: the source of the [`StoreError::Backend`] that
 /// [`super::RedbStore`] returns. Find it with `downcast_ref` on the source.
+///
+/// redb is a public dependency through this type: some variants hold redb's own
+/// errors (such as [`::redb::DatabaseError`]) as fields, so matching on them
+/// ties a caller to this crate's redb version, and a redb major version bump is
+/// a breaking change of `synctree-store` (only with its `redb` feature).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedbStoreError {

@@ -41,7 +41,9 @@ pub(super) const NODES: Bytes = TableDefinition::new("synctree.nodes");
 /// tables or their encodings; a file of another version is refused at open.
 pub(super) const FORMAT_VERSION: u32 = 1;
 
+/// Key of the [`FORMAT_VERSION`] record in the meta table.
 const FORMAT_KEY: &[u8] = b"format_version";
+/// Key of the next free context number in the meta table.
 const NEXT_CONTEXT_KEY: &[u8] = b"next_context";
 
 /// Checks that `db` is a synctree store of [`FORMAT_VERSION`], or initializes

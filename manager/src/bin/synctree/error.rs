@@ -175,6 +175,6 @@ impl CliError {
 pub(crate) fn context(name: &str) -> Result<ContextId, CliError> {
     ContextId::new(name).map_err(|source| CliError::BadContext {
         name: name.to_owned(),
-        source,
+        source: source.into(),
     })
 }

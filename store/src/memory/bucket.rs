@@ -149,11 +149,19 @@ pub(crate) fn compare(a: &Hash, b: &Hash) -> Ordering {
     sort_key(a).cmp(&sort_key(b))
 }
 
-/// `hash` as four big-endian words, which order as its bytes do.
-pub(crate) fn sort_key(hash: &Hash) -> [u64; 4] {
-    let mut words = [0u64; 4];
-    for (word, chunk) in words.iter_mut().zip(hash.0.chunks_exact(8)) {
-        let mut bytes = [0u8; 8];
+/// Bytes of one word of a [`SortKey`].
+const WORD_BYTES: usize = size_of::<u64>();
+/// Words of a [`SortKey`]: a whole hash.
+const SORT_WORDS: usize = Hash::LEN / WORD_BYTES;
+
+/// A hash as big-endian words, which order as its bytes do.
+pub(crate) type SortKey = [u64; SORT_WORDS];
+
+/// `hash` as [`SORT_WORDS`] big-endian words, which order as its bytes do.
+pub(crate) fn sort_key(hash: &Hash) -> SortKey {
+    let mut words = [0u64; SORT_WORDS];
+    for (word, chunk) in words.iter_mut().zip(hash.0.chunks_exact(WORD_BYTES)) {
+        let mut bytes = [0u8; WORD_BYTES];
         bytes.copy_from_slice(chunk);
         *word = u64::from_be_bytes(bytes);
     }
@@ -193,8 +201,8 @@ mod tests {
     #[test]
     fn compare_agrees_with_byte_order() {
         let mut samples = vec![Hash::ZERO, Hash::MAX];
-        for i in 0..32 {
-            let mut h = Hash([0x80; 32]);
+        for i in 0..Hash::LEN {
+            let mut h = Hash([0x80; Hash::LEN]);
             h.0[i] = 0x7f;
             samples.push(h);
         }

@@ -3,7 +3,7 @@
 use synctree_primitives::merkle::{FANOUT, InternalMidstates};
 use synctree_primitives::{Hash, StoredEntry};
 
-use crate::bucket::{Bucket, Merged};
+use super::bucket::{Bucket, Merged};
 
 /// The 16 buckets under one level-3 node, their leaf hashes, and the node's own
 /// hash kept resumable (a change to leaf `c` re-hashes only the input blocks

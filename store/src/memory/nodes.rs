@@ -8,7 +8,7 @@ use synctree_primitives::{Hash, NodePos};
 
 /// Node hashes of one context, from the root down to the level the caller
 /// writes (the memory store keeps leaf hashes with their buckets, in
-/// [`crate::leaves::Leaves`], and writes level 3 here). Siblings are kept
+/// [`super::leaves::Leaves`], and writes level 3 here). Siblings are kept
 /// together, keyed by their parent's position, so [`Nodes::children`] — what
 /// re-hashing and the protocols read most — is one lookup instead of sixteen.
 /// A group whose 16 hashes are all zero is not stored; the root is kept on its
@@ -88,6 +88,11 @@ impl Nodes {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PositionHasher(u64);
 
+/// Bits the hash state rotates by before each word is mixed in (FxHash's choice).
+const MIX_ROTATION: u32 = 5;
+/// Odd multiplier that spreads each word over the state: 2^64 / φ (Fibonacci hashing).
+const MIX_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
 impl Hasher for PositionHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -100,7 +105,7 @@ impl Hasher for PositionHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (self.0.rotate_left(MIX_ROTATION) ^ n).wrapping_mul(MIX_MULTIPLIER);
     }
 
     fn finish(&self) -> u64 {
@@ -140,7 +145,7 @@ mod tests {
         for (round, leaves) in rounds.iter().enumerate() {
             let leaves: Vec<(u32, Hash)> = leaves
                 .iter()
-                .map(|&i| (i, Hash([(i % 251) as u8 + round as u8 + 1; 32])))
+                .map(|&i| (i, Hash([(i % 251) as u8 + round as u8 + 1; Hash::LEN])))
                 .collect();
             let root = ours.update(TREE_DEPTH, leaves.clone());
             assert_eq!(root, reference(&leaves, &mut map));
@@ -163,7 +168,7 @@ mod tests {
     #[test]
     fn zeroed_groups_are_dropped() {
         let mut nodes = Nodes::default();
-        nodes.update(TREE_DEPTH, vec![(7, Hash([1; 32]))]);
+        nodes.update(TREE_DEPTH, vec![(7, Hash([1; Hash::LEN]))]);
         assert_eq!(nodes.groups.len(), TREE_DEPTH as usize);
         let root = nodes.update(TREE_DEPTH, vec![(7, Hash::ZERO)]);
         assert_eq!(root, Hash::ZERO);

@@ -2,7 +2,7 @@
 
 use synctree_primitives::{Entry, StoredEntry, merkle};
 
-use crate::bucket::sort_key;
+use super::bucket::{SortKey, sort_key};
 
 /// A batch of entries with their key hashes and digests, sorted by key hash,
 /// entries of one key in batch order. Built before the write lock is taken, so
@@ -20,7 +20,7 @@ impl Batch {
     /// pairs rather than whole entries, and moves each entry once.
     pub(crate) fn new(entries: Vec<Entry>) -> Self {
         let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
-        let mut order: Vec<([u64; 4], usize)> = entries
+        let mut order: Vec<(SortKey, usize)> = entries
             .iter()
             .enumerate()
             .map(|(i, e)| (sort_key(&e.key_hash), i))

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
 use synctree_primitives::{ApplyReport, Entry, Hash, NodePos, StoredEntry, TreeSummary};
 
-use crate::batch::Batch;
-use crate::bucket::{Bucket, Merged};
-use crate::leaves::Leaves;
-use crate::nodes::Nodes;
+use super::batch::Batch;
+use super::bucket::{Bucket, Merged};
+use super::leaves::Leaves;
+use super::nodes::Nodes;
 
 /// Level of the nodes whose children are leaf buckets.
 const TWIG_LEVEL: u8 = TREE_DEPTH - 1;

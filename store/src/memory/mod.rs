@@ -1,4 +1,15 @@
 //! [`MemoryStore`]: every context in memory, behind one reader-writer lock.
+//!
+//! Its parts, from the top down: [`context`] (one context: entries and index),
+//! [`leaves`] (level-3 groups of 16 buckets), [`bucket`] (one leaf's entries,
+//! sorted by key hash), [`nodes`] (internal levels 0–3 with their midstates) and
+//! [`batch`] (a batch hashed and sorted before the write lock is taken).
+
+mod batch;
+mod bucket;
+mod context;
+mod leaves;
+mod nodes;
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -8,8 +19,8 @@ use synctree_primitives::{
     ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
 };
 
-use crate::batch::Batch;
-use crate::context::ContextState;
+use batch::Batch;
+use context::ContextState;
 
 /// An in-memory [`Store`] of many contexts, each with an incrementally
 /// maintained Merkle index.
