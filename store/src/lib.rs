@@ -44,9 +44,9 @@
 //! stored index; it never rebuilds it. [`recompute_root`] recomputes a root from
 //! a context's entries alone, on any store, to check an index.
 //!
-//! [`FaultyStore`] wraps any store and fails operations after a threshold, to test
-//! how callers handle a failing store. With the `conformance` feature, the
-//! `conformance` module exposes the suite every backend must pass.
+//! With the `conformance` feature, the `conformance` module exposes the suite every
+//! backend must pass. (Fault injection for any store is `FaultyStore` in the
+//! unpublished `synctree-test-support` crate.)
 //!
 //! # Features
 //!
@@ -79,7 +79,6 @@
 //!     guard.rs        containment of redb's panics on damaged files
 //!     error.rs        RedbStoreError and the mapping of redb's errors
 //!   verify.rs       recompute_root, for any store
-//!   faulty.rs       FaultyStore, fault injection for any store
 //!   conformance/    the suite every backend passes (feature `conformance`)
 //! ```
 //!
@@ -108,7 +107,6 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod faulty;
 mod memory;
 #[cfg(feature = "redb")]
 mod redb;
@@ -116,6 +114,5 @@ mod verify;
 
 #[cfg(feature = "redb")]
 pub use self::redb::{RedbStore, RedbStoreError};
-pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
 pub use verify::recompute_root;

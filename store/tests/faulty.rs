@@ -12,7 +12,8 @@ use synctree_store::conformance;
 mod conformance;
 
 use synctree_primitives::{ContextId, Entry, NodeId, NodePos, Store, StoreError, Version, merkle};
-use synctree_store::{FaultyStore, MemoryStore};
+use synctree_store::MemoryStore;
+use synctree_test_support::FaultyStore;
 
 fn ctx() -> ContextId {
     ContextId::new("faulty").expect("valid context")
@@ -36,7 +37,7 @@ fn is_fault(result: Result<impl std::fmt::Debug, StoreError>, want: &str) -> boo
 
 #[test]
 fn apply_fails_after_n_operations_and_leaves_the_inner_store_unchanged() {
-    let store = FaultyStore::new(MemoryStore::new(), 3);
+    let store = FaultyStore::failing_after(MemoryStore::new(), 3);
     store.apply(&ctx(), batch(1, 20)).expect("operation 0");
     store.summary(&ctx()).expect("operation 1");
     store.apply(&ctx(), batch(2, 5)).expect("operation 2");
@@ -63,11 +64,11 @@ fn apply_fails_after_n_operations_and_leaves_the_inner_store_unchanged() {
 
 #[test]
 fn reads_keep_working_unless_asked_to_fail() {
-    let store = FaultyStore::new(MemoryStore::new(), 0);
+    let store = FaultyStore::failing_after(MemoryStore::new(), 0);
     assert!(is_fault(store.apply(&ctx(), batch(1, 1)), "apply"));
     assert!(store.summary(&ctx()).is_ok(), "reads pass by default");
 
-    let store = FaultyStore::new(MemoryStore::new(), 0).fail_reads(true);
+    let store = FaultyStore::failing_after(MemoryStore::new(), 0).fail_reads(true);
     assert!(is_fault(store.summary(&ctx()), "summary"));
     assert!(is_fault(store.node(&ctx(), NodePos::ROOT), "node"));
     assert!(is_fault(store.children(&ctx(), NodePos::ROOT), "children"));
@@ -79,7 +80,7 @@ fn reads_keep_working_unless_asked_to_fail() {
 
 #[test]
 fn faults_can_be_healed_and_rearmed() {
-    let store = FaultyStore::new(MemoryStore::new(), 0);
+    let store = FaultyStore::failing_after(MemoryStore::new(), 0);
     assert!(store.apply(&ctx(), batch(1, 3)).is_err());
     store.heal();
     assert_eq!(store.apply(&ctx(), batch(1, 3)).expect("healed").changed, 3);
@@ -103,5 +104,5 @@ fn faults_can_be_healed_and_rearmed() {
 
 #[test]
 fn a_healthy_faulty_store_passes_the_conformance_suite() {
-    conformance::run_all(|| FaultyStore::new(MemoryStore::new(), u64::MAX));
+    conformance::run_all(|| FaultyStore::failing_after(MemoryStore::new(), u64::MAX));
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use synctree_primitives::{
     ContextId, Entry, Hash, NodeId, Store, StoreError, StoredEntry, Version, merkle,
 };
-use synctree_store::{FaultyStore, MemoryStore, RedbStore, RedbStoreError, recompute_root};
+use synctree_store::{MemoryStore, RedbStore, RedbStoreError, recompute_root};
+use synctree_test_support::FaultyStore;
 
 fn ctx(name: &str) -> ContextId {
     ContextId::new(name).expect("valid context")
@@ -226,7 +227,7 @@ fn a_failed_batch_through_a_faulty_store_leaves_the_file_unchanged() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("s.redb");
     let c = ctx("faulty");
-    let store = FaultyStore::new(RedbStore::open(&path).expect("open"), 2);
+    let store = FaultyStore::failing_after(RedbStore::open(&path).expect("open"), 2);
     store.apply(&c, puts("k", 200, 1)).expect("operation 0");
     store.apply(&c, puts("j", 50, 1)).expect("operation 1");
     let before = state(store.inner(), &c);

@@ -8,7 +8,8 @@
 //!   calls a [`TransportHook`] around every send and receive (count, cut, trigger).
 //! - [`StoreTap`]: wraps any [`Store`](synctree_primitives::Store) and calls a
 //!   [`StoreHook`] before every operation and after every apply (fail, log, move the
-//!   state), or replaces `range` (crowd a bucket).
+//!   state), or replaces `range` (crowd a bucket). [`FaultyStore`] is one such hook:
+//!   it fails operations after a threshold.
 //!
 //! The crate is unpublished: it is for this workspace's tests and tools only.
 //!
@@ -46,8 +47,10 @@
 
 #![forbid(unsafe_code)]
 
+mod faults;
 mod store;
 mod transport;
 
+pub use faults::{Faults, FaultyStore};
 pub use store::{StoreHook, StoreOp, StoreTap};
 pub use transport::{Tap, TransportHook};

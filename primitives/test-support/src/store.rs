@@ -94,6 +94,11 @@ impl<S, H> StoreTap<S, H> {
         &self.hook
     }
 
+    /// The hook, to reconfigure it before use.
+    pub fn hook_mut(&mut self) -> &mut H {
+        &mut self.hook
+    }
+
     /// Unwraps the inner store.
     pub fn into_inner(self) -> S {
         self.inner
