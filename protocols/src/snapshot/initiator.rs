@@ -2,7 +2,7 @@
 //! it, verifies it against the pinned root, applies it in one batch, then pushes
 //! what the responder lacks and finishes.
 
-use std::collections::VecDeque;
+use std::time::Instant;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::wire::init_payload::Kind;
@@ -12,11 +12,11 @@ use synctree_primitives::{
     ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
-use super::SnapshotConfig;
+use super::config::SnapshotConfig;
 use super::page::decode_page;
-use super::push::{plan_pushes, push_frame};
+use super::push::{Pushes, plan_pushes, push_frame};
 use super::staging::{Pinned, SnapshotProgress};
-use crate::init_message;
+use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct SnapshotInitiator {
     /// Pages covered by the acks sent so far.
     acked: u64,
     ack_due: Option<u64>,
-    pushes: VecDeque<Hash>,
+    pushes: Pushes,
     stats: SyncStats,
 }
 
@@ -73,7 +73,7 @@ impl SnapshotInitiator {
             next_seq: 0,
             acked: 0,
             ack_due: None,
-            pushes: VecDeque::new(),
+            pushes: Pushes::default(),
             stats: SyncStats::new(ProtocolKind::Snapshot, Role::Initiator, root_before),
         }
     }
@@ -207,7 +207,12 @@ fn opening_kind(
 }
 
 impl<S: Store + ?Sized> Machine<S> for SnapshotInitiator {
-    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+    fn handle(
+        &mut self,
+        store: &S,
+        _now: Instant,
+        message: StreamMessage,
+    ) -> Result<(), SyncErrorKind> {
         match (self.state, message.body) {
             (State::Beginning, Some(Body::SnapshotBegin(begin))) => Ok(self.on_begin(begin)?),
             (State::Receiving, Some(Body::SnapshotPage(page))) => self.on_page(store, page),
@@ -221,7 +226,11 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotInitiator {
         }
     }
 
-    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+    fn poll_transmit(
+        &mut self,
+        store: &S,
+        _now: Instant,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
         match self.state {
             State::Opening => {
                 self.state = State::Beginning;

@@ -13,7 +13,7 @@ use synctree_primitives::limits::{MAX_KEY_BYTES, MAX_SNAPSHOT_PAGE_BYTES, MAX_VA
 use synctree_primitives::wire::{Compression, EntryPush, SnapshotPage, WireEntry};
 use synctree_primitives::{Entry, Hash, ProtocolError, StoredEntry};
 
-use crate::tree_responder::decode_entries;
+use crate::entries::decode_entries;
 
 /// Upper bound on one entry's encoded size: a maximal key and value plus field tags
 /// and length prefixes (36 bytes at most, rounded up).

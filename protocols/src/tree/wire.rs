@@ -236,19 +236,6 @@ pub(crate) fn any_position(raw: u32) -> Result<NodePos, ProtocolError> {
     NodePos::from_wire(raw).ok_or(ProtocolError::BadPosition(raw))
 }
 
-/// The smallest hash greater than `h`, or `None` after the largest.
-pub(crate) fn successor(h: &Hash) -> Option<Hash> {
-    let mut out = *h;
-    for byte in out.0.iter_mut().rev() {
-        let (next, overflow) = byte.overflowing_add(1);
-        *byte = next;
-        if !overflow {
-            return Some(out);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -388,14 +375,5 @@ mod tests {
         h.0[2] = 0x5b;
         assert!(!p.matches(&h) && h > high);
         assert_eq!(KeyPrefix::from_wire(&[0x5a; 3], 3, "p"), Ok(p));
-    }
-
-    #[test]
-    fn successor_carries_and_ends() {
-        let mut h = Hash::ZERO;
-        h.0[31] = 0xff;
-        let next = successor(&h);
-        assert_eq!(next.map(|n| (n.0[30], n.0[31])), Some((1, 0)));
-        assert_eq!(successor(&Hash::MAX), None);
     }
 }

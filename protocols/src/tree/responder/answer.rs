@@ -19,8 +19,8 @@ use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{NodeRequest, NodeResponse};
 use synctree_primitives::{ContextId, NodePos, ProtocolError, Store, StoreError, SyncStats};
 
-use crate::subtree::SubtreeCursor;
-use crate::tree_wire::{
+use crate::entries::SubtreeCursor;
+use crate::tree::wire::{
     ShortChildren, any_position, decode_children, encode_children, encode_leaf, short_children,
 };
 
