@@ -118,24 +118,56 @@ where
     let mut now = start;
     while report.steps < config.max_steps {
         report.steps += 1;
-        let mut progressed = a.drain(now, &mut b.inbox, &mut report)?;
-        progressed |= b.drain(now, &mut a.inbox, &mut report)?;
-        if a.is_done() && b.is_done() {
-            report.elapsed = now - start;
-            return Ok(report);
-        }
-        a.wait(now)?;
-        b.wait(now)?;
-        now += config.latency;
-        a.check_timeout(now)?;
-        b.check_timeout(now)?;
-        progressed |= b.deliver(now)?;
-        progressed |= a.deliver(now)?;
-        if !progressed {
-            return Err(PairError::Stalled);
+        match step(&mut a, &mut b, &mut now, config.latency, &mut report)? {
+            Flow::Done => {
+                report.elapsed = now - start;
+                return Ok(report);
+            }
+            Flow::Stalled => return Err(PairError::Stalled),
+            Flow::Continue => {}
         }
     }
     Err(PairError::StepLimit(config.max_steps))
+}
+
+/// What one step left the run with.
+enum Flow {
+    Continue,
+    Done,
+    Stalled,
+}
+
+/// Both sides send what they have, wait one flight of `latency`, then receive.
+fn step<SA, SB, A, B>(
+    a: &mut Side<'_, SA, A>,
+    b: &mut Side<'_, SB, B>,
+    now: &mut Instant,
+    latency: Duration,
+    report: &mut PairReport,
+) -> Result<Flow, PairError>
+where
+    SA: Store + ?Sized,
+    SB: Store + ?Sized,
+    A: Machine<SA>,
+    B: Machine<SB>,
+{
+    let mut progressed = a.drain(*now, &mut b.inbox, report)?;
+    progressed |= b.drain(*now, &mut a.inbox, report)?;
+    if a.is_done() && b.is_done() {
+        return Ok(Flow::Done);
+    }
+    a.wait(*now)?;
+    b.wait(*now)?;
+    *now += latency;
+    a.check_timeout(*now)?;
+    b.check_timeout(*now)?;
+    progressed |= b.deliver(*now)?;
+    progressed |= a.deliver(*now)?;
+    Ok(if progressed {
+        Flow::Continue
+    } else {
+        Flow::Stalled
+    })
 }
 
 /// One machine with its store, timers and the messages in flight to it.

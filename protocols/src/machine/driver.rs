@@ -1,7 +1,7 @@
 //! The one async driver: moves messages between a [`Machine`] and a
 //! [`SyncTransport`], with the clock read here and nowhere else.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use synctree_primitives::error::{SyncErrorKind, error_chain};
 use synctree_primitives::wire::stream_message::Body;
@@ -71,20 +71,31 @@ where
             return Ok(());
         }
         let wait = timers.wait(clock(), machine.idle_timeout())?;
-        let message = match transport.recv_timeout(wait).await {
-            Err(TransportError::Timeout(waited)) => {
-                timers.handle_timeout(clock())?;
-                return Err(TransportError::Timeout(waited).into());
-            }
-            received => received?,
-        };
-        timers.on_message();
-        match message {
+        match receive(transport, &mut timers, wait).await? {
             None => return Err(ProtocolError::PeerClosed(machine.phase()).into()),
             Some(StreamMessage {
                 body: Some(Body::Abort(abort)),
             }) => return Err(abort.into_error().into()),
             Some(message) => machine.handle(store, clock(), message)?,
+        }
+    }
+}
+
+/// The peer's next message within `wait`; the timers decide whether a silent peer
+/// has outlasted them (the transport's timeout error is theirs).
+async fn receive<T: SyncTransport + ?Sized>(
+    transport: &mut T,
+    timers: &mut Timers,
+    wait: Duration,
+) -> Result<Option<StreamMessage>, SyncErrorKind> {
+    match transport.recv_timeout(wait).await {
+        Err(TransportError::Timeout(waited)) => {
+            timers.handle_timeout(clock())?;
+            Err(TransportError::Timeout(waited).into())
+        }
+        received => {
+            timers.on_message();
+            Ok(received?)
         }
     }
 }

@@ -19,6 +19,14 @@ use super::staging::{Pinned, SnapshotProgress};
 use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
 
+/// Acks per window: the initiator acks every half window, so the responder still
+/// has half a window to send while the ack travels.
+const ACKS_PER_WINDOW: u64 = 2;
+
+/// Rounds every session takes besides the acks it waits for: opening the stream
+/// and finishing.
+const FIXED_ROUNDS: u64 = 2;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Opening,
@@ -153,7 +161,7 @@ impl SnapshotInitiator {
     }
 
     fn ack_every(&self) -> u64 {
-        (self.window() / 2).max(1)
+        (self.window() / ACKS_PER_WINDOW).max(1)
     }
 
     /// Verifies the staged snapshot, plans the merge-mode pushes and applies it.
@@ -176,7 +184,7 @@ impl SnapshotInitiator {
         // responder to wait for when latency dominates, and one finishes.
         let gated = self.next_seq.saturating_sub(self.window());
         let acks = gated.div_ceil(self.ack_every());
-        self.stats.rounds = u32::try_from(acks + 2).unwrap_or(u32::MAX);
+        self.stats.rounds = u32::try_from(acks + FIXED_ROUNDS).unwrap_or(u32::MAX);
         let root = store.summary(&self.context)?.root;
         Ok(StreamMessage::new(Body::Finish(Finish {
             root: root.0.to_vec().into(),

@@ -195,22 +195,21 @@ impl TreeInitiator {
         Ok(asked)
     }
 
-    fn node_request<S: Store + ?Sized>(
-        &mut self,
-        store: &S,
-    ) -> Result<Option<Body>, SyncErrorKind> {
+    /// Whether the schedule lets a node request go out now.
+    fn may_send_nodes(&self) -> bool {
         let slots_free = self.asked.len() < self.config.max_in_flight;
         let nodes_in_flight = self
             .asked
             .values()
             .any(|(_, a)| matches!(a, Asked::Nodes(_)));
-        let may_send = match self.schedule {
+        match self.schedule {
             Schedule::Eager => slots_free,
             Schedule::LevelByLevel => slots_free && (self.level_open || !nodes_in_flight),
-        };
-        if self.work.is_empty() || !may_send {
-            return Ok(None);
         }
+    }
+
+    /// Takes one request's worth of work: positions to fetch, nodes to compare.
+    fn take_work(&mut self) -> (Vec<NodePos>, Vec<NodePos>) {
         let take = self.work.len().min(self.config.nodes_per_request);
         let (mut positions, mut compared) = (Vec::new(), Vec::new());
         for work in self.work.drain(..take) {
@@ -220,6 +219,17 @@ impl TreeInitiator {
             }
         }
         self.level_open = self.schedule == Schedule::LevelByLevel && !self.work.is_empty();
+        (positions, compared)
+    }
+
+    fn node_request<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<Body>, SyncErrorKind> {
+        if self.work.is_empty() || !self.may_send_nodes() {
+            return Ok(None);
+        }
+        let (positions, compared) = self.take_work();
         let mut compare = Vec::with_capacity(compared.len());
         for &pos in &compared {
             compare.push(encode_children(pos, &store.children(&self.context, pos)?));
@@ -424,6 +434,42 @@ impl TreeInitiator {
         Ok(())
     }
 
+    /// Sends the init payload; with the peer's top level known, compares it here
+    /// instead of over the wire.
+    fn open<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        self.state = State::Comparing;
+        if let Some(top) = self.config.remote_top.take() {
+            self.work.clear();
+            self.compare_children(store, NodePos::ROOT, &top)?;
+        }
+        Ok(self.init.take())
+    }
+
+    /// The next frame while comparing: pushes first, then entry requests, then
+    /// node requests.
+    fn next_body<S: Store + ?Sized>(&mut self, store: &S) -> Result<Option<Body>, SyncErrorKind> {
+        if let Some(body) = self.push_frame(store)? {
+            return Ok(Some(body));
+        }
+        if let Some(body) = self.entry_request()? {
+            return Ok(Some(body));
+        }
+        self.node_request(store)
+    }
+
+    /// Ends the comparison with our root.
+    fn finish<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
+        self.state = State::Finishing;
+        self.stats.rounds = self.round_seen + 1;
+        let root = store.summary(&self.context)?.root;
+        Ok(StreamMessage::new(Body::Finish(Finish {
+            root: root.0.to_vec().into(),
+        })))
+    }
+
     fn idle(&self) -> bool {
         self.asked.is_empty()
             && self.work.is_empty()
@@ -464,37 +510,15 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
         store: &S,
         _now: Instant,
     ) -> Result<Option<StreamMessage>, SyncErrorKind> {
-        if self.state == State::Opening {
-            self.state = State::Comparing;
-            if let Some(top) = self.config.remote_top.take() {
-                // The root's children are known: compare them here, not over the wire.
-                self.work.clear();
-                self.compare_children(store, NodePos::ROOT, &top)?;
-            }
-            return Ok(self.init.take());
-        }
-        if self.state != State::Comparing {
-            return Ok(None);
-        }
-        let body = match self.push_frame(store)? {
-            Some(body) => Some(body),
-            None => match self.entry_request()? {
-                Some(body) => Some(body),
-                None => self.node_request(store)?,
+        match self.state {
+            State::Opening => self.open(store),
+            State::Comparing => match self.next_body(store)? {
+                Some(body) => Ok(Some(StreamMessage::new(body))),
+                None if self.idle() => self.finish(store).map(Some),
+                None => Ok(None),
             },
-        };
-        if let Some(body) = body {
-            return Ok(Some(StreamMessage::new(body)));
+            State::Finishing | State::Done => Ok(None),
         }
-        if !self.idle() {
-            return Ok(None);
-        }
-        self.state = State::Finishing;
-        self.stats.rounds = self.round_seen + 1;
-        let root = store.summary(&self.context)?.root;
-        Ok(Some(StreamMessage::new(Body::Finish(Finish {
-            root: root.0.to_vec().into(),
-        }))))
     }
 
     fn is_done(&self) -> bool {
