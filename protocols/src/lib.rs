@@ -10,16 +10,17 @@
 //! transport at all.
 //!
 //! ```text
-//!   SyncProtocolExecutor impls           machines (sans-IO)          sans-IO timers
-//!   ──────────────────────────           ──────────────────          ──────────────
-//!   tree::HashComparison ─┐            ┌► TreeInitiator ──┐
-//!   tree::LevelWise ──────┼─ executor ─┤  TreeResponder   ├─ entries ─ (apply_push,
-//!   snapshot::Snapshot ───┘  (init,    └► SnapshotInitiator│   EntryBatcher, cursor)
-//!                            run)         SnapshotResponder┘
-//!                              │                 ▲  handle(now) / poll_transmit(now)
-//!                              ▼                 │
-//!                    machine::drive ─────────────┴──── Timers (idle, deadline)
-//!                    (tokio clock, transport)    pair::run_pair (virtual clock)
+//!  SyncProtocolExecutor impls  tree/hash_comparison.rs · tree/level_wise.rs · snapshot/executor.rs
+//!        │   (each with its own Config; executor.rs: init frame, session info, opening root)
+//!        ▼
+//!  machines, sans-IO           TreeInitiator · TreeResponder · SnapshotInitiator · SnapshotResponder
+//!        │   handle(store, now, msg) / poll_transmit(store, now)
+//!        │   entries/: decode + apply, EntryBatcher, SubtreeCursor, successor
+//!        ▼
+//!  machine::Timers             idle timeout and session deadline, from `now` alone
+//!        │
+//!        ├── machine::drive    the only async part: tokio's clock, any SyncTransport
+//!        └── pair::run_pair    a virtual clock, no transport, no runtime
 //! ```
 //!
 //! The tree protocols' wire flow (two tree levels per round trip):
@@ -49,6 +50,18 @@
 //! - `entries/`: entry decoding, applying and frame batching both families use;
 //! - [`machine`]: the [`Machine`] trait, the sans-IO [`Timers`] and the driver;
 //! - [`pair`]: the in-memory, virtual-clock simulator.
+//!
+//! Each tree protocol's config defaults right for that protocol, so a caller only
+//! names what it changes:
+//!
+//! ```
+//! use synctree_protocols::{HashComparisonConfig, LevelWiseConfig};
+//!
+//! let remote_top = None; // or the handshake's top fingerprint
+//! let eager = HashComparisonConfig { remote_top, ..Default::default() };
+//! let level = LevelWiseConfig { remote_top, ..Default::default() };
+//! assert!(level.nodes_per_request > eager.nodes_per_request, "a whole level per request");
+//! ```
 
 #![forbid(unsafe_code)]
 
