@@ -14,8 +14,8 @@ use synctree_primitives::{
     SyncTransport,
 };
 use synctree_protocols::{
-    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, Snapshot,
-    SnapshotConfig, SnapshotResponderInit, TreeConfig,
+    HashComparison, HashComparisonConfig, HashComparisonResponderInit, LevelWise, LevelWiseConfig,
+    LevelWiseResponderInit, Snapshot, SnapshotConfig, SnapshotResponderInit,
 };
 use synctree_transport::FramedTransport;
 
@@ -31,9 +31,9 @@ pub const PIPE_BYTES: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
-    /// HashComparison with [`TreeConfig::default`].
+    /// HashComparison with [`HashComparisonConfig::default`].
     HashComparison,
-    /// LevelWise with [`TreeConfig::level_wise`].
+    /// LevelWise with [`LevelWiseConfig::default`].
     LevelWise,
     /// Snapshot with [`SnapshotConfig::default`] (no compression).
     Snapshot,
@@ -185,11 +185,11 @@ where
     let id = Identity::new(NodeId(1));
     let stats = match protocol {
         Protocol::HashComparison => {
-            let config = TreeConfig::default();
+            let config = HashComparisonConfig::default();
             HashComparison::run_initiator(transport, store, ctx, &id, config).await?
         }
         Protocol::LevelWise => {
-            let config = TreeConfig::level_wise();
+            let config = LevelWiseConfig::default();
             LevelWise::run_initiator(transport, store, ctx, &id, config).await?
         }
         Protocol::Snapshot => {

@@ -14,8 +14,9 @@ use synctree_primitives::{
     SyncStats, SyncTransport, TransportError,
 };
 use synctree_protocols::{
-    HashComparison, HashComparisonResponderInit, LevelWise, LevelWiseResponderInit, Snapshot,
-    SnapshotConfig, SnapshotProgress, SnapshotResponderInit, TreeConfig, init_message,
+    HashComparison, HashComparisonConfig, HashComparisonResponderInit, LevelWise, LevelWiseConfig,
+    LevelWiseResponderInit, Snapshot, SnapshotConfig, SnapshotProgress, SnapshotResponderInit,
+    init_message,
 };
 use tokio::time::Instant;
 
@@ -246,16 +247,16 @@ impl<S: Store + 'static> SyncManager<S> {
         let remote_top = remote.top_fingerprint.map(|top| top.0);
         let stats = match protocol {
             ProtocolKind::HashComparison => {
-                let config = TreeConfig {
+                let config = HashComparisonConfig {
                     remote_top,
-                    ..TreeConfig::default()
+                    ..Default::default()
                 };
                 HashComparison::run_initiator(transport, store, context, id, config).await?
             }
             ProtocolKind::LevelWise => {
-                let config = TreeConfig {
+                let config = LevelWiseConfig {
                     remote_top,
-                    ..TreeConfig::level_wise()
+                    ..Default::default()
                 };
                 LevelWise::run_initiator(transport, store, context, id, config).await?
             }

@@ -70,12 +70,16 @@ fn responder_enforces_nodes_per_request() {
     let store = MemoryStore::new();
     let too_many = vec![0; MAX_NODES_PER_REQUEST + 1];
     assert_limit(
-        responder().handle(&store, node_request(0, too_many)),
+        responder().handle(&store, crate::common::now(), node_request(0, too_many)),
         "nodes per request",
     );
     assert!(
         responder()
-            .handle(&store, node_request(0, vec![0; MAX_NODES_PER_REQUEST]))
+            .handle(
+                &store,
+                crate::common::now(),
+                node_request(0, vec![0; MAX_NODES_PER_REQUEST])
+            )
             .is_ok()
     );
 }
@@ -83,7 +87,11 @@ fn responder_enforces_nodes_per_request() {
 #[test]
 fn responder_rejects_positions_outside_the_trie() {
     let store = MemoryStore::new();
-    let err = protocol_error(responder().handle(&store, node_request(0, vec![NODE_COUNT])));
+    let err = protocol_error(responder().handle(
+        &store,
+        crate::common::now(),
+        node_request(0, vec![NODE_COUNT]),
+    ));
     assert_eq!(err, ProtocolError::BadPosition(NODE_COUNT));
 }
 
@@ -96,7 +104,7 @@ fn responder_enforces_keys_and_subtrees_per_request() {
         ..EntryRequest::default()
     };
     assert_limit(
-        responder().handle(&store, msg(Body::EntryRequest(req))),
+        responder().handle(&store, crate::common::now(), msg(Body::EntryRequest(req))),
         "keys per request",
     );
     let req = EntryRequest {
@@ -104,14 +112,18 @@ fn responder_enforces_keys_and_subtrees_per_request() {
         ..EntryRequest::default()
     };
     assert_limit(
-        responder().handle(&store, msg(Body::EntryRequest(req))),
+        responder().handle(&store, crate::common::now(), msg(Body::EntryRequest(req))),
         "subtrees per request",
     );
     let req = EntryRequest {
         key_hashes: vec![vec![0u8; 31].into()],
         ..EntryRequest::default()
     };
-    let err = protocol_error(responder().handle(&store, msg(Body::EntryRequest(req))));
+    let err = protocol_error(responder().handle(
+        &store,
+        crate::common::now(),
+        msg(Body::EntryRequest(req)),
+    ));
     assert!(matches!(err, ProtocolError::BadLength { got: 31, .. }));
 }
 
@@ -129,12 +141,22 @@ fn responder_counts_prefixes_with_key_hashes_per_request() {
     let store = MemoryStore::new();
     let prefix = vec![0u8; KEY_PREFIX_BYTES];
     let too_many = prefix_request(vec![prefix.clone(); MAX_KEYS_PER_REQUEST + 1], 0);
-    assert_limit(responder().handle(&store, too_many), "keys per request");
+    assert_limit(
+        responder().handle(&store, crate::common::now(), too_many),
+        "keys per request",
+    );
     let half = MAX_KEYS_PER_REQUEST / 2;
     let mixed = prefix_request(vec![prefix.clone(); half + 1], half);
-    assert_limit(responder().handle(&store, mixed), "keys per request");
+    assert_limit(
+        responder().handle(&store, crate::common::now(), mixed),
+        "keys per request",
+    );
     let at_limit = prefix_request(vec![prefix; half], half);
-    assert!(responder().handle(&store, at_limit).is_ok());
+    assert!(
+        responder()
+            .handle(&store, crate::common::now(), at_limit)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -142,7 +164,7 @@ fn responder_refuses_prefixes_of_the_wrong_length() {
     let store = MemoryStore::new();
     for len in [0, 2, KEY_PREFIX_BYTES - 1, KEY_PREFIX_BYTES + 1, 32] {
         let req = prefix_request(vec![vec![1; len]], 0);
-        let err = protocol_error(responder().handle(&store, req));
+        let err = protocol_error(responder().handle(&store, crate::common::now(), req));
         assert_eq!(
             err,
             ProtocolError::BadLength {
@@ -157,9 +179,9 @@ fn responder_refuses_prefixes_of_the_wrong_length() {
 /// Every entry of `store` in one `EntryBatch` answer to `req`.
 fn entry_answer<S: Store>(store: &S, req: StreamMessage) -> Result<Vec<Entry>, SyncErrorKind> {
     let mut r = responder();
-    r.handle(store, req)?;
+    r.handle(store, crate::common::now(), req)?;
     let mut got = Vec::new();
-    while let Some(m) = r.poll_transmit(store)? {
+    while let Some(m) = r.poll_transmit(store, crate::common::now())? {
         match m.body {
             Some(Body::EntryBatch(b)) => {
                 got.extend(
@@ -237,21 +259,28 @@ fn responder_enforces_unanswered_and_total_requests() {
     let store = MemoryStore::new();
     let mut r = responder();
     for id in 0..MAX_UNANSWERED_REQUESTS as u32 {
-        assert!(r.handle(&store, node_request(id, vec![0])).is_ok());
+        assert!(
+            r.handle(&store, crate::common::now(), node_request(id, vec![0]))
+                .is_ok()
+        );
     }
     assert_limit(
-        r.handle(&store, node_request(99, vec![0])),
+        r.handle(&store, crate::common::now(), node_request(99, vec![0])),
         "unanswered requests",
     );
 
     let mut r = responder();
     for id in 0..MAX_REQUESTS_PER_SESSION as u32 {
-        r.handle(&store, node_request(id, vec![0]))
+        r.handle(&store, crate::common::now(), node_request(id, vec![0]))
             .expect("within the limit");
-        while r.poll_transmit(&store).expect("answer").is_some() {}
+        while r
+            .poll_transmit(&store, crate::common::now())
+            .expect("answer")
+            .is_some()
+        {}
     }
     assert_limit(
-        r.handle(&store, node_request(0, vec![0])),
+        r.handle(&store, crate::common::now(), node_request(0, vec![0])),
         "requests per session",
     );
 }
@@ -265,7 +294,10 @@ fn responder_rejects_bad_pushes_and_leaves_the_store_unchanged() {
 
     let oversized = vec![good.clone(); MAX_ENTRIES_PER_BATCH + 1];
     let push = msg(Body::EntryPush(EntryPush { entries: oversized }));
-    assert_limit(responder().handle(&store, push), "entries per batch");
+    assert_limit(
+        responder().handle(&store, crate::common::now(), push),
+        "entries per batch",
+    );
 
     let mut forged = wire(&Entry::delete("gone", Version::new(9, NodeId(9))));
     forged.value = vec![1, 2, 3].into();
@@ -273,7 +305,7 @@ fn responder_rejects_bad_pushes_and_leaves_the_store_unchanged() {
         entries: vec![good, forged],
     }));
     assert!(matches!(
-        protocol_error(responder().handle(&store, push)),
+        protocol_error(responder().handle(&store, crate::common::now(), push)),
         ProtocolError::Malformed(_)
     ));
     assert_eq!(store.summary(&ctx()).expect("summary"), before);
@@ -286,14 +318,15 @@ fn responder_rejects_messages_after_finish_and_unknown_bodies() {
     let finish = msg(Body::Finish(Finish {
         root: vec![0; 32].into(),
     }));
-    r.handle(&store, finish.clone()).expect("finish");
+    r.handle(&store, crate::common::now(), finish.clone())
+        .expect("finish");
     assert!(matches!(
-        protocol_error(r.handle(&store, finish)),
+        protocol_error(r.handle(&store, crate::common::now(), finish)),
         ProtocolError::Unexpected { .. }
     ));
     let empty = StreamMessage { body: None };
     assert!(matches!(
-        protocol_error(responder().handle(&store, empty)),
+        protocol_error(responder().handle(&store, crate::common::now(), empty)),
         ProtocolError::Unexpected { .. }
     ));
 }
@@ -310,7 +343,9 @@ fn started_initiator(store: &MemoryStore) -> TreeInitiator {
         init,
         Hash::ZERO,
     );
-    let sent: Vec<_> = std::iter::from_fn(|| i.poll_transmit(store).expect("poll")).collect();
+    let sent: Vec<_> =
+        std::iter::from_fn(|| i.poll_transmit(store, crate::common::now()).expect("poll"))
+            .collect();
     assert_eq!(
         sent.iter().map(StreamMessage::kind).collect::<Vec<_>>(),
         ["init", "node request"]
@@ -328,7 +363,7 @@ fn initiator_rejects_unsolicited_answers_and_entries() {
         ..Default::default()
     }));
     assert!(matches!(
-        protocol_error(i.handle(&store, stray)),
+        protocol_error(i.handle(&store, crate::common::now(), stray)),
         ProtocolError::Unsolicited(_)
     ));
 
@@ -340,7 +375,7 @@ fn initiator_rejects_unsolicited_answers_and_entries() {
         last: true,
     }));
     assert!(matches!(
-        protocol_error(i.handle(&store, batch)),
+        protocol_error(i.handle(&store, crate::common::now(), batch)),
         ProtocolError::Unsolicited(_)
     ));
     assert!(store.entries(&ctx()).is_empty(), "nothing was applied");
@@ -365,7 +400,7 @@ fn initiator_rejects_answers_for_nodes_it_did_not_ask_for() {
             last: true,
         };
         assert!(matches!(
-            protocol_error(i.handle(&store, msg(Body::NodeResponse(resp)))),
+            protocol_error(i.handle(&store, crate::common::now(), msg(Body::NodeResponse(resp)))),
             ProtocolError::Unsolicited(_)
         ));
     }
@@ -375,15 +410,21 @@ fn initiator_rejects_answers_for_nodes_it_did_not_ask_for() {
 struct NeverLast(TreeResponder);
 
 impl Machine<MemoryStore> for NeverLast {
-    fn handle(&mut self, store: &MemoryStore, message: StreamMessage) -> Result<(), SyncErrorKind> {
-        self.0.handle(store, message)
+    fn handle(
+        &mut self,
+        store: &MemoryStore,
+        now: std::time::Instant,
+        message: StreamMessage,
+    ) -> Result<(), SyncErrorKind> {
+        self.0.handle(store, now, message)
     }
 
     fn poll_transmit(
         &mut self,
         store: &MemoryStore,
+        now: std::time::Instant,
     ) -> Result<Option<StreamMessage>, SyncErrorKind> {
-        let mut out = self.0.poll_transmit(store)?;
+        let mut out = self.0.poll_transmit(store, now)?;
         if let Some(Body::NodeResponse(resp)) = out.as_mut().and_then(|m| m.body.as_mut()) {
             resp.last = false;
         }

@@ -14,8 +14,8 @@ use synctree_primitives::{
 };
 use synctree_protocols::pair::{PairReport, run_pair};
 use synctree_protocols::{
-    HashComparison, HashComparisonResponderInit, LevelWise, Schedule, TreeConfig, TreeInitiator,
-    TreeResponder, init_message,
+    HashComparison, HashComparisonConfig, HashComparisonResponderInit, LevelWise, LevelWiseConfig,
+    Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message,
 };
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
@@ -121,7 +121,7 @@ fn schedules() -> [(Schedule, TreeConfig, ProtocolKind); 2] {
         ),
         (
             Schedule::LevelByLevel,
-            TreeConfig::level_wise(),
+            TreeConfig::from(LevelWiseConfig::default()),
             ProtocolKind::LevelWise,
         ),
     ]
@@ -189,7 +189,7 @@ fn level_wise_splits_a_wide_level_over_several_requests_and_still_converges() {
     // in-flight window.
     let config = TreeConfig {
         nodes_per_request: 8,
-        ..TreeConfig::level_wise()
+        ..TreeConfig::from(LevelWiseConfig::default())
     };
     let stats = sync_scheduled(&sa, &sb, config, Schedule::LevelByLevel);
     assert_converged(&sa, &sb, &a, &b);
@@ -204,7 +204,8 @@ async fn level_wise_converges_over_a_framed_transport() {
     let id = Identity::new(NodeId(1));
     let context = ctx();
     let responder = respond(&mut tb, &sb);
-    let initiator = LevelWise::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::level_wise());
+    let initiator =
+        LevelWise::run_initiator(&mut ta, &sa, &context, &id, LevelWiseConfig::default());
     let (ra, rb) = tokio::join!(initiator, responder);
     let (sa_stats, sb_stats) = (ra.expect("initiator"), rb.expect("responder"));
     assert_converged(&sa, &sb, &a, &b);
@@ -229,7 +230,7 @@ async fn converges_over_a_framed_transport_and_counts_bytes() {
         HashComparison::run_responder(&mut tb, &sb, &context, &id, init).await
     };
     let initiator =
-        HashComparison::run_initiator(&mut ta, &sa, &context, &id, TreeConfig::default());
+        HashComparison::run_initiator(&mut ta, &sa, &context, &id, HashComparisonConfig::default());
     let (ra, rb) = tokio::join!(initiator, responder);
     let (sa_stats, sb_stats) = (ra.expect("initiator"), rb.expect("responder"));
     assert_converged(&sa, &sb, &a, &b);
@@ -285,7 +286,7 @@ fn a_known_remote_top_level_saves_a_round_trip() {
             let (sa, sb) = (store_with(&a), store_with(&b));
             let config = TreeConfig {
                 remote_top: Some(top_of(&sb)),
-                ..TreeConfig::level_wise()
+                ..TreeConfig::from(LevelWiseConfig::default())
             };
             let stats = sync_scheduled(&sa, &sb, config, schedule);
             assert_converged(&sa, &sb, &a, &b);

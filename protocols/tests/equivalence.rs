@@ -12,7 +12,9 @@ use synctree_primitives::wire::Compression;
 use synctree_primitives::{
     Entry, Identity, NodeId, ProtocolKind, Store, SyncProtocolExecutor, merkle,
 };
-use synctree_protocols::{HashComparison, LevelWise, Snapshot, SnapshotConfig, TreeConfig};
+use synctree_protocols::{
+    HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig, Snapshot, SnapshotConfig,
+};
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 
@@ -35,11 +37,11 @@ fn run(protocol: ProtocolKind, a: &[Entry], b: &[Entry]) -> (MemoryStore, Memory
         let initiator = async {
             match protocol {
                 ProtocolKind::HashComparison => {
-                    let config = TreeConfig::default();
+                    let config = HashComparisonConfig::default();
                     HashComparison::run_initiator(&mut ta, &sa, &context, &id, config).await
                 }
                 ProtocolKind::LevelWise => {
-                    let config = TreeConfig::level_wise();
+                    let config = LevelWiseConfig::default();
                     LevelWise::run_initiator(&mut ta, &sa, &context, &id, config).await
                 }
                 _ => {

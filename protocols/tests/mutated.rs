@@ -60,7 +60,7 @@ where
     B: Machine<MemoryStore>,
 {
     let mut sent = 0;
-    let Ok(Some(_init)) = a.poll_transmit(sa) else {
+    let Ok(Some(_init)) = a.poll_transmit(sa, crate::common::now()) else {
         panic!("the initiator opens with its init");
     };
     for _ in 0..MAX_STEPS {
@@ -68,9 +68,9 @@ where
         for to_b in [true, false] {
             loop {
                 let out = if to_b {
-                    a.poll_transmit(sa)
+                    a.poll_transmit(sa, crate::common::now())
                 } else {
-                    b.poll_transmit(sb)
+                    b.poll_transmit(sb, crate::common::now())
                 };
                 let Ok(Some(message)) = out else {
                     break;
@@ -86,9 +86,9 @@ where
                 };
                 sent += 1;
                 let handled = if to_b {
-                    b.handle(sb, message)
+                    b.handle(sb, crate::common::now(), message)
                 } else {
-                    a.handle(sa, message)
+                    a.handle(sa, crate::common::now(), message)
                 };
                 if handled.is_err() {
                     return sent;

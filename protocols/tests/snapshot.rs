@@ -309,8 +309,12 @@ fn a_handle_staged_for_another_context_starts_over() {
         Hash::ZERO,
     );
     let sa = MemoryStore::new();
-    stale.poll_transmit(&sa).expect("init");
-    stale.handle(&sa, begin(Hash([5; 32]), 3)).expect("begin");
+    stale
+        .poll_transmit(&sa, crate::common::now())
+        .expect("init");
+    stale
+        .handle(&sa, crate::common::now(), begin(Hash([5; 32]), 3))
+        .expect("begin");
     assert!(!progress.is_empty());
     let resume = SnapshotConfig {
         resume: Some(progress.clone()),

@@ -275,25 +275,52 @@ fn pages_beyond_the_granted_window_are_refused() {
     let entries = stored_sorted(&sample(8, 10));
     let mut a = receiving(&sa, config(2, Compression::None), &entries);
     // No ack is sent between these pages: the window stays at seq 0..2.
-    a.handle(&sa, msg(page(0, &entries[0..1], false)))
-        .expect("page 0");
-    a.handle(&sa, msg(page(1, &entries[1..2], false)))
-        .expect("page 1");
+    a.handle(
+        &sa,
+        crate::common::now(),
+        msg(page(0, &entries[0..1], false)),
+    )
+    .expect("page 0");
+    a.handle(
+        &sa,
+        crate::common::now(),
+        msg(page(1, &entries[1..2], false)),
+    )
+    .expect("page 1");
     assert_limit(
-        a.handle(&sa, msg(page(2, &entries[2..3], false))),
+        a.handle(
+            &sa,
+            crate::common::now(),
+            msg(page(2, &entries[2..3], false)),
+        ),
         "snapshot pages in flight",
     );
 
     // Once the ack is out, the window moves.
     let mut a = receiving(&sa, config(2, Compression::None), &entries);
-    a.handle(&sa, msg(page(0, &entries[0..1], false)))
-        .expect("page 0");
-    a.handle(&sa, msg(page(1, &entries[1..2], false)))
-        .expect("page 1");
-    let ack = a.poll_transmit(&sa).expect("poll").expect("an ack is due");
+    a.handle(
+        &sa,
+        crate::common::now(),
+        msg(page(0, &entries[0..1], false)),
+    )
+    .expect("page 0");
+    a.handle(
+        &sa,
+        crate::common::now(),
+        msg(page(1, &entries[1..2], false)),
+    )
+    .expect("page 1");
+    let ack = a
+        .poll_transmit(&sa, crate::common::now())
+        .expect("poll")
+        .expect("an ack is due");
     assert_eq!(ack.body, Some(Body::SnapshotAck(SnapshotAck { seq: 1 })));
-    a.handle(&sa, msg(page(2, &entries[2..3], false)))
-        .expect("page 2 after the ack");
+    a.handle(
+        &sa,
+        crate::common::now(),
+        msg(page(2, &entries[2..3], false)),
+    )
+    .expect("page 2 after the ack");
 }
 
 #[test]
@@ -304,8 +331,9 @@ fn acks_are_batched_by_half_the_window() {
     let mut acks = Vec::new();
     for (seq, e) in entries.chunks(1).enumerate() {
         let last = seq + 1 == entries.len();
-        a.handle(&sa, msg(page(seq as u64, e, last))).expect("page");
-        while let Some(m) = a.poll_transmit(&sa).expect("poll") {
+        a.handle(&sa, crate::common::now(), msg(page(seq as u64, e, last)))
+            .expect("page");
+        while let Some(m) = a.poll_transmit(&sa, crate::common::now()).expect("poll") {
             if let Some(Body::SnapshotAck(ack)) = m.body {
                 acks.push(ack.seq);
             }
@@ -355,13 +383,13 @@ fn messages_out_of_phase_are_unexpected() {
     let sa = MemoryStore::new();
     let e = stored_sorted(&sample(3, 10));
     let mut a = opened(&sa, SnapshotConfig::default());
-    let err = protocol_error(a.handle(&sa, msg(page(0, &e, true))));
+    let err = protocol_error(a.handle(&sa, crate::common::now(), msg(page(0, &e, true))));
     assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err:?}");
     let mut a = receiving(&sa, SnapshotConfig::default(), &e);
-    let err = protocol_error(a.handle(&sa, begin(Hash::ZERO, 0)));
+    let err = protocol_error(a.handle(&sa, crate::common::now(), begin(Hash::ZERO, 0)));
     assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err:?}");
     let mut a = receiving(&sa, config(4, Compression::Lz4), &e);
-    assert_malformed(a.handle(&sa, msg(page(0, &e, true))));
+    assert_malformed(a.handle(&sa, crate::common::now(), msg(page(0, &e, true))));
 }
 
 #[test]
@@ -450,23 +478,36 @@ fn the_responder_refuses_acks_for_unsent_pages_and_early_pushes() {
 
     let mut r = new();
     let sent: Vec<StreamMessage> =
-        std::iter::from_fn(|| r.poll_transmit(&sb).expect("poll")).collect();
+        std::iter::from_fn(|| r.poll_transmit(&sb, crate::common::now()).expect("poll")).collect();
     assert_eq!(sent.len(), 3, "begin and a window of 2 pages");
-    let err = protocol_error(r.handle(&sb, ack(2)));
+    let err = protocol_error(r.handle(&sb, crate::common::now(), ack(2)));
     assert!(matches!(err, ProtocolError::Unsolicited(_)), "{err:?}");
-    r.handle(&sb, ack(1)).expect("ack within what was sent");
-    assert_malformed(r.handle(&sb, ack(0)));
+    r.handle(&sb, crate::common::now(), ack(1))
+        .expect("ack within what was sent");
+    assert_malformed(r.handle(&sb, crate::common::now(), ack(0)));
 
     let mut r = new();
-    while r.poll_transmit(&sb).expect("poll").is_some() {}
+    while r
+        .poll_transmit(&sb, crate::common::now())
+        .expect("poll")
+        .is_some()
+    {}
     let push = EntryPush {
         entries: vec![WireEntry::from(&b[0])],
     };
-    let err = protocol_error(r.handle(&sb, StreamMessage::new(Body::EntryPush(push))));
+    let err = protocol_error(r.handle(
+        &sb,
+        crate::common::now(),
+        StreamMessage::new(Body::EntryPush(push)),
+    ));
     assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err:?}");
     let finish = Finish {
         root: vec![0; 32].into(),
     };
-    let err = protocol_error(r.handle(&sb, StreamMessage::new(Body::Finish(finish))));
+    let err = protocol_error(r.handle(
+        &sb,
+        crate::common::now(),
+        StreamMessage::new(Body::Finish(finish)),
+    ));
     assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err:?}");
 }

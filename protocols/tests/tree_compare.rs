@@ -28,7 +28,7 @@ fn responder_answers_each_differing_child_with_its_children() {
     let theirs = children_of(&sb, NodePos::ROOT);
     let mut r = responder();
     let item = children_msg(NodePos::ROOT, &mine);
-    r.handle(&sb, compare_request(5, vec![item]))
+    r.handle(&sb, crate::common::now(), compare_request(5, vec![item]))
         .expect("valid compare");
     let frames = answers(&mut r, &sb);
     let expected: Vec<NodeChildren> = (0..FANOUT)
@@ -52,7 +52,7 @@ fn responder_answers_nothing_for_equal_children() {
     let store = store_with(&a);
     let mut r = responder();
     let item = children_msg(NodePos::ROOT, &children_of(&store, NodePos::ROOT));
-    r.handle(&store, compare_request(0, vec![item]))
+    r.handle(&store, crate::common::now(), compare_request(0, vec![item]))
         .expect("valid");
     let frames = answers(&mut r, &store);
     assert_eq!(frames.len(), 1);
@@ -85,8 +85,12 @@ fn responder_answers_compared_leaves_with_summaries_and_missing_ones_empty() {
     mine[full[1]] = Hash::ZERO; // the initiator lacks it
     mine[empty] = Hash([0x22; 32]); // the responder lacks it
     let mut r = responder();
-    r.handle(&store, compare_request(1, vec![children_msg(x, &mine)]))
-        .expect("valid");
+    r.handle(
+        &store,
+        crate::common::now(),
+        compare_request(1, vec![children_msg(x, &mine)]),
+    )
+    .expect("valid");
     let frames = answers(&mut r, &store);
     assert_eq!(frames.len(), 1);
     assert!(frames[0].children.is_empty());
@@ -120,8 +124,12 @@ fn responder_answers_an_internal_child_it_lacks_with_an_empty_bitmap() {
         .expect("an empty child");
     mine[missing] = Hash([0x33; 32]);
     let mut r = responder();
-    r.handle(&store, compare_request(2, vec![children_msg(x, &mine)]))
-        .expect("valid");
+    r.handle(
+        &store,
+        crate::common::now(),
+        compare_request(2, vec![children_msg(x, &mine)]),
+    )
+    .expect("valid");
     let frames = answers(&mut r, &store);
     let lacks = NodeChildren {
         position: x.child(missing).raw(),
@@ -143,7 +151,7 @@ fn positions_and_compare_items_share_one_request() {
         compare: vec![item],
     }));
     let mut r = responder();
-    r.handle(&sb, req).expect("valid");
+    r.handle(&sb, crate::common::now(), req).expect("valid");
     let frames = answers(&mut r, &sb);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].leaves.len(), 1);
@@ -162,9 +170,11 @@ fn positions_and_compare_items_share_one_request() {
 fn refused(compare: Vec<NodeChildren>) -> ProtocolError {
     let store = MemoryStore::new();
     let mut r = responder();
-    let err = protocol_error(r.handle(&store, compare_request(0, compare)));
+    let err = protocol_error(r.handle(&store, crate::common::now(), compare_request(0, compare)));
     assert!(
-        r.poll_transmit(&store).expect("poll").is_none(),
+        r.poll_transmit(&store, crate::common::now())
+            .expect("poll")
+            .is_none(),
         "nothing queued"
     );
     err
@@ -192,13 +202,13 @@ fn responder_limits_compare_items_with_positions_per_request() {
         compare: distinct(MAX_NODES_PER_REQUEST as u32 / 2),
     }));
     assert!(matches!(
-        protocol_error(responder().handle(&store, mixed)),
+        protocol_error(responder().handle(&store, crate::common::now(), mixed)),
         ProtocolError::LimitExceeded { .. }
     ));
     let at_limit = distinct(MAX_NODES_PER_REQUEST as u32);
     assert!(
         responder()
-            .handle(&store, compare_request(0, at_limit))
+            .handle(&store, crate::common::now(), compare_request(0, at_limit))
             .is_ok()
     );
 }

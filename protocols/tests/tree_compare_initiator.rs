@@ -35,14 +35,21 @@ fn started(store: &MemoryStore) -> (TreeInitiator, NodeRequest) {
     let root = store.summary(&ctx()).expect("summary").root;
     let config = TreeConfig::default();
     let mut i = TreeInitiator::new(ctx(), KIND, Schedule::Eager, config, init, root);
-    let init = i.poll_transmit(store).expect("init").map(|m| m.kind());
+    let init = i
+        .poll_transmit(store, crate::common::now())
+        .expect("init")
+        .map(|m| m.kind());
     assert_eq!(init, Some("init"));
     let first = next_request(&mut i, store);
     (i, first)
 }
 
 fn next_request(i: &mut TreeInitiator, store: &MemoryStore) -> NodeRequest {
-    match i.poll_transmit(store).expect("poll").and_then(|m| m.body) {
+    match i
+        .poll_transmit(store, crate::common::now())
+        .expect("poll")
+        .and_then(|m| m.body)
+    {
         Some(Body::NodeRequest(req)) => req,
         other => panic!("expected a node request, got {other:?}"),
     }
@@ -73,7 +80,11 @@ fn other_hash(pos: NodePos, byte: u8) -> NodeChildren {
 fn answer_error(children: Vec<NodeChildren>, leaves: Vec<LeafSummary>) -> ProtocolError {
     let (store, _) = one_entry();
     let (mut i, first) = started(&store);
-    protocol_error(i.handle(&store, response(first.request_id, children, leaves)))
+    protocol_error(i.handle(
+        &store,
+        crate::common::now(),
+        response(first.request_id, children, leaves),
+    ))
 }
 
 #[test]
@@ -90,6 +101,7 @@ fn initiator_descends_two_levels_per_request_then_fetches_leaves() {
     // The peer holds something else under l2: it answers with l1's children.
     i.handle(
         &store,
+        crate::common::now(),
         response(first.request_id, vec![other_hash(l2, 0xaa)], vec![]),
     )
     .expect("valid");
@@ -101,6 +113,7 @@ fn initiator_descends_two_levels_per_request_then_fetches_leaves() {
     // Under l3 the peer's leaf differs: the initiator asks for its summary.
     i.handle(
         &store,
+        crate::common::now(),
         response(second.request_id, vec![other_hash(leaf, 0xbb)], vec![]),
     )
     .expect("valid");
@@ -122,9 +135,16 @@ fn initiator_pushes_a_subtree_the_peer_answers_as_empty() {
         present: 0,
         hashes: Default::default(),
     };
-    i.handle(&store, response(first.request_id, vec![lacks], vec![]))
-        .expect("valid");
-    let next = i.poll_transmit(&store).expect("poll").map(|m| m.kind());
+    i.handle(
+        &store,
+        crate::common::now(),
+        response(first.request_id, vec![lacks], vec![]),
+    )
+    .expect("valid");
+    let next = i
+        .poll_transmit(&store, crate::common::now())
+        .expect("poll")
+        .map(|m| m.kind());
     assert_eq!(next, Some("entry push"));
 }
 
@@ -179,12 +199,20 @@ fn initiator_refuses_malformed_answers() {
 fn fetching_leaf(store: &MemoryStore, [_, l2, _, leaf]: [NodePos; 4]) -> (TreeInitiator, u32) {
     let (mut i, first) = started(store);
     let answer = vec![other_hash(l2, 0xaa)];
-    i.handle(store, response(first.request_id, answer, vec![]))
-        .expect("valid");
+    i.handle(
+        store,
+        crate::common::now(),
+        response(first.request_id, answer, vec![]),
+    )
+    .expect("valid");
     let second = next_request(&mut i, store);
     let answer = vec![other_hash(leaf, 0xbb)];
-    i.handle(store, response(second.request_id, answer, vec![]))
-        .expect("valid");
+    i.handle(
+        store,
+        crate::common::now(),
+        response(second.request_id, answer, vec![]),
+    )
+    .expect("valid");
     let third = next_request(&mut i, store);
     assert_eq!(third.positions, vec![leaf.raw()]);
     (i, third.request_id)
@@ -198,7 +226,7 @@ fn initiator_refuses_a_last_frame_that_lies() {
 
     // The last frame leaves the fetched leaf unanswered.
     let (mut i, id) = fetching_leaf(&store, path);
-    let err = protocol_error(i.handle(&store, response(id, vec![], vec![])));
+    let err = protocol_error(i.handle(&store, crate::common::now(), response(id, vec![], vec![])));
     assert!(matches!(err, ProtocolError::Malformed(_)), "{err:?}");
 
     // The last frame ends in the middle of the leaf's summary.
@@ -208,7 +236,11 @@ fn initiator_refuses_a_last_frame_that_lies() {
         partial: true,
         ..LeafSummary::default()
     };
-    let err = protocol_error(i.handle(&store, response(id, vec![], vec![part])));
+    let err = protocol_error(i.handle(
+        &store,
+        crate::common::now(),
+        response(id, vec![], vec![part]),
+    ));
     assert!(matches!(err, ProtocolError::Malformed(_)), "{err:?}");
 
     // A frame after the last one.
@@ -217,9 +249,17 @@ fn initiator_refuses_a_last_frame_that_lies() {
         position: leaf.raw(),
         ..LeafSummary::default()
     };
-    i.handle(&store, response(id, vec![], vec![whole.clone()]))
-        .expect("valid");
-    let err = protocol_error(i.handle(&store, response(id, vec![], vec![whole])));
+    i.handle(
+        &store,
+        crate::common::now(),
+        response(id, vec![], vec![whole.clone()]),
+    )
+    .expect("valid");
+    let err = protocol_error(i.handle(
+        &store,
+        crate::common::now(),
+        response(id, vec![], vec![whole]),
+    ));
     assert!(matches!(err, ProtocolError::Unsolicited(_)), "{err:?}");
     assert_eq!(
         store.summary(&ctx()).expect("summary"),
@@ -268,10 +308,14 @@ fn after_summary(
         entries,
         partial: false,
     };
-    let result = i.handle(&store, response(id, vec![], vec![leaf]));
+    let result = i.handle(
+        &store,
+        crate::common::now(),
+        response(id, vec![], vec![leaf]),
+    );
     let mut sent = Vec::new();
     if result.is_ok() {
-        while let Some(m) = i.poll_transmit(&store).expect("poll") {
+        while let Some(m) = i.poll_transmit(&store, crate::common::now()).expect("poll") {
             sent.extend(m.body);
             if matches!(sent.last(), Some(Body::Finish(_))) {
                 break;
@@ -390,7 +434,7 @@ fn answer_pull(
         entries: answer,
         last: true,
     }));
-    (i.handle(&store, batch), store)
+    (i.handle(&store, crate::common::now(), batch), store)
 }
 
 #[test]

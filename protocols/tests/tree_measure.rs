@@ -40,10 +40,17 @@ fn an_entry_summary_costs_29_bytes() {
         positions: leaves,
         compare: vec![],
     };
-    r.handle(&store, StreamMessage::new(Body::NodeRequest(req)))
-        .expect("valid");
+    r.handle(
+        &store,
+        crate::common::now(),
+        StreamMessage::new(Body::NodeRequest(req)),
+    )
+    .expect("valid");
     let mut summaries = 0;
-    while let Some(m) = r.poll_transmit(&store).expect("answer") {
+    while let Some(m) = r
+        .poll_transmit(&store, crate::common::now())
+        .expect("answer")
+    {
         let Some(Body::NodeResponse(resp)) = m.body else {
             panic!("expected a node response");
         };

@@ -2,7 +2,7 @@
 //! it, verifies it against the pinned root, applies it in one batch, then pushes
 //! what the responder lacks and finishes.
 
-use std::collections::VecDeque;
+use std::time::Instant;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::wire::init_payload::Kind;
@@ -12,12 +12,20 @@ use synctree_primitives::{
     ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
-use super::SnapshotConfig;
+use super::config::SnapshotConfig;
 use super::page::decode_page;
-use super::push::{plan_pushes, push_frame};
+use super::push::{Pushes, plan_pushes, push_frame};
 use super::staging::{Pinned, SnapshotProgress};
-use crate::init_message;
+use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
+
+/// Acks per window: the initiator acks every half window, so the responder still
+/// has half a window to send while the ack travels.
+const ACKS_PER_WINDOW: u64 = 2;
+
+/// Rounds every session takes besides the acks it waits for: opening the stream
+/// and finishing.
+const FIXED_ROUNDS: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -48,7 +56,7 @@ pub struct SnapshotInitiator {
     /// Pages covered by the acks sent so far.
     acked: u64,
     ack_due: Option<u64>,
-    pushes: VecDeque<Hash>,
+    pushes: Pushes,
     stats: SyncStats,
 }
 
@@ -73,7 +81,7 @@ impl SnapshotInitiator {
             next_seq: 0,
             acked: 0,
             ack_due: None,
-            pushes: VecDeque::new(),
+            pushes: Pushes::default(),
             stats: SyncStats::new(ProtocolKind::Snapshot, Role::Initiator, root_before),
         }
     }
@@ -153,7 +161,7 @@ impl SnapshotInitiator {
     }
 
     fn ack_every(&self) -> u64 {
-        (self.window() / 2).max(1)
+        (self.window() / ACKS_PER_WINDOW).max(1)
     }
 
     /// Verifies the staged snapshot, plans the merge-mode pushes and applies it.
@@ -176,7 +184,7 @@ impl SnapshotInitiator {
         // responder to wait for when latency dominates, and one finishes.
         let gated = self.next_seq.saturating_sub(self.window());
         let acks = gated.div_ceil(self.ack_every());
-        self.stats.rounds = u32::try_from(acks + 2).unwrap_or(u32::MAX);
+        self.stats.rounds = u32::try_from(acks + FIXED_ROUNDS).unwrap_or(u32::MAX);
         let root = store.summary(&self.context)?.root;
         Ok(StreamMessage::new(Body::Finish(Finish {
             root: root.0.to_vec().into(),
@@ -207,7 +215,12 @@ fn opening_kind(
 }
 
 impl<S: Store + ?Sized> Machine<S> for SnapshotInitiator {
-    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+    fn handle(
+        &mut self,
+        store: &S,
+        _now: Instant,
+        message: StreamMessage,
+    ) -> Result<(), SyncErrorKind> {
         match (self.state, message.body) {
             (State::Beginning, Some(Body::SnapshotBegin(begin))) => Ok(self.on_begin(begin)?),
             (State::Receiving, Some(Body::SnapshotPage(page))) => self.on_page(store, page),
@@ -221,7 +234,11 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotInitiator {
         }
     }
 
-    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+    fn poll_transmit(
+        &mut self,
+        store: &S,
+        _now: Instant,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
         match self.state {
             State::Opening => {
                 self.state = State::Beginning;

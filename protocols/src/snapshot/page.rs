@@ -13,11 +13,15 @@ use synctree_primitives::limits::{MAX_KEY_BYTES, MAX_SNAPSHOT_PAGE_BYTES, MAX_VA
 use synctree_primitives::wire::{Compression, EntryPush, SnapshotPage, WireEntry};
 use synctree_primitives::{Entry, Hash, ProtocolError, StoredEntry};
 
-use crate::tree_responder::decode_entries;
+use crate::entries::decode_entries;
 
-/// Upper bound on one entry's encoded size: a maximal key and value plus field tags
-/// and length prefixes (36 bytes at most, rounded up).
-pub(crate) const MAX_ENTRY_BYTES: usize = MAX_KEY_BYTES + MAX_VALUE_BYTES + 64;
+/// Field tags and length prefixes of one encoded entry around its key and value:
+/// 36 bytes at most, rounded up.
+const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// Upper bound on one entry's encoded size: a maximal key and value plus
+/// [`ENTRY_OVERHEAD_BYTES`].
+pub(crate) const MAX_ENTRY_BYTES: usize = MAX_KEY_BYTES + MAX_VALUE_BYTES + ENTRY_OVERHEAD_BYTES;
 
 /// Largest `raw_len` a receiver decompresses: a full page, or one entry larger than
 /// a page. Checked before any memory is reserved for the decompressed block.

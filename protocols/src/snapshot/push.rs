@@ -4,11 +4,11 @@
 
 use std::collections::VecDeque;
 
-use synctree_primitives::limits::MAX_ENTRIES_PER_BATCH;
-use synctree_primitives::wire::{EntryPush, WireEntry};
+use synctree_primitives::error::SyncErrorKind;
+use synctree_primitives::wire::EntryPush;
 use synctree_primitives::{ContextId, Hash, NodePos, Store, StoreError, StoredEntry, SyncStats};
 
-use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
+use crate::entries::{EntryBatcher, EntrySource, SCAN_CHUNK, SubtreeCursor};
 
 /// Key hashes of the local entries that win the merge against `snapshot` (the
 /// responder's pinned set, in key-hash order): keys it lacks, or holds older.
@@ -17,7 +17,7 @@ pub(crate) fn plan_pushes<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
     snapshot: &[StoredEntry],
-) -> Result<VecDeque<Hash>, StoreError> {
+) -> Result<Pushes, StoreError> {
     let mut pushes = VecDeque::new();
     let mut theirs = snapshot.iter().peekable();
     let mut cursor = SubtreeCursor::new(NodePos::ROOT);
@@ -34,32 +34,43 @@ pub(crate) fn plan_pushes<S: Store + ?Sized>(
             }
         }
         if done {
-            return Ok(pushes);
+            return Ok(Pushes(pushes));
         }
     }
 }
 
-/// The next push frame: entries read from the store by key hash, up to `budget`
-/// bytes (one entry may overshoot it) and [`MAX_ENTRIES_PER_BATCH`] entries.
-pub(crate) fn push_frame<S: Store + ?Sized>(
-    store: &S,
-    context: &ContextId,
-    pushes: &mut VecDeque<Hash>,
-    budget: usize,
-    stats: &mut SyncStats,
-) -> Result<Option<EntryPush>, StoreError> {
-    let mut entries = Vec::new();
-    let mut size = 0;
-    while size < budget && entries.len() < MAX_ENTRIES_PER_BATCH {
-        let Some(key_hash) = pushes.pop_front() else {
-            break;
+/// The local entries still to push, by key hash, in key-hash order.
+#[derive(Debug, Default)]
+pub(crate) struct Pushes(pub(crate) VecDeque<Hash>);
+
+impl<S: Store + ?Sized> EntrySource<S> for Pushes {
+    fn feed(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        batch: &mut EntryBatcher<'_>,
+    ) -> Result<bool, SyncErrorKind> {
+        let Some(key_hash) = self.0.pop_front() else {
+            return Ok(false);
         };
         // A key is never removed (deletes are tombstones), so `None` cannot happen
         // short of a store bug; there is then nothing to push.
         if let Some(entry) = store.get(context, &key_hash)? {
-            size += stats.record_sent(&entry);
-            entries.push(WireEntry::from(&entry));
+            batch.push(&entry);
         }
+        Ok(true)
     }
+}
+
+/// The next push frame: entries read from the store by key hash, up to `budget`
+/// bytes (one entry may overshoot it) and `MAX_ENTRIES_PER_BATCH` entries.
+pub(crate) fn push_frame<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    pushes: &mut Pushes,
+    budget: usize,
+    stats: &mut SyncStats,
+) -> Result<Option<EntryPush>, SyncErrorKind> {
+    let entries = EntryBatcher::new(budget, stats).fill(store, context, pushes)?;
     Ok((!entries.is_empty()).then_some(EntryPush { entries }))
 }

@@ -4,7 +4,7 @@
 //! applies the initiator's pushes and acknowledges the finish.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
@@ -17,14 +17,15 @@ use synctree_primitives::{
     StreamMessage, SyncStats,
 };
 
-use super::SnapshotResponderInit;
+use super::config::SnapshotResponderInit;
 use super::page::encode_page;
+use crate::entries::{apply_push, successor};
 use crate::machine::{Machine, unexpected};
-use crate::tree_responder::apply_push;
-use crate::tree_wire::successor;
 
-/// Entries per store read, bounds: reads aim at one page's worth of entries.
+/// Fewest entries per store read: reads aim at one page's worth of entries, and
+/// even a page of large entries is read in a few calls.
 const MIN_SCAN: usize = 16;
+/// Most entries per store read: bounds the entries held ahead of the pages built.
 const MAX_SCAN: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +144,12 @@ impl SnapshotResponder {
 }
 
 impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
-    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+    fn handle(
+        &mut self,
+        store: &S,
+        _now: Instant,
+        message: StreamMessage,
+    ) -> Result<(), SyncErrorKind> {
         match (self.state, message.body) {
             (State::Streaming | State::Serving, Some(Body::SnapshotAck(ack))) => {
                 Ok(self.on_ack(ack)?)
@@ -164,7 +170,11 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
         }
     }
 
-    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+    fn poll_transmit(
+        &mut self,
+        store: &S,
+        _now: Instant,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
         match self.state {
             State::Pinning => self.begin(store).map(Some),
             State::Streaming if self.next_seq - self.acked < self.init.window as u64 => {

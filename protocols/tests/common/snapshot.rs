@@ -300,14 +300,20 @@ pub fn msg(page: SnapshotPage) -> StreamMessage {
 /// An initiator that has sent its init and is waiting for pages.
 pub fn opened(store: &MemoryStore, config: SnapshotConfig) -> SnapshotInitiator {
     let mut a = SnapshotInitiator::new(ctx(), config, root(store));
-    let init = a.poll_transmit(store).expect("init").expect("init message");
+    let init = a
+        .poll_transmit(store, crate::common::now())
+        .expect("init")
+        .expect("init message");
     assert_eq!(init.kind(), "init");
     a
 }
 
 /// The resume fields of the init message `a` opens with.
 pub fn resume_fields(a: &mut SnapshotInitiator, store: &MemoryStore) -> (Bytes, Bytes) {
-    let init = a.poll_transmit(store).expect("init").expect("init message");
+    let init = a
+        .poll_transmit(store, crate::common::now())
+        .expect("init")
+        .expect("init message");
     let Some(Body::Init(InitPayload {
         kind: Some(Kind::Snapshot(init)),
         ..
@@ -324,7 +330,7 @@ pub fn feed(
     store: &MemoryStore,
     m: StreamMessage,
 ) -> Result<(), SyncErrorKind> {
-    a.handle(store, m)?;
-    while a.poll_transmit(store)?.is_some() {}
+    a.handle(store, crate::common::now(), m)?;
+    while a.poll_transmit(store, crate::common::now())?.is_some() {}
     Ok(())
 }

@@ -77,12 +77,15 @@ pub fn responder() -> TreeResponder {
 
 /// Every node response frame the responder has to send.
 pub fn answers(r: &mut TreeResponder, store: &MemoryStore) -> Vec<NodeResponse> {
-    std::iter::from_fn(|| r.poll_transmit(store).expect("answer"))
-        .map(|m| match m.body {
-            Some(Body::NodeResponse(resp)) => resp,
-            other => panic!("expected a node response, got {other:?}"),
-        })
-        .collect()
+    std::iter::from_fn(|| {
+        r.poll_transmit(store, crate::common::now())
+            .expect("answer")
+    })
+    .map(|m| match m.body {
+        Some(Body::NodeResponse(resp)) => resp,
+        other => panic!("expected a node response, got {other:?}"),
+    })
+    .collect()
 }
 
 pub fn protocol_error(result: Result<(), SyncErrorKind>) -> ProtocolError {

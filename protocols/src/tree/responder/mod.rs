@@ -7,25 +7,23 @@
 mod answer;
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_BATCH, MAX_ENTRIES_PER_PREFIX,
-    MAX_KEYS_PER_REQUEST, MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST,
-    MAX_UNANSWERED_REQUESTS,
+    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_KEYS_PER_REQUEST,
+    MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
 };
 use synctree_primitives::wire::stream_message::Body;
-use synctree_primitives::wire::{
-    EntryBatch, EntryPush, EntryRequest, FinishAck, NodeRequest, WireEntry,
-};
+use synctree_primitives::wire::{EntryBatch, EntryRequest, FinishAck, NodeRequest};
 use synctree_primitives::{
-    ContextId, Entry, Hash, ProtocolError, ProtocolKind, Role, Store, StoredEntry, StreamMessage,
+    ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StoredEntry, StreamMessage,
     SyncStats,
 };
 
+use super::wire::{KeyPrefix, any_position};
+use crate::entries::{EntryBatcher, EntrySource, SubtreeCursor, apply_push};
 use crate::machine::{Machine, unexpected};
-use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
-use crate::tree_wire::{KeyPrefix, any_position};
 use answer::NodeAnswer;
 
 /// One request still being answered.
@@ -47,6 +45,53 @@ impl Wanted {
     fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.prefixes.is_empty() && self.subtrees.is_empty()
     }
+}
+
+/// Keys first, then whole prefix groups while a frame has room for one, then
+/// subtrees a chunk at a time.
+impl<S: Store + ?Sized> EntrySource<S> for Wanted {
+    fn feed(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        batch: &mut EntryBatcher<'_>,
+    ) -> Result<bool, SyncErrorKind> {
+        if let Some(key) = self.keys.pop_front() {
+            if let Some(entry) = store.get(context, &key)? {
+                batch.push(&entry);
+            }
+        } else if batch.room() >= MAX_ENTRIES_PER_PREFIX
+            && let Some(prefix) = self.prefixes.pop_front()
+        {
+            for stored in &prefixed(store, context, &prefix)? {
+                batch.push(&stored.entry);
+            }
+        } else if let Some(cursor) = self.subtrees.front_mut() {
+            if batch.push_subtree(store, context, cursor)? {
+                self.subtrees.pop_front();
+            }
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// Every entry whose key hash starts with `prefix`; more than
+/// [`MAX_ENTRIES_PER_PREFIX`] is a limit error.
+fn prefixed<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    prefix: &KeyPrefix,
+) -> Result<Vec<StoredEntry>, SyncErrorKind> {
+    let (low, high) = prefix.range();
+    let found = store.range(context, &low, &high, MAX_ENTRIES_PER_PREFIX + 1)?;
+    ProtocolError::check_limit(
+        "entries per key prefix",
+        MAX_ENTRIES_PER_PREFIX,
+        found.len(),
+    )?;
+    Ok(found)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,64 +193,23 @@ impl TreeResponder {
         request_id: u32,
         wanted: &mut Wanted,
     ) -> Result<EntryBatch, SyncErrorKind> {
-        let mut batch = EntryBatch {
+        let batch = EntryBatcher::new(BATCH_BYTE_BUDGET, &mut self.stats);
+        let entries = batch.fill(store, &self.context, wanted)?;
+        Ok(EntryBatch {
             request_id,
-            ..EntryBatch::default()
-        };
-        let mut size = 0;
-        while size < BATCH_BYTE_BUDGET && batch.entries.len() < MAX_ENTRIES_PER_BATCH {
-            if let Some(key) = wanted.keys.pop_front() {
-                if let Some(entry) = store.get(&self.context, &key)? {
-                    size += self.add_entry(&mut batch, &entry);
-                }
-            } else if batch.entries.len() + MAX_ENTRIES_PER_PREFIX <= MAX_ENTRIES_PER_BATCH
-                && let Some(prefix) = wanted.prefixes.pop_front()
-            {
-                for stored in &self.prefixed(store, &prefix)? {
-                    size += self.add_entry(&mut batch, &stored.entry);
-                }
-            } else if let Some(cursor) = wanted.subtrees.front_mut() {
-                let room = SCAN_CHUNK.min(MAX_ENTRIES_PER_BATCH - batch.entries.len());
-                let (chunk, done) = cursor.read(store, &self.context, room)?;
-                if done {
-                    wanted.subtrees.pop_front();
-                }
-                for stored in &chunk {
-                    size += self.add_entry(&mut batch, &stored.entry);
-                }
-            } else {
-                break;
-            }
-        }
-        batch.last = wanted.is_empty();
-        Ok(batch)
-    }
-
-    /// Every entry whose key hash starts with `prefix`; more than
-    /// [`MAX_ENTRIES_PER_PREFIX`] is a limit error.
-    fn prefixed<S: Store + ?Sized>(
-        &self,
-        store: &S,
-        prefix: &KeyPrefix,
-    ) -> Result<Vec<StoredEntry>, SyncErrorKind> {
-        let (low, high) = prefix.range();
-        let found = store.range(&self.context, &low, &high, MAX_ENTRIES_PER_PREFIX + 1)?;
-        ProtocolError::check_limit(
-            "entries per key prefix",
-            MAX_ENTRIES_PER_PREFIX,
-            found.len(),
-        )?;
-        Ok(found)
-    }
-
-    fn add_entry(&mut self, batch: &mut EntryBatch, entry: &Entry) -> usize {
-        batch.entries.push(WireEntry::from(entry));
-        self.stats.record_sent(entry)
+            entries,
+            last: wanted.is_empty(),
+        })
     }
 }
 
 impl<S: Store + ?Sized> Machine<S> for TreeResponder {
-    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+    fn handle(
+        &mut self,
+        store: &S,
+        _now: Instant,
+        message: StreamMessage,
+    ) -> Result<(), SyncErrorKind> {
         if self.state != State::Serving {
             return Err(unexpected("end of stream", &message));
         }
@@ -227,7 +231,11 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
         Ok(())
     }
 
-    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
+    fn poll_transmit(
+        &mut self,
+        store: &S,
+        _now: Instant,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
         if let Some(mut answer) = self.answers.pop_front() {
             let (body, done) = match &mut answer {
                 Answer::Nodes(nodes) => {
@@ -266,26 +274,4 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
             State::Acknowledging | State::Done => "finishing",
         }
     }
-}
-
-/// Applies the entries of a peer's push (checked first), counting them in `stats`:
-/// what a responder does with every `EntryPush`, whatever the protocol.
-pub(crate) fn apply_push<S: Store + ?Sized>(
-    store: &S,
-    context: &ContextId,
-    stats: &mut SyncStats,
-    push: EntryPush,
-) -> Result<(), SyncErrorKind> {
-    let entries = decode_entries(push.entries)?;
-    stats.record_received(&entries);
-    if !entries.is_empty() {
-        store.apply(context, entries)?;
-    }
-    Ok(())
-}
-
-/// Checks and converts a received batch of entries.
-pub(crate) fn decode_entries(entries: Vec<WireEntry>) -> Result<Vec<Entry>, ProtocolError> {
-    ProtocolError::check_limit("entries per batch", MAX_ENTRIES_PER_BATCH, entries.len())?;
-    entries.into_iter().map(Entry::try_from).collect()
 }

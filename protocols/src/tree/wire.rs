@@ -18,14 +18,14 @@ pub(crate) struct RemoteSummary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct KeyPrefix {
     len: u8,
-    bytes: [u8; 32],
+    bytes: [u8; Hash::LEN],
 }
 
 impl KeyPrefix {
-    /// The first `len` (at most 32) bytes of `hash`.
+    /// The first `len` (at most [`Hash::LEN`]) bytes of `hash`.
     pub(crate) fn of(hash: &Hash, len: usize) -> Self {
-        let len = len.min(32);
-        let mut bytes = [0; 32];
+        let len = len.min(Hash::LEN);
+        let mut bytes = [0; Hash::LEN];
         bytes[..len].copy_from_slice(&hash.0[..len]);
         KeyPrefix {
             len: len as u8,
@@ -39,14 +39,14 @@ impl KeyPrefix {
         len: usize,
         field: &'static str,
     ) -> Result<Self, ProtocolError> {
-        if raw.len() != len || len > 32 {
+        if raw.len() != len || len > Hash::LEN {
             return Err(ProtocolError::BadLength {
                 field,
                 expected: len,
                 got: raw.len(),
             });
         }
-        let mut bytes = [0; 32];
+        let mut bytes = [0; Hash::LEN];
         bytes[..len].copy_from_slice(raw);
         Ok(KeyPrefix {
             len: len as u8,
@@ -67,14 +67,20 @@ impl KeyPrefix {
     /// The smallest and largest key hash starting with this prefix.
     pub(crate) fn range(&self) -> (Hash, Hash) {
         let mut high = self.bytes;
-        high[usize::from(self.len)..].fill(0xff);
+        high[usize::from(self.len)..].fill(u8::MAX);
         (Hash(self.bytes), Hash(high))
     }
 }
 
-/// First 4 bytes of an entry digest: tells equal versions with different contents apart.
+/// Bytes of an entry digest a leaf summary carries as its check value (a `u32`).
+const CHECK_BYTES: usize = size_of::<u32>();
+
+/// The first [`CHECK_BYTES`] bytes of an entry digest: tells equal versions with
+/// different contents apart.
 pub(crate) fn check_of(digest: &Hash) -> u32 {
-    u32::from_be_bytes([digest.0[0], digest.0[1], digest.0[2], digest.0[3]])
+    let mut check = [0; CHECK_BYTES];
+    check.copy_from_slice(&digest.0[..CHECK_BYTES]);
+    u32::from_be_bytes(check)
 }
 
 /// A child hash as `NodeChildren` carries it: its first [`NODE_HASH_BYTES`] bytes.
@@ -236,19 +242,6 @@ pub(crate) fn any_position(raw: u32) -> Result<NodePos, ProtocolError> {
     NodePos::from_wire(raw).ok_or(ProtocolError::BadPosition(raw))
 }
 
-/// The smallest hash greater than `h`, or `None` after the largest.
-pub(crate) fn successor(h: &Hash) -> Option<Hash> {
-    let mut out = *h;
-    for byte in out.0.iter_mut().rev() {
-        let (next, overflow) = byte.overflowing_add(1);
-        *byte = next;
-        if !overflow {
-            return Some(out);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -388,14 +381,5 @@ mod tests {
         h.0[2] = 0x5b;
         assert!(!p.matches(&h) && h > high);
         assert_eq!(KeyPrefix::from_wire(&[0x5a; 3], 3, "p"), Ok(p));
-    }
-
-    #[test]
-    fn successor_carries_and_ends() {
-        let mut h = Hash::ZERO;
-        h.0[31] = 0xff;
-        let next = successor(&h);
-        assert_eq!(next.map(|n| (n.0[30], n.0[31])), Some((1, 0)));
-        assert_eq!(successor(&Hash::MAX), None);
     }
 }

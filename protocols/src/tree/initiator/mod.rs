@@ -25,92 +25,60 @@
 mod ask;
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_BATCH, MAX_ENTRIES_PER_PREFIX,
-    MAX_KEYS_PER_REQUEST, MAX_LEAF_ENTRIES, MAX_NODES_PER_REQUEST, MAX_REQUESTS_PER_SESSION,
-    MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS, NODE_HASH_BYTES,
+    KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_LEAF_ENTRIES, MAX_REQUESTS_PER_SESSION,
+    MAX_SUBTREES_PER_REQUEST,
 };
-use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::store::bucket;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
-    EntryBatch, EntryPush, EntryRequest, Finish, NodeRequest, NodeResponse, WireEntry,
+    EntryBatch, EntryPush, EntryRequest, Finish, NodeRequest, NodeResponse,
 };
 use synctree_primitives::{
     ContextId, Entry, Hash, NodePos, ProtocolError, ProtocolKind, Role, Store, StreamMessage,
     SyncStats,
 };
 
-use crate::leaf::reconcile_leaf;
-use crate::machine::{Machine, unexpected};
-use crate::subtree::{SCAN_CHUNK, SubtreeCursor};
-use crate::tree_responder::decode_entries;
-use crate::tree_wire::{
+use super::config::{Schedule, TreeConfig};
+use super::leaf::reconcile_leaf;
+use super::wire::{
     EMPTY, KeyPrefix, RemoteSummary, ShortChildren, check_prefix_runs, decode_children,
     decode_leaf, encode_children, is_empty, short_children,
 };
+use crate::entries::{EntryBatcher, EntrySource, SubtreeCursor, decode_entries};
+use crate::machine::{Machine, unexpected};
 use ask::{NodeAsk, Work};
-
-/// When node requests go out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Schedule {
-    /// As soon as differing nodes are known and a request slot is free (HashComparison).
-    Eager,
-    /// Every node of one step of the descent (two tree levels, or the leaf
-    /// summaries) at a time, once the previous step is fully answered (LevelWise).
-    LevelByLevel,
-}
-
-/// Initiator tunables shared by the tree protocols.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TreeConfig {
-    /// Requests awaiting answers at once; at most [`MAX_UNANSWERED_REQUESTS`].
-    pub max_in_flight: usize,
-    /// Node positions plus compare items per request; at most [`MAX_NODES_PER_REQUEST`].
-    pub nodes_per_request: usize,
-    /// Key-hash prefixes per entry request; at most [`MAX_KEYS_PER_REQUEST`].
-    pub keys_per_request: usize,
-    /// Byte budget of one push frame.
-    pub push_bytes: usize,
-    /// The responder's level-1 child hashes, truncated to [`NODE_HASH_BYTES`] as
-    /// `NodeChildren` carries them, when the handshake already delivered them (the
-    /// manager's `top_fingerprint`): the descent then starts one level down, which
-    /// saves a round trip. A stale value only costs convergence of this session
-    /// (the final roots tell), never correctness of what is applied.
-    pub remote_top: Option<[[u8; NODE_HASH_BYTES]; FANOUT]>,
-}
-
-impl Default for TreeConfig {
-    fn default() -> Self {
-        TreeConfig {
-            max_in_flight: 16,
-            nodes_per_request: 1024,
-            keys_per_request: 4096,
-            push_bytes: BATCH_BYTE_BUDGET,
-            remote_top: None,
-        }
-    }
-}
-
-impl TreeConfig {
-    fn clamped(self) -> Self {
-        TreeConfig {
-            max_in_flight: self.max_in_flight.clamp(1, MAX_UNANSWERED_REQUESTS),
-            nodes_per_request: self.nodes_per_request.clamp(1, MAX_NODES_PER_REQUEST),
-            keys_per_request: self.keys_per_request.clamp(1, MAX_KEYS_PER_REQUEST),
-            push_bytes: self.push_bytes.clamp(1, BATCH_BYTE_BUDGET),
-            remote_top: self.remote_top,
-        }
-    }
-}
 
 /// Something the peer may lack.
 #[derive(Debug)]
 enum Push {
     Entry(Entry),
     Subtree(SubtreeCursor),
+}
+
+/// Pushes go out in the order they were found; a subtree a chunk at a time.
+impl<S: Store + ?Sized> EntrySource<S> for VecDeque<Push> {
+    fn feed(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        batch: &mut EntryBatcher<'_>,
+    ) -> Result<bool, SyncErrorKind> {
+        match self.front_mut() {
+            None => return Ok(false),
+            Some(Push::Entry(entry)) => batch.push(entry),
+            Some(Push::Subtree(cursor)) => {
+                if !batch.push_subtree(store, context, cursor)? {
+                    return Ok(true);
+                }
+            }
+        }
+        self.pop_front();
+        Ok(true)
+    }
 }
 
 /// An unanswered request.
@@ -227,22 +195,21 @@ impl TreeInitiator {
         Ok(asked)
     }
 
-    fn node_request<S: Store + ?Sized>(
-        &mut self,
-        store: &S,
-    ) -> Result<Option<Body>, SyncErrorKind> {
+    /// Whether the schedule lets a node request go out now.
+    fn may_send_nodes(&self) -> bool {
         let slots_free = self.asked.len() < self.config.max_in_flight;
         let nodes_in_flight = self
             .asked
             .values()
             .any(|(_, a)| matches!(a, Asked::Nodes(_)));
-        let may_send = match self.schedule {
+        match self.schedule {
             Schedule::Eager => slots_free,
             Schedule::LevelByLevel => slots_free && (self.level_open || !nodes_in_flight),
-        };
-        if self.work.is_empty() || !may_send {
-            return Ok(None);
         }
+    }
+
+    /// Takes one request's worth of work: positions to fetch, nodes to compare.
+    fn take_work(&mut self) -> (Vec<NodePos>, Vec<NodePos>) {
         let take = self.work.len().min(self.config.nodes_per_request);
         let (mut positions, mut compared) = (Vec::new(), Vec::new());
         for work in self.work.drain(..take) {
@@ -252,6 +219,17 @@ impl TreeInitiator {
             }
         }
         self.level_open = self.schedule == Schedule::LevelByLevel && !self.work.is_empty();
+        (positions, compared)
+    }
+
+    fn node_request<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<Body>, SyncErrorKind> {
+        if self.work.is_empty() || !self.may_send_nodes() {
+            return Ok(None);
+        }
+        let (positions, compared) = self.take_work();
         let mut compare = Vec::with_capacity(compared.len());
         for &pos in &compared {
             compare.push(encode_children(pos, &store.children(&self.context, pos)?));
@@ -297,30 +275,8 @@ impl TreeInitiator {
     }
 
     fn push_frame<S: Store + ?Sized>(&mut self, store: &S) -> Result<Option<Body>, SyncErrorKind> {
-        let mut entries = Vec::new();
-        let mut size = 0;
-        while size < self.config.push_bytes && entries.len() < MAX_ENTRIES_PER_BATCH {
-            match self.pushes.front_mut() {
-                None => break,
-                Some(Push::Entry(_)) => {
-                    if let Some(Push::Entry(entry)) = self.pushes.pop_front() {
-                        size += self.stats.record_sent(&entry);
-                        entries.push(WireEntry::from(&entry));
-                    }
-                }
-                Some(Push::Subtree(cursor)) => {
-                    let room = SCAN_CHUNK.min(MAX_ENTRIES_PER_BATCH - entries.len());
-                    let (chunk, done) = cursor.read(store, &self.context, room)?;
-                    if done {
-                        self.pushes.pop_front();
-                    }
-                    for stored in &chunk {
-                        size += self.stats.record_sent(&stored.entry);
-                        entries.push(WireEntry::from(&stored.entry));
-                    }
-                }
-            }
-        }
+        let batch = EntryBatcher::new(self.config.push_bytes, &mut self.stats);
+        let entries = batch.fill(store, &self.context, &mut self.pushes)?;
         Ok((!entries.is_empty()).then_some(Body::EntryPush(EntryPush { entries })))
     }
 
@@ -478,6 +434,42 @@ impl TreeInitiator {
         Ok(())
     }
 
+    /// Sends the init payload; with the peer's top level known, compares it here
+    /// instead of over the wire.
+    fn open<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        self.state = State::Comparing;
+        if let Some(top) = self.config.remote_top.take() {
+            self.work.clear();
+            self.compare_children(store, NodePos::ROOT, &top)?;
+        }
+        Ok(self.init.take())
+    }
+
+    /// The next frame while comparing: pushes first, then entry requests, then
+    /// node requests.
+    fn next_body<S: Store + ?Sized>(&mut self, store: &S) -> Result<Option<Body>, SyncErrorKind> {
+        if let Some(body) = self.push_frame(store)? {
+            return Ok(Some(body));
+        }
+        if let Some(body) = self.entry_request()? {
+            return Ok(Some(body));
+        }
+        self.node_request(store)
+    }
+
+    /// Ends the comparison with our root.
+    fn finish<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
+        self.state = State::Finishing;
+        self.stats.rounds = self.round_seen + 1;
+        let root = store.summary(&self.context)?.root;
+        Ok(StreamMessage::new(Body::Finish(Finish {
+            root: root.0.to_vec().into(),
+        })))
+    }
+
     fn idle(&self) -> bool {
         self.asked.is_empty()
             && self.work.is_empty()
@@ -488,7 +480,12 @@ impl TreeInitiator {
 }
 
 impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
-    fn handle(&mut self, store: &S, message: StreamMessage) -> Result<(), SyncErrorKind> {
+    fn handle(
+        &mut self,
+        store: &S,
+        _now: Instant,
+        message: StreamMessage,
+    ) -> Result<(), SyncErrorKind> {
         match (self.state, message.body) {
             (State::Comparing, Some(Body::NodeResponse(resp))) => {
                 self.on_node_response(store, resp)
@@ -508,38 +505,20 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
         }
     }
 
-    fn poll_transmit(&mut self, store: &S) -> Result<Option<StreamMessage>, SyncErrorKind> {
-        if self.state == State::Opening {
-            self.state = State::Comparing;
-            if let Some(top) = self.config.remote_top.take() {
-                // The root's children are known: compare them here, not over the wire.
-                self.work.clear();
-                self.compare_children(store, NodePos::ROOT, &top)?;
-            }
-            return Ok(self.init.take());
-        }
-        if self.state != State::Comparing {
-            return Ok(None);
-        }
-        let body = match self.push_frame(store)? {
-            Some(body) => Some(body),
-            None => match self.entry_request()? {
-                Some(body) => Some(body),
-                None => self.node_request(store)?,
+    fn poll_transmit(
+        &mut self,
+        store: &S,
+        _now: Instant,
+    ) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        match self.state {
+            State::Opening => self.open(store),
+            State::Comparing => match self.next_body(store)? {
+                Some(body) => Ok(Some(StreamMessage::new(body))),
+                None if self.idle() => self.finish(store).map(Some),
+                None => Ok(None),
             },
-        };
-        if let Some(body) = body {
-            return Ok(Some(StreamMessage::new(body)));
+            State::Finishing | State::Done => Ok(None),
         }
-        if !self.idle() {
-            return Ok(None);
-        }
-        self.state = State::Finishing;
-        self.stats.rounds = self.round_seen + 1;
-        let root = store.summary(&self.context)?.root;
-        Ok(Some(StreamMessage::new(Body::Finish(Finish {
-            root: root.0.to_vec().into(),
-        }))))
     }
 
     fn is_done(&self) -> bool {

@@ -13,7 +13,7 @@ use std::iter::{Peekable, from_fn};
 
 use synctree_primitives::{Entry, StoredEntry};
 
-use crate::tree_wire::{KeyPrefix, RemoteSummary, check_of};
+use super::wire::{KeyPrefix, RemoteSummary, check_of};
 
 /// What one leaf comparison decided.
 #[derive(Debug, Default, PartialEq, Eq)]

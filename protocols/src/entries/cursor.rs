@@ -2,7 +2,7 @@
 
 use synctree_primitives::{ContextId, Hash, NodePos, Store, StoreError, StoredEntry};
 
-use crate::tree_wire::successor;
+use super::keys::successor;
 
 /// Entries read from the store per range scan while streaming a subtree.
 pub(crate) const SCAN_CHUNK: usize = 256;

@@ -19,10 +19,23 @@ use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::wire::{NodeRequest, NodeResponse};
 use synctree_primitives::{ContextId, NodePos, ProtocolError, Store, StoreError, SyncStats};
 
-use crate::subtree::SubtreeCursor;
-use crate::tree_wire::{
+use crate::entries::SubtreeCursor;
+use crate::tree::wire::{
     ShortChildren, any_position, decode_children, encode_children, encode_leaf, short_children,
 };
+
+/// Adds our children of internal node `pos` to `resp`; returns their size.
+fn children_of<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    pos: NodePos,
+    resp: &mut NodeResponse,
+) -> Result<usize, StoreError> {
+    let children = encode_children(pos, &store.children(context, pos)?);
+    let size = children.encoded_len() + LENGTH_PREFIX_BYTES;
+    resp.children.push(children);
+    Ok(size)
+}
 
 /// One part of a request still to answer.
 #[derive(Debug)]
@@ -87,35 +100,50 @@ impl NodeAnswer {
         };
         let mut size = 0;
         while size < BATCH_BYTE_BUDGET {
-            match self.work.pop_front() {
-                None => break,
-                Some(Work::Compare { pos, theirs }) => {
+            let Some(work) = self.work.pop_front() else {
+                break;
+            };
+            match work {
+                Work::Compare { pos, theirs } => {
                     self.expand(store, context, pos, &theirs)?;
                     stats.nodes_compared += 1;
                 }
-                Some(Work::Node(mut cursor)) if cursor.pos().is_leaf() => {
-                    let (entries, done) = cursor.read(store, context, LEAF_SUMMARY_CHUNK)?;
-                    let mut leaf = encode_leaf(cursor.pos(), &entries, KEY_PREFIX_BYTES);
-                    leaf.partial = !done;
-                    size += leaf.encoded_len() + LENGTH_PREFIX_BYTES;
-                    resp.leaves.push(leaf);
-                    if !done {
-                        self.work.push_front(Work::Node(cursor));
+                Work::Node(cursor) if cursor.pos().is_leaf() => {
+                    let (bytes, more) = self.leaf_part(store, context, cursor, &mut resp)?;
+                    size += bytes;
+                    if more {
                         break;
                     }
                     stats.leaves_compared += 1;
                 }
-                Some(Work::Node(cursor)) => {
-                    let pos = cursor.pos();
-                    let children = encode_children(pos, &store.children(context, pos)?);
-                    size += children.encoded_len() + LENGTH_PREFIX_BYTES;
-                    resp.children.push(children);
+                Work::Node(cursor) => {
+                    size += children_of(store, context, cursor.pos(), &mut resp)?;
                     stats.nodes_compared += 1;
                 }
             }
         }
         resp.last = self.work.is_empty();
         Ok(resp)
+    }
+
+    /// Adds the next part of a leaf's summary to `resp`; returns its size and
+    /// whether more parts follow (the leaf then stays first in line).
+    fn leaf_part<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        context: &ContextId,
+        mut cursor: SubtreeCursor,
+        resp: &mut NodeResponse,
+    ) -> Result<(usize, bool), StoreError> {
+        let (entries, done) = cursor.read(store, context, LEAF_SUMMARY_CHUNK)?;
+        let mut leaf = encode_leaf(cursor.pos(), &entries, KEY_PREFIX_BYTES);
+        leaf.partial = !done;
+        let size = leaf.encoded_len() + LENGTH_PREFIX_BYTES;
+        resp.leaves.push(leaf);
+        if !done {
+            self.work.push_front(Work::Node(cursor));
+        }
+        Ok((size, !done))
     }
 
     /// Queues, in child order and ahead of the rest, every child of `pos` whose hash

@@ -1,0 +1,13 @@
+//! Entry handling both protocol families share: checked decoding and applying of
+//! received entries, key-hash order ([`successor`]), streaming a subtree in
+//! bounded chunks, and packing entries into frames ([`EntryBatcher`]).
+
+mod batcher;
+mod cursor;
+mod decode;
+mod keys;
+
+pub(crate) use batcher::{EntryBatcher, EntrySource};
+pub(crate) use cursor::{SCAN_CHUNK, SubtreeCursor};
+pub(crate) use decode::{apply_push, decode_entries};
+pub(crate) use keys::successor;
