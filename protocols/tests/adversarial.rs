@@ -20,14 +20,15 @@ use synctree_primitives::wire::{
     WireEntry,
 };
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store,
-    StoreError, StoredEntry, StreamMessage, TreeSummary, Version,
+    ContextId, Entry, Hash, NodeId, ProtocolError, ProtocolKind, Store, StoreError, StoredEntry,
+    StreamMessage, Version,
 };
 use synctree_protocols::pair::{PairError, run_pair};
 use synctree_protocols::{
     Machine, Schedule, TreeConfig, TreeInitiator, TreeResponder, init_message,
 };
 use synctree_store::MemoryStore;
+use synctree_test_support::{StoreHook, StoreTap};
 
 const KIND: ProtocolKind = ProtocolKind::HashComparison;
 
@@ -207,45 +208,36 @@ fn responder_answers_a_prefix_with_the_entries_it_starts() {
     assert_eq!(got, vec![wanted.clone()]);
 }
 
-/// A store whose every range holds all its entries, as if they all shared a prefix.
-struct Crowded(MemoryStore);
+/// A [`StoreTap`] hook whose every range holds all the store's entries, as if they
+/// all shared a prefix.
+struct Crowd;
 
-impl Store for Crowded {
-    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
-        self.0.summary(context)
-    }
-    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
-        self.0.node(context, pos)
-    }
+impl StoreHook<MemoryStore> for Crowd {
     fn range(
         &self,
+        inner: &MemoryStore,
         context: &ContextId,
         _: &Hash,
         _: &Hash,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.0.range(context, &Hash::ZERO, &Hash::MAX, limit)
+        inner.range(context, &Hash::ZERO, &Hash::MAX, limit)
     }
-    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
-        self.0.get(context, key_hash)
-    }
-    fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
-        self.0.apply(context, entries)
-    }
-    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-        self.0.contexts()
-    }
+}
+
+fn crowd(store: MemoryStore) -> StoreTap<MemoryStore, Crowd> {
+    StoreTap::new(store, Crowd)
 }
 
 #[test]
 fn responder_refuses_a_prefix_matching_too_many_entries() {
     let prefix = vec![vec![0u8; KEY_PREFIX_BYTES]];
     let (entries, _) = diverged(MAX_ENTRIES_PER_PREFIX, 0);
-    let crowded = Crowded(store_with(&entries));
+    let crowded = crowd(store_with(&entries));
     let got = entry_answer(&crowded, prefix_request(prefix.clone(), 0));
     assert_eq!(got.map(|e| e.len()).ok(), Some(MAX_ENTRIES_PER_PREFIX));
     let (entries, _) = diverged(MAX_ENTRIES_PER_PREFIX + 1, 0);
-    let crowded = Crowded(store_with(&entries));
+    let crowded = crowd(store_with(&entries));
     match entry_answer(&crowded, prefix_request(prefix, 0)) {
         Err(SyncErrorKind::Protocol(ProtocolError::LimitExceeded { what, .. })) => {
             assert_eq!(what, "entries per key prefix");

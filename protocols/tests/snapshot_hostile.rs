@@ -18,14 +18,15 @@ use synctree_primitives::wire::{
     Compression, EntryPush, Finish, SnapshotAck, SnapshotInit, SnapshotPage, WireEntry,
 };
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodeId, NodePos, ProtocolError, Store, StoreError,
-    StoredEntry, StreamMessage, TreeSummary, Version, merkle,
+    Entry, Hash, NodeId, ProtocolError, Store, StoreError, StoredEntry, StreamMessage, Version,
+    merkle,
 };
 use synctree_protocols::{
     Machine, SnapshotConfig, SnapshotInitiator, SnapshotProgress, SnapshotResponder,
     SnapshotResponderInit,
 };
 use synctree_store::MemoryStore;
+use synctree_test_support::{StoreHook, StoreOp, StoreTap};
 
 use common::snapshot::*;
 
@@ -131,53 +132,31 @@ fn a_resumed_session_checks_the_pinned_root_and_continues_above_the_cursor() {
     assert!(progress.is_empty());
 }
 
-/// A store that takes one foreign write after `writes_after` range reads.
-struct MovingStore {
-    inner: MemoryStore,
+/// A [`StoreTap`] hook that makes one foreign write after `writes_after` range reads.
+struct MovesAfter {
     ranges: AtomicUsize,
     writes_after: usize,
 }
 
-impl Store for MovingStore {
-    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
-        self.inner.summary(context)
-    }
-    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
-        self.inner.node(context, pos)
-    }
-    fn range(
-        &self,
-        context: &ContextId,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        if self.ranges.fetch_add(1, Ordering::SeqCst) == self.writes_after {
+impl StoreHook<MemoryStore> for MovesAfter {
+    fn before(&self, inner: &MemoryStore, op: StoreOp<'_>) -> Result<(), StoreError> {
+        if op == StoreOp::Range && self.ranges.fetch_add(1, Ordering::SeqCst) == self.writes_after {
             let late = Entry::put("late", "write", Version::new(99, NodeId(9)));
-            self.inner.apply(context, vec![late])?;
+            inner.apply(&ctx(), vec![late])?;
         }
-        self.inner.range(context, low, high, limit)
-    }
-    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
-        self.inner.get(context, key_hash)
-    }
-    fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
-        self.inner.apply(context, entries)
-    }
-    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-        self.inner.contexts()
+        Ok(())
     }
 }
 
 #[tokio::test]
 async fn responder_state_moving_mid_stream_is_a_typed_state_moved_at_the_initiator() {
     let b = sample(1_000, 50);
-    let sb = MovingStore {
-        inner: store_with(&b),
+    let moves = MovesAfter {
         ranges: AtomicUsize::new(0),
         writes_after: 6,
     };
-    let pinned = root(&sb.inner);
+    let sb = StoreTap::new(store_with(&b), moves);
+    let pinned = root(sb.inner());
     let (a, _) = diverged(40, 0);
     let sa = store_with(&a);
     let before = (root(&sa), sorted_entries(&sa));

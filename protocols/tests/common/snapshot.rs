@@ -35,6 +35,7 @@ use synctree_protocols::{
     SnapshotResponderInit, drive,
 };
 use synctree_store::MemoryStore;
+use synctree_test_support::{Tap, TransportHook};
 use synctree_transport::FramedTransport;
 
 // ---------------------------------------------------------------------------
@@ -126,19 +127,17 @@ pub fn session_error(result: Result<SyncStats, SyncError>) -> ProtocolError {
 // Framed transport: a responder task, and a transport that counts pages and cuts.
 // ---------------------------------------------------------------------------
 
-/// Wraps a transport: counts the snapshot pages received, and fails every receive
+/// A [`Tap`] hook: counts the snapshot pages received, and fails every receive
 /// after `cut_after` frames as if the connection dropped.
-pub struct Cut<T> {
-    pub inner: T,
+pub struct Cut {
     pub cut_after: Option<usize>,
     pub frames: usize,
     pub pages: usize,
 }
 
-impl<T> Cut<T> {
-    fn new(inner: T, cut_after: Option<usize>) -> Self {
+impl Cut {
+    fn new(cut_after: Option<usize>) -> Self {
         Cut {
-            inner,
             cut_after,
             frames: 0,
             pages: 0,
@@ -146,38 +145,20 @@ impl<T> Cut<T> {
     }
 }
 
-#[async_trait]
-impl<T: SyncTransport> SyncTransport for Cut<T> {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
-        self.inner.send(message).await
-    }
-
-    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
+impl TransportHook for Cut {
+    fn before_recv(&mut self) -> Result<(), TransportError> {
         if self.cut_after.is_some_and(|k| self.frames >= k) {
             let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
             return Err(TransportError::Io(cut));
         }
-        let message = self.inner.recv().await?;
+        Ok(())
+    }
+
+    fn after_recv(&mut self, message: Option<&StreamMessage>) {
         self.frames += 1;
-        if message
-            .as_ref()
-            .is_some_and(|m| m.kind() == "snapshot page")
-        {
+        if message.is_some_and(|m| m.kind() == "snapshot page") {
             self.pages += 1;
         }
-        Ok(message)
-    }
-
-    async fn close(&mut self) -> Result<(), TransportError> {
-        self.inner.close().await
-    }
-
-    fn stats(&self) -> TransportStats {
-        self.inner.stats()
-    }
-
-    fn peer(&self) -> &str {
-        self.inner.peer()
     }
 }
 
@@ -228,7 +209,7 @@ pub async fn sync_framed<S: Store>(
     cut_after: Option<usize>,
 ) -> Framed {
     let (ta, mut tb) = FramedTransport::memory_pair(64 * 1024);
-    let mut ta = Cut::new(ta, cut_after);
+    let mut ta = Tap::new(ta, Cut::new(cut_after));
     let id = Identity::new(NodeId(1));
     let context = ctx();
     let initiator = Snapshot::run_initiator(&mut ta, sa, &context, &id, config);
@@ -236,7 +217,7 @@ pub async fn sync_framed<S: Store>(
     Framed {
         initiator,
         responder,
-        pages: ta.pages,
+        pages: ta.hook.pages,
     }
 }
 
