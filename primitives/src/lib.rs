@@ -45,7 +45,7 @@ pub mod wire;
 
 pub use entry::{Entry, Version, key_hash, merge};
 pub use error::{ProtocolError, StoreError, SyncError, SyncErrorKind, TransportError};
-pub use hlc::Hlc;
+pub use hlc::{Hlc, WallClock};
 pub use ids::{ContextId, Hash, IdError, Identity, NodeId};
 pub use local::{LocalWrites, WriteLocalError};
 pub use merkle::NodePos;

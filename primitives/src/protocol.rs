@@ -43,6 +43,10 @@ pub struct SyncStats {
     pub entries_pulled: u64,
     /// Entries sent to the peer.
     pub entries_pushed: u64,
+    /// Entries received but not applied because their version ran more than
+    /// [`MAX_CLOCK_SKEW_MS`](crate::hlc::MAX_CLOCK_SKEW_MS) ahead of this node's
+    /// clock (counted in `entries_pulled` too).
+    pub entries_refused_ahead: u64,
     /// Encoded size of every entry that crossed the wire, either way.
     pub payload_bytes: u64,
     /// Internal tree nodes whose children were compared.
@@ -67,6 +71,7 @@ impl SyncStats {
             transport: TransportStats::default(),
             entries_pulled: 0,
             entries_pushed: 0,
+            entries_refused_ahead: 0,
             payload_bytes: 0,
             nodes_compared: 0,
             leaves_compared: 0,

@@ -6,15 +6,9 @@
 
 mod common;
 
-use common::{arb_replica, ctx, merged, respond, sorted_entries, store_with};
+use common::{arb_replica, ctx, initiate, merged, respond, sorted_entries, store_with};
 use proptest::prelude::*;
-use synctree_primitives::wire::Compression;
-use synctree_primitives::{
-    Entry, Identity, NodeId, ProtocolKind, Store, SyncProtocolExecutor, merkle,
-};
-use synctree_protocols::{
-    HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig, Snapshot, SnapshotConfig,
-};
+use synctree_primitives::{Entry, ProtocolKind, Store, merkle};
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 
@@ -33,27 +27,7 @@ fn run(protocol: ProtocolKind, a: &[Entry], b: &[Entry]) -> (MemoryStore, Memory
         .expect("runtime");
     runtime.block_on(async {
         let (mut ta, mut tb) = FramedTransport::memory_pair(4096);
-        let (id, context) = (Identity::new(NodeId(1)), ctx());
-        let initiator = async {
-            match protocol {
-                ProtocolKind::HashComparison => {
-                    let config = HashComparisonConfig::default();
-                    HashComparison::run_initiator(&mut ta, &sa, &context, &id, config).await
-                }
-                ProtocolKind::LevelWise => {
-                    let config = LevelWiseConfig::default();
-                    LevelWise::run_initiator(&mut ta, &sa, &context, &id, config).await
-                }
-                _ => {
-                    let config = SnapshotConfig {
-                        compression: Compression::Lz4,
-                        window: 2,
-                        ..SnapshotConfig::default()
-                    };
-                    Snapshot::run_initiator(&mut ta, &sa, &context, &id, config).await
-                }
-            }
-        };
+        let initiator = initiate(protocol, &mut ta, &sa);
         let (ra, rb) = tokio::join!(initiator, respond(&mut tb, &sb));
         let (ra, rb) = (ra.expect("initiator"), rb.expect("responder"));
         assert_eq!((ra.protocol, rb.protocol), (protocol, protocol));

@@ -9,5 +9,5 @@ mod keys;
 
 pub(crate) use batcher::{EntryBatcher, EntrySource};
 pub(crate) use cursor::{SCAN_CHUNK, SubtreeCursor};
-pub(crate) use decode::{apply_push, decode_entries};
+pub(crate) use decode::{apply_push, apply_received, decode_entries};
 pub(crate) use keys::successor;

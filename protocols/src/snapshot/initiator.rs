@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use synctree_primitives::WallClock;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
@@ -16,6 +17,7 @@ use super::config::SnapshotConfig;
 use super::page::decode_page;
 use super::push::{Pushes, plan_pushes, push_frame};
 use super::staging::{Pinned, SnapshotProgress};
+use crate::entries::apply_received;
 use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
 
@@ -57,6 +59,7 @@ pub struct SnapshotInitiator {
     acked: u64,
     ack_due: Option<u64>,
     pushes: Pushes,
+    clock: WallClock,
     stats: SyncStats,
 }
 
@@ -82,8 +85,16 @@ impl SnapshotInitiator {
             acked: 0,
             ack_due: None,
             pushes: Pushes::default(),
+            clock: WallClock::System,
             stats: SyncStats::new(ProtocolKind::Snapshot, Role::Initiator, root_before),
         }
+    }
+
+    /// Checks received versions against `clock` instead of the system clock
+    /// (deterministic tests and simulations).
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The handle this session stages into.
@@ -171,9 +182,7 @@ impl SnapshotInitiator {
         self.pushes = plan_pushes(store, &self.context, &staging.entries)?;
         let entries = staging.take_entries();
         drop(staging);
-        if !entries.is_empty() {
-            store.apply(&self.context, entries)?;
-        }
+        apply_received(store, &self.context, &self.clock, &mut self.stats, entries)?;
         self.state = State::Pushing;
         Ok(())
     }

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use synctree_primitives::WallClock;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
     IDLE_TIMEOUT, MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES, SNAPSHOT_APPLY_TIMEOUT,
@@ -50,6 +51,7 @@ pub struct SnapshotResponder {
     next_seq: u64,
     /// Pages the initiator acknowledged.
     acked: u64,
+    clock: WallClock,
     stats: SyncStats,
 }
 
@@ -65,8 +67,16 @@ impl SnapshotResponder {
             pinned: Hash::ZERO,
             next_seq: 0,
             acked: 0,
+            clock: WallClock::System,
             stats: SyncStats::new(ProtocolKind::Snapshot, Role::Responder, root_before),
         }
+    }
+
+    /// Checks received versions against `clock` instead of the system clock
+    /// (deterministic tests and simulations).
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Builds pages of at most `bytes` of entries (clamped to
@@ -155,7 +165,7 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
                 Ok(self.on_ack(ack)?)
             }
             (State::Serving, Some(Body::EntryPush(push))) => {
-                apply_push(store, &self.context, &mut self.stats, push)
+                apply_push(store, &self.context, &self.clock, &mut self.stats, push)
             }
             (State::Serving, Some(Body::Finish(finish))) => {
                 self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;

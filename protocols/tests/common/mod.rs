@@ -157,6 +157,34 @@ pub async fn respond<T: SyncTransport>(
     }
 }
 
+/// The initiator's half of a session of `protocol` through its executor, with each
+/// protocol's default config (Snapshot: LZ4 pages, a window of 2).
+pub async fn initiate<T: SyncTransport>(
+    protocol: ProtocolKind,
+    transport: &mut T,
+    store: &MemoryStore,
+) -> Result<SyncStats, SyncError> {
+    let (id, context) = (Identity::new(NodeId(1)), ctx());
+    match protocol {
+        ProtocolKind::HashComparison => {
+            let config = synctree_protocols::HashComparisonConfig::default();
+            HashComparison::run_initiator(transport, store, &context, &id, config).await
+        }
+        ProtocolKind::LevelWise => {
+            let config = synctree_protocols::LevelWiseConfig::default();
+            LevelWise::run_initiator(transport, store, &context, &id, config).await
+        }
+        _ => {
+            let config = synctree_protocols::SnapshotConfig {
+                compression: synctree_primitives::wire::Compression::Lz4,
+                window: 2,
+                ..synctree_protocols::SnapshotConfig::default()
+            };
+            Snapshot::run_initiator(transport, store, &context, &id, config).await
+        }
+    }
+}
+
 /// The time handed to machines stepped by hand: they never read a clock, and no
 /// test here depends on a timer expiring.
 pub fn now() -> std::time::Instant {

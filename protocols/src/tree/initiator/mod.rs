@@ -27,6 +27,7 @@ mod ask;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use synctree_primitives::WallClock;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
     KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_LEAF_ENTRIES, MAX_REQUESTS_PER_SESSION,
@@ -48,7 +49,7 @@ use super::wire::{
     EMPTY, KeyPrefix, RemoteSummary, ShortChildren, check_prefix_runs, decode_children,
     decode_leaf, encode_children, is_empty, short_children,
 };
-use crate::entries::{EntryBatcher, EntrySource, SubtreeCursor, decode_entries};
+use crate::entries::{EntryBatcher, EntrySource, SubtreeCursor, apply_received, decode_entries};
 use crate::machine::{Machine, unexpected};
 use ask::{NodeAsk, Work};
 
@@ -132,6 +133,7 @@ pub struct TreeInitiator {
     partial_leaves: HashMap<NodePos, Vec<RemoteSummary>>,
     next_request: u32,
     round_seen: u32,
+    clock: WallClock,
     stats: SyncStats,
 }
 
@@ -160,8 +162,16 @@ impl TreeInitiator {
             partial_leaves: HashMap::new(),
             next_request: 0,
             round_seen: 0,
+            clock: WallClock::System,
             stats: SyncStats::new(protocol, Role::Initiator, root_before),
         }
+    }
+
+    /// Checks received versions against `clock` instead of the system clock
+    /// (deterministic tests and simulations).
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// What the session did so far.
@@ -424,9 +434,7 @@ impl TreeInitiator {
             }
         }
         self.stats.record_received(&entries);
-        if !entries.is_empty() {
-            store.apply(&self.context, entries)?;
-        }
+        apply_received(store, &self.context, &self.clock, &mut self.stats, entries)?;
         // Prefixes the peer no longer holds are simply absent from the answer.
         if batch.last {
             self.asked.remove(&batch.request_id);

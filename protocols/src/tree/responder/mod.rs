@@ -9,6 +9,7 @@ mod answer;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use synctree_primitives::WallClock;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
     BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_KEYS_PER_REQUEST,
@@ -108,6 +109,7 @@ pub struct TreeResponder {
     answers: VecDeque<Answer>,
     requests: usize,
     state: State,
+    clock: WallClock,
     stats: SyncStats,
 }
 
@@ -119,8 +121,16 @@ impl TreeResponder {
             answers: VecDeque::new(),
             requests: 0,
             state: State::Serving,
+            clock: WallClock::System,
             stats: SyncStats::new(protocol, Role::Responder, root_before),
         }
+    }
+
+    /// Checks received versions against `clock` instead of the system clock
+    /// (deterministic tests and simulations).
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// What the session did so far.
@@ -216,7 +226,9 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
         match message.body {
             Some(Body::NodeRequest(req)) => self.on_node_request(req)?,
             Some(Body::EntryRequest(req)) => self.on_entry_request(req)?,
-            Some(Body::EntryPush(push)) => apply_push(store, &self.context, &mut self.stats, push)?,
+            Some(Body::EntryPush(push)) => {
+                apply_push(store, &self.context, &self.clock, &mut self.stats, push)?
+            }
             Some(Body::Finish(finish)) => {
                 if !self.answers.is_empty() {
                     return Err(
