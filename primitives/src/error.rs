@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::ids::{ContextId, IdError};
 use crate::limits::MAX_ABORT_MESSAGE_BYTES;
-use crate::wire::{Abort, AbortCode, truncate_utf8};
+use crate::wire::{Abort, AbortCode, escape_untrusted, truncate_utf8};
 
 /// A peer broke the protocol (or we refused what it asked).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -158,6 +158,7 @@ impl Abort {
     pub fn into_error(self) -> ProtocolError {
         let mut message = self.message;
         truncate_utf8(&mut message, MAX_ABORT_MESSAGE_BYTES);
+        let message = escape_untrusted(&message);
         let code = AbortCode::try_from(self.code).unwrap_or(AbortCode::Unspecified);
         ProtocolError::Aborted { code, message }
     }
@@ -320,6 +321,44 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_peers_abort_message_cannot_forge_log_lines_or_terminal_escapes() {
+        let forged = "x\nFORGED-LINE 2026-12-01T00:00:00Z INFO synctree: admin login ok\n\x1b[31m\u{202e}\\u{a}";
+        let abort = Abort {
+            code: AbortCode::StoreFailure as i32,
+            message: forged.into(),
+        };
+        let ProtocolError::Aborted { message, .. } = abort.into_error() else {
+            panic!("not an abort");
+        };
+        assert!(
+            !message.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{message}"
+        );
+        assert_eq!(
+            message,
+            "x\\u{a}FORGED-LINE 2026-12-01T00:00:00Z INFO synctree: admin login ok\\u{a}\\u{1b}[31m\\u{202e}\\\\u{a}"
+        );
+        let shown = SyncError {
+            peer: "p".into(),
+            context: crate::ContextId::new("c").unwrap(),
+            protocol: "hash-comparison",
+            role: "initiator",
+            phase: "comparing",
+            kind: ProtocolError::Aborted {
+                code: AbortCode::StoreFailure,
+                message,
+            }
+            .into(),
+        };
+        assert_eq!(
+            error_chain(&shown).lines().count(),
+            1,
+            "one line, whatever the peer sent"
+        );
+        assert_eq!(crate::wire::escape_untrusted("ünïcode ok"), "ünïcode ok");
     }
 
     #[test]

@@ -47,6 +47,30 @@ impl StreamMessage {
 }
 
 /// Cuts `text` to at most `max` bytes, on a character boundary.
+/// Makes text a peer sent safe to put in a log line, an error message or a
+/// terminal: control characters (newlines, escape sequences) and the invisible
+/// format characters that reorder or hide text (bidi overrides, zero-width marks)
+/// become `\u{..}` escapes, and a backslash is doubled so an escape cannot be
+/// forged. Printable text, any script, passes unchanged.
+pub fn escape_untrusted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if is_unsafe_to_print(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Control characters, and format characters that change how text around them
+/// is shown.
+fn is_unsafe_to_print(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
 pub(crate) fn truncate_utf8(text: &mut String, max: usize) {
     if text.len() > max {
         let cut = (0..=max)
