@@ -72,6 +72,10 @@ pub enum ProtocolError {
     /// The peer sent data nobody asked for.
     #[error("unsolicited {0}")]
     Unsolicited(&'static str),
+    /// A request named the same item twice (asking twice is how one small request
+    /// would make the responder send the same data many times).
+    #[error("duplicate {0} in one request")]
+    Duplicate(&'static str),
     /// The peer closed the stream in the middle of a session.
     #[error("peer closed the stream while waiting for {0}")]
     PeerClosed(&'static str),
@@ -118,7 +122,7 @@ impl ProtocolError {
     pub fn abort_code(&self) -> AbortCode {
         match self {
             ProtocolError::Malformed(_) | ProtocolError::BadLength { .. } => AbortCode::Malformed,
-            ProtocolError::BadPosition(_) => AbortCode::Malformed,
+            ProtocolError::BadPosition(_) | ProtocolError::Duplicate(_) => AbortCode::Malformed,
             ProtocolError::LimitExceeded { .. } => AbortCode::LimitExceeded,
             ProtocolError::Unexpected { .. } | ProtocolError::Unsolicited(_) => {
                 AbortCode::UnexpectedMessage

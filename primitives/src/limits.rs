@@ -71,6 +71,12 @@ pub const MAX_ENTRIES_PER_BATCH: usize = 65_536;
 /// hundred; a peer asking for more is looping or attacking.
 pub const MAX_REQUESTS_PER_SESSION: usize = 65_536;
 
+/// Entries a tree responder sends in one session beyond the context's entry count
+/// when the session opened: an honest session sends each entry at most once, so the
+/// whole context plus this slack (writes during the session) is what a session can
+/// honestly cost; asking for more is an amplification attack.
+pub const SESSION_ENTRY_SLACK: u64 = 4096;
+
 /// Requests the responder accepts before the initiator reads any answer: keeps the
 /// responder's queued output bounded when the initiator stops reading.
 pub const MAX_UNANSWERED_REQUESTS: usize = 64;

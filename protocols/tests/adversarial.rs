@@ -128,10 +128,21 @@ fn responder_enforces_keys_and_subtrees_per_request() {
     assert!(matches!(err, ProtocolError::BadLength { got: 31, .. }));
 }
 
+/// `n` distinct values of `len` bytes (duplicates in one request are refused).
+fn distinct(n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n as u32)
+        .map(|i| {
+            let mut v = vec![0u8; len];
+            v[..4].copy_from_slice(&i.to_be_bytes());
+            v
+        })
+        .collect()
+}
+
 fn prefix_request(prefixes: Vec<Vec<u8>>, key_hashes: usize) -> StreamMessage {
     msg(Body::EntryRequest(EntryRequest {
         request_id: 3,
-        key_hashes: vec![vec![0u8; 32].into(); key_hashes],
+        key_hashes: distinct(key_hashes, 32).into_iter().map(Into::into).collect(),
         key_prefixes: prefixes.into_iter().map(Into::into).collect(),
         ..EntryRequest::default()
     }))
@@ -152,7 +163,7 @@ fn responder_counts_prefixes_with_key_hashes_per_request() {
         responder().handle(&store, crate::common::now(), mixed),
         "keys per request",
     );
-    let at_limit = prefix_request(vec![prefix; half], half);
+    let at_limit = prefix_request(distinct(half, prefix.len()), half);
     assert!(
         responder()
             .handle(&store, crate::common::now(), at_limit)

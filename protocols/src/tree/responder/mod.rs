@@ -6,7 +6,7 @@
 
 mod answer;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use synctree_primitives::WallClock;
@@ -14,6 +14,7 @@ use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
     BATCH_BYTE_BUDGET, KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_KEYS_PER_REQUEST,
     MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
+    SESSION_ENTRY_SLACK,
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{EntryBatch, EntryRequest, FinishAck, NodeRequest};
@@ -95,6 +96,30 @@ fn prefixed<S: Store + ?Sized>(
     Ok(found)
 }
 
+/// Collects a request's items, refusing one named twice.
+fn unique<T: Eq + std::hash::Hash + Clone, E>(
+    what: &'static str,
+    items: impl Iterator<Item = Result<T, E>>,
+) -> Result<VecDeque<T>, ProtocolError>
+where
+    ProtocolError: From<E>,
+{
+    let mut seen = HashSet::new();
+    let mut out = VecDeque::new();
+    for item in items {
+        let item = item?;
+        if !seen.insert(item.clone()) {
+            return Err(ProtocolError::Duplicate(what));
+        }
+        out.push_back(item);
+    }
+    Ok(out)
+}
+
+fn saturate(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Serving,
@@ -109,6 +134,9 @@ pub struct TreeResponder {
     answers: VecDeque<Answer>,
     requests: usize,
     state: State,
+    /// Entries this session may still send: the context's size plus slack, set at
+    /// the first entry request.
+    entry_budget: Option<u64>,
     clock: WallClock,
     stats: SyncStats,
 }
@@ -121,6 +149,7 @@ impl TreeResponder {
             answers: VecDeque::new(),
             requests: 0,
             state: State::Serving,
+            entry_budget: None,
             clock: WallClock::System,
             stats: SyncStats::new(protocol, Role::Responder, root_before),
         }
@@ -164,8 +193,16 @@ impl TreeResponder {
         Ok(())
     }
 
-    fn on_entry_request(&mut self, req: EntryRequest) -> Result<(), ProtocolError> {
+    fn on_entry_request<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        req: EntryRequest,
+    ) -> Result<(), SyncErrorKind> {
         self.admit_request()?;
+        if self.entry_budget.is_none() {
+            let held = store.summary(&self.context)?.entry_count;
+            self.entry_budget = Some(held.saturating_add(SESSION_ENTRY_SLACK));
+        }
         let keys = req.key_hashes.len().saturating_add(req.key_prefixes.len());
         ProtocolError::check_limit("keys per request", MAX_KEYS_PER_REQUEST, keys)?;
         ProtocolError::check_limit(
@@ -181,14 +218,14 @@ impl TreeResponder {
             .key_prefixes
             .iter()
             .map(|p| KeyPrefix::from_wire(p, KEY_PREFIX_BYTES, "key_prefixes"));
-        let subtrees = req
-            .subtrees
-            .iter()
-            .map(|&p| any_position(p).map(SubtreeCursor::new));
+        let subtrees = req.subtrees.iter().map(|&p| any_position(p));
         let wanted = Wanted {
-            keys: keys.collect::<Result<_, _>>()?,
-            prefixes: prefixes.collect::<Result<_, _>>()?,
-            subtrees: subtrees.collect::<Result<_, _>>()?,
+            keys: unique("key hash", keys)?,
+            prefixes: unique("key prefix", prefixes)?,
+            subtrees: unique("subtree", subtrees)?
+                .into_iter()
+                .map(SubtreeCursor::new)
+                .collect(),
         };
         self.answers.push_back(Answer::Entries {
             request_id: req.request_id,
@@ -205,6 +242,11 @@ impl TreeResponder {
     ) -> Result<EntryBatch, SyncErrorKind> {
         let batch = EntryBatcher::new(BATCH_BYTE_BUDGET, &mut self.stats);
         let entries = batch.fill(store, &self.context, wanted)?;
+        let budget = self.entry_budget.unwrap_or(SESSION_ENTRY_SLACK);
+        if self.stats.entries_pushed > budget {
+            let (limit, got) = (saturate(budget), saturate(self.stats.entries_pushed));
+            return Err(ProtocolError::too_many("entries sent per session", limit, got).into());
+        }
         Ok(EntryBatch {
             request_id,
             entries,
@@ -225,7 +267,7 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
         }
         match message.body {
             Some(Body::NodeRequest(req)) => self.on_node_request(req)?,
-            Some(Body::EntryRequest(req)) => self.on_entry_request(req)?,
+            Some(Body::EntryRequest(req)) => self.on_entry_request(store, req)?,
             Some(Body::EntryPush(push)) => {
                 apply_push(store, &self.context, &self.clock, &mut self.stats, push)?
             }
