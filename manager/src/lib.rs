@@ -12,20 +12,20 @@
 //!
 //! [`SyncManager`] is generic over the store and works over any `SyncTransport`;
 //! [`SyncManager::serve`] adds a TCP accept loop with a concurrency cap. The
-//! `synctree` binary in this crate is the command-line front end.
+//! `synctree` binary lives in `synctree-cli` (manager/cli) and the cluster
+//! simulator in `synctree-sim` (manager/sim), so this crate pulls in neither a
+//! command-line parser nor turmoil nor an HTTP exporter.
 
 #![forbid(unsafe_code)]
 
 pub mod anti_entropy;
 mod error;
-pub mod generate;
 pub mod handshake;
 mod manager;
 pub mod metrics;
 mod report;
 pub mod selection;
 mod serve;
-pub mod simulate;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;

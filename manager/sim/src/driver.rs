@@ -9,12 +9,13 @@ use synctree_primitives::{ContextId, Entry, Hash, Hlc, NodeId, Store, Version};
 use synctree_store::MemoryStore;
 use synctree_transport::sim::SimFaults;
 
-use super::node::{self, Seat, Setup};
-use super::oracle::{Oracle, Verdict};
-use super::plan::{Event, Script};
-use super::{SimConfig, SimError, SimReport, mix};
-use crate::anti_entropy::{AntiEntropyConfig, AntiEntropyStats, SharedStats};
-use crate::manager::ManagerConfig;
+use crate::node::{self, Seat, Setup};
+use crate::oracle::{Oracle, Verdict};
+use crate::plan::{Event, Script};
+use crate::seed::mix;
+use crate::{SimConfig, SimError, SimReport};
+use synctree_manager::ManagerConfig;
+use synctree_manager::anti_entropy::{AntiEntropyConfig, AntiEntropyStats, SharedStats};
 
 /// How often, in virtual time, replicas' roots are compared after the heal.
 const CHECK_EVERY: Duration = Duration::from_millis(50);

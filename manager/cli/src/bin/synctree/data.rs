@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use clap::Args;
-use synctree_manager::generate::{generate, generated_version};
+use synctree_cli::generate::{generate, generated_version};
 use synctree_primitives::{ContextId, Entry, Hlc, NodeId, Store, Version, key_hash};
 
 use crate::emit;

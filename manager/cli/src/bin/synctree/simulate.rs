@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use synctree_manager::simulate::{self, SimConfig, SimReport};
+use synctree_sim::{self as simulate, SimConfig, SimReport};
 
 /// Arguments of `synctree simulate`.
 #[derive(Debug, Args)]

@@ -62,7 +62,7 @@ pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
     let listener = TcpListener::bind(&args.listen).await.map_err(listen_err)?;
     let addr = listener.local_addr().map_err(listen_err)?;
     if let Some(metrics) = args.metrics {
-        synctree_manager::metrics::install_prometheus(metrics)?;
+        synctree_cli::prometheus::install_prometheus(metrics)?;
         eprintln!("synctree: metrics on http://{metrics}/metrics");
     }
     eprintln!("synctree: listening on {addr}");

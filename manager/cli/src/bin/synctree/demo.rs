@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use synctree_manager::generate::{generate, generated_version, value_bytes};
+use synctree_cli::generate::{generate, generated_version, value_bytes};
 use synctree_manager::{ManagerConfig, SessionReport, SyncManager};
 use synctree_primitives::{ContextId, Entry, Hash, Identity, NodeId, Store, merkle};
 use synctree_store::MemoryStore;
