@@ -23,6 +23,7 @@ mod error;
 pub mod handshake;
 mod manager;
 pub mod metrics;
+mod record;
 mod report;
 pub mod selection;
 mod serve;

@@ -25,9 +25,9 @@ use ::metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
-use crate::anti_entropy::{Outcome, PeerBackoff, SessionRecord};
 use crate::error::ManagerError;
 use crate::manager::Served;
+use crate::record::{Outcome, PeerBackoff, SessionRecord};
 
 /// Initiated sessions that ended, by protocol and outcome.
 pub const SESSIONS: &str = "synctree_sessions_total";

@@ -1,0 +1,54 @@
+//! [`Connector`]: how the scheduler reaches a peer, and [`TcpConnector`], its TCP
+//! implementation.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use synctree_primitives::SyncTransport;
+use synctree_transport::FramedTransport;
+use tokio::net::TcpStream;
+
+/// Opens connections to peers; TCP and the simulator implement it, so the
+/// scheduler runs unchanged over both.
+pub trait Connector: Send + Sync + 'static {
+    /// The transport a connection gives.
+    type Transport: SyncTransport + 'static;
+    /// Why connecting failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Connects to `peer` (an address such as `host:port`).
+    fn connect(
+        &self,
+        peer: &str,
+    ) -> impl Future<Output = Result<Self::Transport, Self::Error>> + Send;
+}
+
+/// Connects over TCP, giving up after `connect_timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConnector {
+    /// Longest wait for the TCP handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TcpConnector {
+    /// A 5-second connect timeout.
+    fn default() -> Self {
+        TcpConnector {
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Connector for TcpConnector {
+    type Transport = FramedTransport<TcpStream>;
+    type Error = io::Error;
+
+    async fn connect(&self, peer: &str) -> io::Result<Self::Transport> {
+        let connecting = TcpStream::connect(peer);
+        let stream = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        FramedTransport::tcp(stream)
+    }
+}
