@@ -32,8 +32,11 @@ use tokio::task::{Id, JoinSet};
 use tokio::time::{Instant, sleep_until};
 
 pub use crate::record::{Outcome, PeerBackoff, SessionError, SessionRecord};
-pub use config::AntiEntropyConfig;
-pub use connector::{Connector, TcpConnector};
+pub use config::{
+    AntiEntropyConfig, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_INTERVAL, DEFAULT_JITTER,
+    DEFAULT_MAX_CONCURRENT, DEFAULT_SESSION_DEADLINE,
+};
+pub use connector::{Connector, DEFAULT_CONNECT_TIMEOUT, TcpConnector};
 pub use session::{AntiEntropyStats, SharedStats};
 
 use crate::manager::SyncManager;

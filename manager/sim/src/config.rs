@@ -7,6 +7,32 @@ use synctree_transport::sim::DEFAULT_FAULT_WINDOW;
 
 use crate::report::SimError;
 
+/// Default one-way latency: a LAN-to-WAN link, long enough that sessions overlap.
+pub const DEFAULT_LATENCY: Duration = Duration::from_millis(10);
+/// Default writes in the fault phase: enough to touch most keys several times.
+pub const DEFAULT_WRITES: u32 = 200;
+/// Default fraction of deletes: tombstones must sync like any write.
+pub const DEFAULT_DELETE_RATIO: f64 = 0.2;
+/// Default keys per context: few, so writes overwrite each other and merges matter.
+pub const DEFAULT_KEYS: u32 = 64;
+/// Default contexts: more than one, so sessions of one pair interleave.
+pub const DEFAULT_CONTEXTS: u32 = 2;
+/// Default fault phase: about a dozen anti-entropy rounds.
+pub const DEFAULT_FAULT_PHASE: Duration = Duration::from_secs(3);
+/// Default convergence limit: far above what a healed cluster needs, so only a
+/// real failure to converge hits it.
+pub const DEFAULT_CONVERGE_LIMIT: Duration = Duration::from_secs(60);
+/// Default simulation step: half the default latency.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(5);
+/// Default anti-entropy round.
+pub const DEFAULT_ROUND: Duration = Duration::from_millis(250);
+/// Default sessions per node, context and round: a gossip fanout of 3 reaches a
+/// 1000-node cluster in a handful of rounds.
+pub const DEFAULT_FANOUT: u32 = 3;
+/// Largest cluster [`SimConfig`] accepts: each node is a turmoil host with its
+/// own tasks and store, stepped on one thread.
+pub const MAX_NODES: usize = 1000;
+
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -62,19 +88,19 @@ impl SimConfig {
             loss: 0.0,
             stall: 0.0,
             fault_window: DEFAULT_FAULT_WINDOW,
-            latency: Duration::from_millis(10),
+            latency: DEFAULT_LATENCY,
             bandwidth: None,
             partition: Duration::ZERO,
             restarts: 0,
-            writes: 200,
-            delete_ratio: 0.2,
-            keys: 64,
-            contexts: 2,
-            fault_phase: Duration::from_secs(3),
-            converge_limit: Duration::from_secs(60),
-            tick: Duration::from_millis(5),
-            round: Duration::from_millis(250),
-            fanout: 3,
+            writes: DEFAULT_WRITES,
+            delete_ratio: DEFAULT_DELETE_RATIO,
+            keys: DEFAULT_KEYS,
+            contexts: DEFAULT_CONTEXTS,
+            fault_phase: DEFAULT_FAULT_PHASE,
+            converge_limit: DEFAULT_CONVERGE_LIMIT,
+            tick: DEFAULT_TICK,
+            round: DEFAULT_ROUND,
+            fanout: DEFAULT_FANOUT,
         }
     }
 
@@ -82,7 +108,7 @@ impl SimConfig {
         let probability = |p: f64| (0.0..=1.0).contains(&p);
         let checks = [
             (self.nodes >= 2, "at least 2 nodes"),
-            (self.nodes <= 1000, "at most 1000 nodes"),
+            (self.nodes <= MAX_NODES, "at most 1000 nodes"),
             (probability(self.loss), "loss is a probability"),
             (probability(self.stall), "stall is a probability"),
             (self.loss + self.stall < 1.0, "loss + stall < 1"),

@@ -35,7 +35,14 @@ mod plan;
 mod report;
 mod seed;
 
-pub use config::SimConfig;
-pub use driver::run;
+pub use config::{
+    DEFAULT_CONTEXTS, DEFAULT_CONVERGE_LIMIT, DEFAULT_DELETE_RATIO, DEFAULT_FANOUT,
+    DEFAULT_FAULT_PHASE, DEFAULT_KEYS, DEFAULT_LATENCY, DEFAULT_ROUND, DEFAULT_TICK,
+    DEFAULT_WRITES, MAX_NODES, SimConfig,
+};
+pub use driver::{
+    SIM_BACKOFF_MAX, SIM_CONNECT_TIMEOUT, SIM_HANDSHAKE_TIMEOUT, SIM_MAX_CONCURRENT,
+    SIM_SESSION_DEADLINE, SIM_STREAM_DEADLINE, run,
+};
 pub use node::{PORT, SimConnector};
 pub use report::{SimError, SimReport};

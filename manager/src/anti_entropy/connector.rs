@@ -24,6 +24,10 @@ pub trait Connector: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Transport, Self::Error>> + Send;
 }
 
+/// Default TCP connect timeout: far above a LAN or WAN round trip, short enough
+/// that an unreachable peer fails well inside a session deadline.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connects over TCP, giving up after `connect_timeout`.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpConnector {
@@ -32,10 +36,10 @@ pub struct TcpConnector {
 }
 
 impl Default for TcpConnector {
-    /// A 5-second connect timeout.
+    /// A [`DEFAULT_CONNECT_TIMEOUT`] connect timeout.
     fn default() -> Self {
         TcpConnector {
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
