@@ -9,11 +9,12 @@ use synctree_primitives::{ContextId, Entry, Hash, Hlc, NodeId, Store, Version};
 use synctree_store::MemoryStore;
 use synctree_transport::sim::SimFaults;
 
+use crate::config::SimConfig;
 use crate::node::{self, Seat, Setup};
 use crate::oracle::{Oracle, Verdict};
 use crate::plan::{Event, Script};
+use crate::report::{SimError, SimReport};
 use crate::seed::mix;
-use crate::{SimConfig, SimError, SimReport};
 use synctree_manager::ManagerConfig;
 use synctree_manager::anti_entropy::{AntiEntropyConfig, AntiEntropyStats, SharedStats};
 

@@ -8,7 +8,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::SimConfig;
+use crate::config::SimConfig;
 
 /// One scripted event.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::ProtocolArg;
+use crate::protocol_arg::ProtocolArg;
 
 /// Entries generated per store batch.
 const GENERATE_BATCH: u64 = 10_000;

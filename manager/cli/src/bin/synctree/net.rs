@@ -10,11 +10,11 @@ use synctree_primitives::Identity;
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::ProtocolArg;
-use crate::emit;
 use crate::error::{CliError, context};
 use crate::node::Node;
+use crate::output::emit;
 use crate::progress;
+use crate::protocol_arg::ProtocolArg;
 
 /// Longest wait for a TCP connection to the peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -74,7 +74,7 @@ pub(crate) fn run(args: SimulateArgs) -> Result<ExitCode, Box<dyn Error>> {
     } else {
         human(&config, &report, started.elapsed())
     };
-    crate::emit(&text)?;
+    crate::output::emit(&text)?;
     Ok(if report.converged {
         ExitCode::SUCCESS
     } else {
