@@ -56,7 +56,7 @@ pub enum SimError {
     /// The config is out of range.
     #[error("invalid simulation config: {0}")]
     Config(&'static str),
-    /// [`run`] was called inside a tokio runtime; turmoil drives its own.
+    /// [`run`](crate::run) was called inside a tokio runtime; turmoil drives its own.
     #[error("the simulator cannot run inside a tokio runtime (call it from a plain thread)")]
     InsideRuntime,
     /// A simulated host's software failed.

@@ -68,7 +68,7 @@ impl From<SyncError> for HandlerError {
 }
 
 /// A protocol the manager can answer and open sessions of. Object safe: a
-/// [`ProtocolRegistry`] holds them as `Box<dyn RegisteredProtocol>`.
+/// [`ProtocolRegistry`](crate::ProtocolRegistry) holds them as `Box<dyn RegisteredProtocol>`.
 #[async_trait]
 pub trait RegisteredProtocol: Send + Sync + fmt::Debug {
     /// The protocol's wire identifier (advertised in the handshake).
