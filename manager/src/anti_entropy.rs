@@ -18,111 +18,29 @@
 //! for the next round: every pair is synced again one interval later whatever the
 //! last session saw.
 
+mod config;
+mod connector;
 mod schedule;
 mod session;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
-use synctree_primitives::{ContextId, Store, SyncTransport};
-use synctree_transport::FramedTransport;
-use tokio::net::TcpStream;
+use synctree_primitives::{ContextId, Store};
 use tokio::task::{Id, JoinSet};
 use tokio::time::{Instant, sleep_until};
 
-pub use schedule::PeerBackoff;
-pub use session::{AntiEntropyStats, Outcome, SessionError, SessionRecord, SharedStats};
+pub use crate::record::{Outcome, PeerBackoff, SessionError, SessionRecord};
+pub use config::{
+    AntiEntropyConfig, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_INTERVAL, DEFAULT_JITTER,
+    DEFAULT_MAX_CONCURRENT, DEFAULT_SESSION_DEADLINE,
+};
+pub use connector::{Connector, DEFAULT_CONNECT_TIMEOUT, TcpConnector};
+pub use session::{AntiEntropyStats, SharedStats};
 
 use crate::manager::SyncManager;
-use crate::selection::ProtocolChoice;
 use schedule::Schedule;
-
-/// Opens connections to peers; TCP and the simulator implement it, so the
-/// scheduler runs unchanged over both.
-pub trait Connector: Send + Sync + 'static {
-    /// The transport a connection gives.
-    type Transport: SyncTransport + 'static;
-    /// Why connecting failed.
-    type Error: std::error::Error + Send + Sync + 'static;
-
-    /// Connects to `peer` (an address such as `host:port`).
-    fn connect(
-        &self,
-        peer: &str,
-    ) -> impl Future<Output = Result<Self::Transport, Self::Error>> + Send;
-}
-
-/// Connects over TCP, giving up after `connect_timeout`.
-#[derive(Clone, Copy, Debug)]
-pub struct TcpConnector {
-    /// Longest wait for the TCP handshake.
-    pub connect_timeout: Duration,
-}
-
-impl Default for TcpConnector {
-    /// A 5-second connect timeout.
-    fn default() -> Self {
-        TcpConnector {
-            connect_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Connector for TcpConnector {
-    type Transport = FramedTransport<TcpStream>;
-    type Error = io::Error;
-
-    async fn connect(&self, peer: &str) -> io::Result<Self::Transport> {
-        let connecting = TcpStream::connect(peer);
-        let stream = tokio::time::timeout(self.connect_timeout, connecting)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        FramedTransport::tcp(stream)
-    }
-}
-
-/// Scheduler tunables.
-#[derive(Clone, Debug)]
-pub struct AntiEntropyConfig {
-    /// Time between two sessions of one (context, peer) pair.
-    pub interval: Duration,
-    /// Random extra delay, uniform in `[0, jitter)`, added to every reschedule.
-    pub jitter: Duration,
-    /// Sessions running at once, over all pairs.
-    pub max_concurrent: usize,
-    /// Longest one session may take, connecting included.
-    pub session_deadline: Duration,
-    /// Wait after a peer's first failure; doubles with each further failure.
-    pub backoff_base: Duration,
-    /// Longest backoff.
-    pub backoff_max: Duration,
-    /// Contexts synced even while the local store holds nothing of them.
-    pub contexts: Vec<ContextId>,
-    /// Which protocol sessions run.
-    pub protocol: ProtocolChoice,
-    /// Seed of the jitter.
-    pub seed: u64,
-}
-
-impl Default for AntiEntropyConfig {
-    /// Every 30 s ± 3 s, 4 at a time, 60 s deadline, backoff 1 s doubling to 5 min.
-    fn default() -> Self {
-        AntiEntropyConfig {
-            interval: Duration::from_secs(30),
-            jitter: Duration::from_secs(3),
-            max_concurrent: 4,
-            session_deadline: Duration::from_secs(60),
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(300),
-            contexts: Vec::new(),
-            protocol: ProtocolChoice::Auto,
-            seed: 0,
-        }
-    }
-}
 
 /// The scheduler: owns a peer set and syncs every context with every peer.
 #[derive(Debug)]

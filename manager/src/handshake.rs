@@ -8,13 +8,6 @@ use synctree_primitives::{
     ContextId, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
 };
 
-/// Protocols this build can run, in order of preference.
-pub const SUPPORTED_PROTOCOLS: &[ProtocolKind] = &[
-    ProtocolKind::HashComparison,
-    ProtocolKind::LevelWise,
-    ProtocolKind::Snapshot,
-];
-
 /// Page encodings this build can read, besides none.
 pub const SUPPORTED_COMPRESSION: &[Compression] = &[Compression::Lz4];
 
@@ -174,6 +167,13 @@ mod tests {
     use super::*;
     use synctree_primitives::{Entry, NodeId as Node, Version};
     use synctree_store::MemoryStore;
+
+    /// What the standard registry advertises.
+    const SUPPORTED_PROTOCOLS: &[ProtocolKind] = &[
+        ProtocolKind::HashComparison,
+        ProtocolKind::LevelWise,
+        ProtocolKind::Snapshot,
+    ];
 
     pub(crate) fn summary(root: u8) -> PeerSummary {
         PeerSummary {

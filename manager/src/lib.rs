@@ -2,35 +2,84 @@
 //!
 //! ```text
 //!  incoming stream ─► recv() first message ─► InitPayload.kind ─┬─ Handshake ─► reply, read next init
-//!                                                               ├─ HashComparison ─► run_responder
-//!                                                               ├─ LevelWise ─► run_responder
-//!                                                               ├─ Snapshot ─► run_responder
+//!                                                               ├─ accepted by a RegisteredProtocol
+//!                                                               │    (HashComparison · LevelWise · Snapshot)
+//!                                                               │    ─► ResponderInit ─► run_responder
 //!                                                               └─ anything else ─► Abort + typed error
 //!
-//!  sync(peer) ─► Handshake ⇄ Handshake ─► select() ─► none │ run_initiator ─► SessionReport
+//!  sync(peer) ─► Handshake ⇄ Handshake ─► select() ─► none │ registry.get(kind).initiate ─► SessionReport
 //! ```
 //!
 //! [`SyncManager`] is generic over the store and works over any `SyncTransport`;
-//! [`SyncManager::serve`] adds a TCP accept loop with a concurrency cap. The
-//! `synctree` binary in this crate is the command-line front end.
+//! the protocols it runs come from a [`ProtocolRegistry`] ([`registry`]).
+//! [`SyncManager::serve`] adds a TCP accept loop with a concurrency cap, and
+//! [`AntiEntropy`] syncs every context with every peer on an interval. The
+//! `synctree` binary lives in `synctree-cli` (manager/cli) and the cluster
+//! simulator in `synctree-sim` (manager/sim), so this crate pulls in neither a
+//! command-line parser nor turmoil nor an HTTP exporter.
+//!
+//! # Example
+//!
+//! Two in-memory replicas, one serving a stream and one syncing over it:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use synctree_manager::{ManagerConfig, ProtocolChoice, SyncManager};
+//! use synctree_primitives::{ContextId, Entry, Identity, NodeId, Store, Version};
+//! use synctree_store::MemoryStore;
+//! use synctree_transport::FramedTransport;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let context = ContextId::new("docs")?;
+//! let node = |id| {
+//!     let store = Arc::new(MemoryStore::new());
+//!     SyncManager::new(store, Identity::new(NodeId(id)), ManagerConfig::default())
+//! };
+//! let (a, b) = (node(1), node(2));
+//! a.store().apply(&context, vec![Entry::put("k1", "from a", Version::new(1, NodeId(1)))])?;
+//! b.store().apply(&context, vec![Entry::put("k2", "from b", Version::new(1, NodeId(2)))])?;
+//!
+//! let (left, right) = tokio::io::duplex(64 * 1024);
+//! let mut serving = FramedTransport::new(left, "b");
+//! let mut syncing = FramedTransport::new(right, "a");
+//! let (served, report) = tokio::join!(
+//!     b.handle_stream(&mut serving),
+//!     a.sync(&mut syncing, &context, ProtocolChoice::Auto),
+//! );
+//! served?;
+//! assert!(report?.converged());
+//! assert_eq!(a.store().summary(&context)?.root, b.store().summary(&context)?.root);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `manager/examples/three_nodes.rs` runs anti-entropy between three nodes, and
+//! `manager/examples/embed.rs` embeds the manager over a store of your own.
 
 #![forbid(unsafe_code)]
 
 pub mod anti_entropy;
 mod error;
-pub mod generate;
 pub mod handshake;
 mod manager;
 pub mod metrics;
+mod record;
+pub mod registry;
 mod report;
 pub mod selection;
 mod serve;
-pub mod simulate;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;
 pub use handshake::{PeerSummary, TopFingerprint};
-pub use manager::{MAX_PARTIAL_SNAPSHOTS, ManagerConfig, Served, SyncManager};
+pub use manager::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, ManagerConfig, Served, SyncManager,
+};
+pub use registry::{
+    ExecutorProtocol, MAX_PARTIAL_SNAPSHOTS, ProtocolRegistry, RegisteredProtocol, SnapshotProtocol,
+};
 pub use report::{ReportJson, SessionReport};
 pub use selection::{ProtocolChoice, Selection, select};
 pub use serve::{DRAIN_GRACE, STREAM_DEADLINE, ServeSummary};

@@ -1,8 +1,7 @@
 //! [`SyncManager`]: dispatches incoming streams to protocol responders and opens
 //! sessions as initiator.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use synctree_primitives::limits::IDLE_TIMEOUT;
@@ -10,24 +9,25 @@ use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{InitPayload, PROTOCOL_VERSION};
 use synctree_primitives::{
-    ContextId, Identity, ProtocolError, ProtocolKind, Store, StreamMessage, SyncProtocolExecutor,
-    SyncStats, SyncTransport, TransportError,
+    ContextId, Identity, ProtocolError, ProtocolKind, Store, StreamMessage, SyncStats,
+    SyncTransport, TransportError,
 };
-use synctree_protocols::{
-    HashComparison, HashComparisonConfig, HashComparisonResponderInit, LevelWise, LevelWiseConfig,
-    LevelWiseResponderInit, Snapshot, SnapshotConfig, SnapshotProgress, SnapshotResponderInit,
-    init_message,
-};
+use synctree_protocols::init_message;
 use tokio::time::Instant;
 
 use crate::error::ManagerError;
-use crate::handshake::{PeerSummary, SUPPORTED_PROTOCOLS, TopFingerprint};
+use crate::handshake::{PeerSummary, TopFingerprint};
+use crate::registry::{Borrowed, HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Selection, select};
 
-/// Interrupted snapshots kept for resuming: each holds staged entries (up to
-/// `MAX_SNAPSHOT_STAGED_BYTES`), so only a few are kept at once.
-pub const MAX_PARTIAL_SNAPSHOTS: usize = 4;
+/// Sessions served at once by default: enough for a node with dozens of peers,
+/// few enough that their buffers and store reads stay bounded.
+pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 64;
+
+/// Default longest wait for a peer's first message or handshake reply: a
+/// protocol's idle timeout, since a handshake is one more idle-bounded exchange.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = IDLE_TIMEOUT;
 
 /// Manager tunables.
 #[derive(Clone, Debug)]
@@ -36,7 +36,9 @@ pub struct ManagerConfig {
     pub max_concurrent_sessions: usize,
     /// Serve contexts this node holds nothing of (a fresh node syncing them in).
     pub accept_unknown_contexts: bool,
-    /// Protocols this node runs, in order of preference.
+    /// Protocols this node advertises, in order of preference (by default every
+    /// protocol of [`ProtocolRegistry::standard`]). Each must be registered with
+    /// the manager's registry.
     pub supported: Vec<ProtocolKind>,
     /// Longest wait for a peer's first message or handshake reply.
     pub handshake_timeout: Duration,
@@ -45,10 +47,10 @@ pub struct ManagerConfig {
 impl Default for ManagerConfig {
     fn default() -> Self {
         ManagerConfig {
-            max_concurrent_sessions: 64,
+            max_concurrent_sessions: DEFAULT_MAX_CONCURRENT_SESSIONS,
             accept_unknown_contexts: true,
-            supported: SUPPORTED_PROTOCOLS.to_vec(),
-            handshake_timeout: IDLE_TIMEOUT,
+            supported: ProtocolRegistry::standard().kinds(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -76,19 +78,36 @@ pub struct SyncManager<S> {
     store: Arc<S>,
     identity: Identity,
     config: ManagerConfig,
-    /// Interrupted snapshots by (peer, context), resumed by the next session.
-    partial_snapshots: Mutex<HashMap<(String, ContextId), SnapshotProgress>>,
+    /// The protocols this manager answers and opens.
+    registry: ProtocolRegistry,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
-    /// A manager for `store`, acting as `identity`.
+    /// A manager for `store`, acting as `identity`, running the
+    /// [standard protocols](ProtocolRegistry::standard).
     pub fn new(store: Arc<S>, identity: Identity, config: ManagerConfig) -> Self {
+        SyncManager::with_registry(store, identity, config, ProtocolRegistry::standard())
+    }
+
+    /// A manager running the protocols of `registry` (advertise them with
+    /// `config.supported = registry.kinds()`).
+    pub fn with_registry(
+        store: Arc<S>,
+        identity: Identity,
+        config: ManagerConfig,
+        registry: ProtocolRegistry,
+    ) -> Self {
         SyncManager {
             store,
             identity,
             config,
-            partial_snapshots: Mutex::default(),
+            registry,
         }
+    }
+
+    /// The protocols this manager runs.
+    pub fn registry(&self) -> &ProtocolRegistry {
+        &self.registry
     }
 
     /// The store.
@@ -150,46 +169,30 @@ impl<S: Store + 'static> SyncManager<S> {
         }
     }
 
-    /// Runs the responder of the protocol `kind` names.
+    /// Runs the responder of the registered protocol that accepts `kind`.
     async fn respond<T: SyncTransport + ?Sized>(
         &self,
         transport: &mut T,
         context: &ContextId,
         kind: Kind,
     ) -> Result<SyncStats, ManagerError> {
-        let (store, id) = (&*self.store, &self.identity);
-        let stats = match kind {
-            Kind::HashComparison(init) => {
-                let init = match HashComparisonResponderInit::try_from(&init) {
-                    Ok(init) => init,
-                    Err(e) => return Err(self.rejected(transport, e).await),
-                };
-                HashComparison::run_responder(transport, store, context, id, init).await?
-            }
-            Kind::LevelWise(init) => {
-                let init = match LevelWiseResponderInit::try_from(&init) {
-                    Ok(init) => init,
-                    Err(e) => return Err(self.rejected(transport, e).await),
-                };
-                LevelWise::run_responder(transport, store, context, id, init).await?
-            }
-            Kind::Snapshot(init) => {
-                let init = match SnapshotResponderInit::try_from(&init) {
-                    Ok(init) => init,
-                    Err(e) => return Err(self.rejected(transport, e).await),
-                };
-                Snapshot::run_responder(transport, store, context, id, init).await?
-            }
-            // A second handshake: the first was answered above.
-            Kind::Handshake(_) => {
-                let e = ProtocolError::Unexpected {
-                    expected: "protocol init",
-                    got: "second handshake",
-                };
-                return Err(self.rejected(transport, e).await);
-            }
+        // A second handshake: the first was answered in `handle_stream`.
+        if let Kind::Handshake(_) = kind {
+            let e = ProtocolError::Unexpected {
+                expected: "protocol init",
+                got: "second handshake",
+            };
+            return Err(self.rejected(transport, e).await);
+        }
+        let Some(protocol) = self.registry.for_init(&kind) else {
+            let e = ProtocolError::UnknownInit("no registered protocol takes this init");
+            return Err(self.rejected(transport, e).await);
         };
-        Ok(stats)
+        let scope = self.scope(context);
+        let outcome = protocol
+            .respond(scope, &mut Borrowed(&mut *transport), kind)
+            .await;
+        self.handled(transport, outcome).await
     }
 
     /// Opens a session on `transport`: exchanges handshakes, selects a protocol,
@@ -233,7 +236,7 @@ impl<S: Store + 'static> SyncManager<S> {
         ))
     }
 
-    /// Runs the initiator of `protocol`.
+    /// Runs the initiator of `protocol`, as registered.
     async fn initiate<T: SyncTransport + ?Sized>(
         &self,
         transport: &mut T,
@@ -242,72 +245,37 @@ impl<S: Store + 'static> SyncManager<S> {
         selection: &Selection,
         remote: &PeerSummary,
     ) -> Result<SyncStats, ManagerError> {
-        let (store, id) = (&*self.store, &self.identity);
-        // The handshake's top fingerprint is the first level of the tree descent.
-        let remote_top = remote.top_fingerprint.map(|top| top.0);
-        let stats = match protocol {
-            ProtocolKind::HashComparison => {
-                let config = HashComparisonConfig {
-                    remote_top,
-                    ..Default::default()
-                };
-                HashComparison::run_initiator(transport, store, context, id, config).await?
-            }
-            ProtocolKind::LevelWise => {
-                let config = LevelWiseConfig {
-                    remote_top,
-                    ..Default::default()
-                };
-                LevelWise::run_initiator(transport, store, context, id, config).await?
-            }
-            ProtocolKind::Snapshot => {
-                let progress = self.snapshot_progress(transport.peer(), context);
-                let config = SnapshotConfig {
-                    compression: selection.compression,
-                    resume: Some(progress.clone()),
-                    ..SnapshotConfig::default()
-                };
-                let outcome = Snapshot::run_initiator(transport, store, context, id, config).await;
-                self.keep_snapshot_progress(transport.peer(), context, progress);
-                outcome?
-            }
-            other => {
-                let e = ProtocolError::UnsupportedProtocol(other.name().to_owned());
-                return Err(self.rejected(transport, e).await);
-            }
+        let Some(registered) = self.registry.get(protocol) else {
+            let e = ProtocolError::UnsupportedProtocol(protocol.name().to_owned());
+            return Err(self.rejected(transport, e).await);
         };
-        Ok(stats)
+        let plan = InitiatorPlan { selection, remote };
+        let outcome = registered
+            .initiate(self.scope(context), &mut Borrowed(&mut *transport), plan)
+            .await;
+        self.handled(transport, outcome).await
     }
 
-    /// The staged pages of an earlier, interrupted snapshot of `context` from
-    /// `peer`, or a fresh handle.
-    fn snapshot_progress(&self, peer: &str, context: &ContextId) -> SnapshotProgress {
-        let key = (peer.to_owned(), context.clone());
-        let mut partial = self
-            .partial_snapshots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        partial.remove(&key).unwrap_or_default()
+    fn scope<'a>(&'a self, context: &'a ContextId) -> SessionScope<'a> {
+        SessionScope {
+            store: &*self.store,
+            context,
+            identity: &self.identity,
+        }
     }
 
-    /// Keeps a snapshot's staged pages for the next session with the same peer, so
-    /// it resumes instead of starting over (dropped once empty: finished, verified
-    /// or moved).
-    fn keep_snapshot_progress(&self, peer: &str, context: &ContextId, progress: SnapshotProgress) {
-        if progress.is_empty() {
-            return;
+    /// A registered protocol's outcome as the manager's: a refused init gets the
+    /// peer an abort.
+    async fn handled<T: SyncTransport + ?Sized>(
+        &self,
+        transport: &mut T,
+        outcome: Result<SyncStats, HandlerError>,
+    ) -> Result<SyncStats, ManagerError> {
+        match outcome {
+            Ok(stats) => Ok(stats),
+            Err(HandlerError::Refused(e)) => Err(self.rejected(transport, e).await),
+            Err(HandlerError::Session(e)) => Err(ManagerError::Session(e)),
         }
-        let key = (peer.to_owned(), context.clone());
-        let mut partial = self
-            .partial_snapshots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if partial.len() >= MAX_PARTIAL_SNAPSHOTS {
-            tracing::debug!(%peer, %context, "too many partial snapshots kept; this one starts over next time");
-            return;
-        }
-        tracing::debug!(%peer, %context, pages = progress.pages_staged(), "keeping a partial snapshot to resume");
-        partial.insert(key, progress);
     }
 
     fn fingerprint(&self, context: &ContextId, peer: &str) -> Result<TopFingerprint, ManagerError> {

@@ -1,5 +1,6 @@
 //! Metrics, recorded through the [`metrics`] facade: nothing is kept
-//! unless a recorder is installed, e.g. by [`install_prometheus`].
+//! unless a recorder is installed (the `synctree` binary installs a Prometheus
+//! exporter: `synctree_cli::prometheus::install_prometheus`).
 //!
 //! | metric | kind | labels | what |
 //! |---|---|---|---|
@@ -20,16 +21,13 @@
 //! `outcome` is one of [`Outcome::name`]'s values; `protocol` is a protocol name,
 //! `none` (roots matched) or `unknown` (failed before one was picked).
 
-use std::net::SocketAddr;
-
 use ::metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
 
-use crate::anti_entropy::{Outcome, PeerBackoff, SessionRecord};
 use crate::error::ManagerError;
 use crate::manager::Served;
+use crate::record::{Outcome, PeerBackoff, SessionRecord};
 
 /// Initiated sessions that ended, by protocol and outcome.
 pub const SESSIONS: &str = "synctree_sessions_total";
@@ -74,33 +72,6 @@ pub const ALL: [&str; 13] = [
     PEER_BACKOFF,
     SERVED,
 ];
-
-/// The Prometheus exporter could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MetricsError {
-    /// Binding the listener or installing the global recorder failed.
-    #[error("starting the Prometheus exporter on {addr} failed")]
-    Install {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The exporter's error.
-        #[source]
-        source: BuildError,
-    },
-}
-
-/// Installs a Prometheus recorder as the global one and serves `/metrics` over
-/// HTTP on `addr`. Call once, inside the tokio runtime that should run the
-/// listener (outside one, the exporter starts a thread with its own).
-pub fn install_prometheus(addr: SocketAddr) -> Result<(), MetricsError> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .map_err(|source| MetricsError::Install { addr, source })?;
-    describe();
-    Ok(())
-}
 
 /// Registers units and descriptions of every metric with the installed recorder.
 pub fn describe() {
@@ -332,20 +303,5 @@ mod tests {
         assert_eq!(value(&snapshot, SERVED, &refused), &DebugValue::Counter(1));
         assert!(snapshot.iter().all(|(k, _)| ALL.contains(&k.key().name())));
         assert!(snapshot.iter().any(|(k, _)| k.kind() == MetricKind::Gauge));
-    }
-
-    #[test]
-    fn the_prometheus_exporter_reports_a_bad_address_as_a_typed_error() {
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = taken.local_addr().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let result = runtime.block_on(async { install_prometheus(addr) });
-        assert!(
-            matches!(result, Err(MetricsError::Install { addr: a, .. }) if a == addr),
-            "{result:?}"
-        );
     }
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::error::ManagerError;
 use crate::manager::{Served, SyncManager};
 
 /// How long sessions in progress may run on after shutdown is requested.
@@ -71,7 +72,7 @@ impl<S: Store + 'static> SyncManager<S> {
                         .await;
                 let outcome = match served {
                     Ok(outcome) => outcome,
-                    Err(_) => Err(crate::ManagerError::Transport {
+                    Err(_) => Err(ManagerError::Transport {
                         peer: addr.to_string(),
                         phase: "serving",
                         source: synctree_primitives::TransportError::Timeout(STREAM_DEADLINE),
@@ -93,7 +94,7 @@ async fn refuse_busy<T: SyncTransport>(transport: &mut T) {
     let _ = transport.close().await;
 }
 
-fn log_outcome(peer: &str, outcome: Result<Served, crate::ManagerError>) {
+fn log_outcome(peer: &str, outcome: Result<Served, ManagerError>) {
     match outcome {
         Ok(Served::HandshakeOnly { context }) => tracing::info!(%peer, %context, "in sync"),
         Ok(Served::Session { context, stats }) => tracing::info!(

@@ -24,9 +24,9 @@
 //! peers that both send a lot cannot deadlock (within the budget described at
 //! [`INBOX_HIGH_WATER`]).
 //!
-//! With the `sim` feature (on by default), [`sim::SimTransport`] runs the same
-//! framing over turmoil's simulated network, adding seeded cuts, stalls and a
-//! bandwidth cap per connection.
+//! With the `sim` feature (off by default; `synctree-sim` turns it on),
+//! [`sim::SimTransport`] runs the same framing over turmoil's simulated network,
+//! adding seeded cuts, stalls and a bandwidth cap per connection.
 //!
 //! ```
 //! use synctree_primitives::wire::{Finish, stream_message::Body};

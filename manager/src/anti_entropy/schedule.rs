@@ -10,16 +10,8 @@ use rand::{Rng, SeedableRng};
 use synctree_primitives::ContextId;
 use tokio::time::Instant;
 
-use super::AntiEntropyConfig;
-
-/// A peer's backoff state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerBackoff {
-    /// Sessions with the peer that failed in a row (0 after a success).
-    pub failures: u32,
-    /// How long the peer is left alone after its last failure (zero when healthy).
-    pub delay: Duration,
-}
+use super::config::AntiEntropyConfig;
+use crate::record::PeerBackoff;
 
 #[derive(Clone, Copy, Debug)]
 struct PairState {

@@ -5,7 +5,7 @@
 //! logs `batch committed` after each batch is durable).
 //!
 //! The fast variants run by default; the full-size one is ignored:
-//! `cargo test --release -p synctree-manager --test crash -- --ignored`.
+//! `cargo test --release -p synctree-cli --test crash -- --ignored`.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -14,9 +14,9 @@ use synctree_primitives::{
 };
 
 use crate::data::require_context;
-use crate::emit;
 use crate::error::{CliError, context};
 use crate::node::Node;
+use crate::output::emit;
 use crate::progress;
 
 /// The format, as shown by `export --help` and `import --help`.

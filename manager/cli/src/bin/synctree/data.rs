@@ -5,12 +5,12 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use clap::Args;
-use synctree_manager::generate::{generate, generated_version};
+use synctree_cli::generate::{generate, generated_version};
 use synctree_primitives::{ContextId, Entry, Hlc, NodeId, Store, Version, key_hash};
 
-use crate::emit;
 use crate::error::{CliError, context};
 use crate::node::Node;
+use crate::output::emit;
 use crate::progress;
 
 /// Clock value of generated entries: one millisecond after the epoch, so any real

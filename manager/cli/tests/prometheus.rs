@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use synctree_cli::prometheus::install_prometheus;
 use synctree_manager::anti_entropy::PeerBackoff;
-use synctree_manager::metrics::{self, install_prometheus};
+use synctree_manager::metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]

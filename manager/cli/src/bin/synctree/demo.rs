@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use synctree_manager::generate::{generate, generated_version, value_bytes};
+use synctree_cli::generate::{generate, generated_version, value_bytes};
 use synctree_manager::{ManagerConfig, SessionReport, SyncManager};
 use synctree_primitives::{ContextId, Entry, Hash, Identity, NodeId, Store, merkle};
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::ProtocolArg;
+use crate::protocol_arg::ProtocolArg;
 
 /// Entries generated per store batch.
 const GENERATE_BATCH: u64 = 10_000;

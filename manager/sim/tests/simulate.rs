@@ -5,7 +5,7 @@
 //!
 //! CI runs [`DEFAULT_SEEDS`] seeds (a few seconds each in a debug build). Set
 //! `SYNCTREE_SIM_SEEDS=N` to run N seeds instead, e.g.
-//! `SYNCTREE_SIM_SEEDS=500 cargo test --release -p synctree-manager --test simulate`;
+//! `SYNCTREE_SIM_SEEDS=500 cargo test --release -p synctree-sim --test simulate`;
 //! a failing seed is printed and can be replayed alone with
 //! `synctree simulate --seed S …` or [`faulty`]`(S)`.
 
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use synctree_manager::metrics;
-use synctree_manager::simulate::{SimConfig, SimError, SimReport, run};
+use synctree_sim::{SimConfig, SimError, SimReport, run};
 
 /// Seeds run when `SYNCTREE_SIM_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 8;

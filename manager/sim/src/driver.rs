@@ -9,12 +9,14 @@ use synctree_primitives::{ContextId, Entry, Hash, Hlc, NodeId, Store, Version};
 use synctree_store::MemoryStore;
 use synctree_transport::sim::SimFaults;
 
-use super::node::{self, Seat, Setup};
-use super::oracle::{Oracle, Verdict};
-use super::plan::{Event, Script};
-use super::{SimConfig, SimError, SimReport, mix};
-use crate::anti_entropy::{AntiEntropyConfig, AntiEntropyStats, SharedStats};
-use crate::manager::ManagerConfig;
+use crate::config::SimConfig;
+use crate::node::{self, Seat, Setup};
+use crate::oracle::{Oracle, Verdict};
+use crate::plan::{Event, Script};
+use crate::report::{SimError, SimReport};
+use crate::seed::mix;
+use synctree_manager::ManagerConfig;
+use synctree_manager::anti_entropy::{AntiEntropyConfig, AntiEntropyStats, SharedStats};
 
 /// How often, in virtual time, replicas' roots are compared after the heal.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
@@ -22,6 +24,34 @@ const CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Wall-clock instant the simulation's clock starts at (2023-11-14): fixed, so
 /// versions written by the script do not depend on when the run happens.
 const EPOCH_SECS: u64 = 1_700_000_000;
+
+/// Handshake timeout of a simulated node: virtual latency is milliseconds, so a
+/// second means the peer is cut or stalled.
+pub const SIM_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Anti-entropy sessions at once per simulated node, as
+/// [`DEFAULT_MAX_CONCURRENT`](synctree_manager::anti_entropy::DEFAULT_MAX_CONCURRENT)
+/// on a real node.
+pub const SIM_MAX_CONCURRENT: usize = 4;
+
+/// Deadline of one simulated session: sessions of a few hundred entries take
+/// tens of virtual milliseconds, so two seconds only cut stalled ones.
+pub const SIM_SESSION_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Longest backoff of a simulated peer: short, so a healed partition is
+/// retried within the convergence limit.
+pub const SIM_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Connect timeout of a simulated node (a connect is one virtual round trip).
+pub const SIM_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest one served stream may hold a slot on a simulated node: a session
+/// deadline plus a handshake.
+pub const SIM_STREAM_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Virtual time turmoil may run past the fault phase and convergence limit, so
+/// the driver, not turmoil, reports a run that did not converge.
+const SIM_DURATION_SLACK: Duration = Duration::from_secs(10);
 
 /// Runs the simulation `config` describes and checks convergence. Must not be
 /// called inside a tokio runtime.
@@ -87,21 +117,21 @@ fn setup(config: &SimConfig, seats: &[Seat]) -> Setup {
             bandwidth: config.bandwidth,
         },
         manager: ManagerConfig {
-            handshake_timeout: Duration::from_secs(1),
+            handshake_timeout: SIM_HANDSHAKE_TIMEOUT,
             ..ManagerConfig::default()
         },
         anti_entropy: AntiEntropyConfig {
             interval,
             jitter: interval / 2,
-            max_concurrent: 4,
-            session_deadline: Duration::from_secs(2),
+            max_concurrent: SIM_MAX_CONCURRENT,
+            session_deadline: SIM_SESSION_DEADLINE,
             backoff_base: config.round / 2,
-            backoff_max: Duration::from_secs(2),
+            backoff_max: SIM_BACKOFF_MAX,
             contexts,
             ..AntiEntropyConfig::default()
         },
-        connect_timeout: Duration::from_secs(1),
-        stream_deadline: Duration::from_secs(3),
+        connect_timeout: SIM_CONNECT_TIMEOUT,
+        stream_deadline: SIM_STREAM_DEADLINE,
     }
 }
 
@@ -110,7 +140,7 @@ fn builder(config: &SimConfig) -> turmoil::Builder {
     builder
         .rng_seed(mix(config.seed, 1))
         .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
-        .simulation_duration(config.fault_phase + config.converge_limit + Duration::from_secs(10))
+        .simulation_duration(config.fault_phase + config.converge_limit + SIM_DURATION_SLACK)
         .tick_duration(config.tick)
         .min_message_latency(config.latency)
         .max_message_latency(config.latency * 2);

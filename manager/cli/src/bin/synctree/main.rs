@@ -14,17 +14,17 @@ mod error;
 mod jsonl;
 mod net;
 mod node;
+mod output;
 mod progress;
+mod protocol_arg;
 mod root;
 mod simulate;
 
-use std::io::{ErrorKind, IsTerminal, Write};
+use std::io::{ErrorKind, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use synctree_manager::ProtocolChoice;
-use synctree_primitives::ProtocolKind;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::error::CliError;
@@ -86,30 +86,6 @@ enum NodeCommand {
     Import(jsonl::ImportArgs),
 }
 
-/// Protocol names accepted on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ProtocolArg {
-    /// Let the handshake's decision table choose.
-    Auto,
-    /// Merkle descent that skips equal subtrees.
-    HashComparison,
-    /// One batched round trip per pair of tree levels.
-    LevelWise,
-    /// Paged full transfer, verified against the pinned root.
-    Snapshot,
-}
-
-impl ProtocolArg {
-    fn choice(self) -> ProtocolChoice {
-        match self {
-            ProtocolArg::Auto => ProtocolChoice::Auto,
-            ProtocolArg::HashComparison => ProtocolChoice::Force(ProtocolKind::HashComparison),
-            ProtocolArg::LevelWise => ProtocolChoice::Force(ProtocolKind::LevelWise),
-            ProtocolArg::Snapshot => ProtocolChoice::Force(ProtocolKind::Snapshot),
-        }
-    }
-}
-
 /// Parses the command line, sets up logging and the runtime, runs the command.
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -166,15 +142,6 @@ async fn run(
         Err(CliError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
-}
-
-/// Writes `text` to stdout, failing (instead of panicking like `print!`) when
-/// stdout is gone.
-pub(crate) fn emit(text: &str) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(CliError::Output)
 }
 
 /// One clear line on stderr, never a backtrace.

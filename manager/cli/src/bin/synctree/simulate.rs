@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use synctree_manager::simulate::{self, SimConfig, SimReport};
+use synctree_sim::{self as simulate, SimConfig, SimReport};
 
 /// Arguments of `synctree simulate`.
 #[derive(Debug, Args)]
@@ -74,7 +74,7 @@ pub(crate) fn run(args: SimulateArgs) -> Result<ExitCode, Box<dyn Error>> {
     } else {
         human(&config, &report, started.elapsed())
     };
-    crate::emit(&text)?;
+    crate::output::emit(&text)?;
     Ok(if report.converged {
         ExitCode::SUCCESS
     } else {

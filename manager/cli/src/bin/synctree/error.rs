@@ -11,7 +11,7 @@ use synctree_primitives::{ContextId, Hash, ProtocolError, StoreError};
 pub(crate) enum CliError {
     /// The Prometheus exporter would not start.
     #[error(transparent)]
-    Metrics(#[from] synctree_manager::metrics::MetricsError),
+    Metrics(#[from] synctree_cli::prometheus::MetricsError),
     /// No `--store` was given and the system has no per-user data directory.
     #[error("this system has no per-user data directory; pass --store DIR")]
     NoDataDir,

@@ -8,7 +8,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::SimConfig;
+use crate::config::SimConfig;
 
 /// One scripted event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub(crate) struct Script {
 impl Script {
     /// Draws the script of `config`.
     pub(crate) fn draw(config: &SimConfig) -> Self {
-        let mut rng = SmallRng::seed_from_u64(super::mix(config.seed, 0x5c21));
+        let mut rng = SmallRng::seed_from_u64(crate::seed::mix(config.seed, 0x5c21));
         let mut events = writes(config, &mut rng);
         events.extend(partitions(config, &mut rng));
         events.extend(restarts(config, &mut rng));

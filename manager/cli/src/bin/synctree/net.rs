@@ -10,11 +10,11 @@ use synctree_primitives::Identity;
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::ProtocolArg;
-use crate::emit;
 use crate::error::{CliError, context};
 use crate::node::Node;
+use crate::output::emit;
 use crate::progress;
+use crate::protocol_arg::ProtocolArg;
 
 /// Longest wait for a TCP connection to the peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
     let listener = TcpListener::bind(&args.listen).await.map_err(listen_err)?;
     let addr = listener.local_addr().map_err(listen_err)?;
     if let Some(metrics) = args.metrics {
-        synctree_manager::metrics::install_prometheus(metrics)?;
+        synctree_cli::prometheus::install_prometheus(metrics)?;
         eprintln!("synctree: metrics on http://{metrics}/metrics");
     }
     eprintln!("synctree: listening on {addr}");

@@ -13,8 +13,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use turmoil::net::TcpListener;
 
-use crate::anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, SharedStats};
-use crate::manager::{ManagerConfig, SyncManager};
+use synctree_manager::anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, SharedStats};
+use synctree_manager::{ManagerConfig, SyncManager};
 
 /// The port every simulated node listens on.
 pub const PORT: u16 = 7000;
@@ -48,7 +48,7 @@ impl Connector for SimConnector {
     /// Connects over turmoil; must run on a turmoil host.
     async fn connect(&self, peer: &str) -> io::Result<SimTransport> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let plan = self.faults.plan(super::mix(self.seed, n));
+        let plan = self.faults.plan(crate::seed::mix(self.seed, n));
         let connecting = SimTransport::connect(peer, plan);
         tokio::time::timeout(self.connect_timeout, connecting)
             .await
@@ -105,7 +105,7 @@ pub(crate) async fn run(seat: Seat, setup: Arc<Setup>) -> turmoil::Result {
 /// One life of a node, until its listener fails.
 async fn incarnation(seat: &Seat, setup: &Setup) -> turmoil::Result {
     let start = seat.starts.fetch_add(1, Ordering::Relaxed);
-    let seed = super::mix(super::mix(setup.seed, seat.index as u64), start);
+    let seed = crate::seed::mix(crate::seed::mix(setup.seed, seat.index as u64), start);
     let identity = Identity::new(NodeId(seat.index as u64 + 1));
     let manager = Arc::new(SyncManager::new(
         Arc::clone(&seat.store),
@@ -161,7 +161,7 @@ async fn serve(
         streams.spawn(async move {
             let served = tokio::time::timeout(deadline, manager.handle_stream(&mut transport));
             if let Ok(outcome) = served.await {
-                crate::metrics::record_served(&outcome);
+                synctree_manager::metrics::record_served(&outcome);
             }
         });
     }

@@ -6,9 +6,9 @@ use serde::Serialize;
 use synctree_primitives::{ContextId, Store, TreeSummary};
 
 use crate::data::require_context;
-use crate::emit;
 use crate::error::{CliError, context};
 use crate::node::Node;
+use crate::output::emit;
 
 /// Arguments of `synctree root`.
 #[derive(Debug, Args)]

@@ -1,0 +1,101 @@
+//! The standard protocols, and for each the one place its initiator config is
+//! built from the handshake.
+
+use synctree_primitives::wire::init_payload::Kind;
+use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit};
+use synctree_protocols::{HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig};
+
+use super::adapter::ExecutorProtocol;
+use super::protocol::InitiatorPlan;
+use super::snapshot::SnapshotProtocol;
+use super::table::ProtocolRegistry;
+
+impl ProtocolRegistry {
+    /// HashComparison, LevelWise and Snapshot, in that order of preference.
+    pub fn standard() -> Self {
+        ProtocolRegistry::empty()
+            .with(hash_comparison())
+            .with(level_wise())
+            .with(SnapshotProtocol::default())
+    }
+}
+
+/// HashComparison's registry entry.
+pub(super) fn hash_comparison() -> ExecutorProtocol<HashComparison, HashComparisonInit> {
+    ExecutorProtocol::new(hash_comparison_init, hash_comparison_config)
+}
+
+/// LevelWise's registry entry.
+pub(super) fn level_wise() -> ExecutorProtocol<LevelWise, LevelWiseInit> {
+    ExecutorProtocol::new(level_wise_init, level_wise_config)
+}
+
+fn hash_comparison_init(kind: &Kind) -> Option<&HashComparisonInit> {
+    match kind {
+        Kind::HashComparison(init) => Some(init),
+        _ => None,
+    }
+}
+
+fn level_wise_init(kind: &Kind) -> Option<&LevelWiseInit> {
+    match kind {
+        Kind::LevelWise(init) => Some(init),
+        _ => None,
+    }
+}
+
+/// The handshake's top fingerprint is the first level of the tree descent.
+fn hash_comparison_config(plan: &InitiatorPlan<'_>) -> HashComparisonConfig {
+    HashComparisonConfig {
+        remote_top: plan.remote_top(),
+        ..HashComparisonConfig::default()
+    }
+}
+
+/// As [`hash_comparison_config`], from LevelWise's defaults.
+fn level_wise_config(plan: &InitiatorPlan<'_>) -> LevelWiseConfig {
+    LevelWiseConfig {
+        remote_top: plan.remote_top(),
+        ..LevelWiseConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synctree_primitives::ProtocolKind;
+    use synctree_primitives::wire::{Handshake, HashComparisonInit, LevelWiseInit, SnapshotInit};
+
+    #[test]
+    fn the_standard_registry_prefers_tree_protocols_and_routes_each_init_to_its_own() {
+        let registry = ProtocolRegistry::standard();
+        let kinds = [
+            ProtocolKind::HashComparison,
+            ProtocolKind::LevelWise,
+            ProtocolKind::Snapshot,
+        ];
+        assert_eq!(registry.kinds(), kinds);
+        let inits = [
+            Kind::HashComparison(HashComparisonInit::default()),
+            Kind::LevelWise(LevelWiseInit::default()),
+            Kind::Snapshot(SnapshotInit::default()),
+        ];
+        for (init, kind) in inits.iter().zip(kinds) {
+            assert_eq!(registry.for_init(init).map(|p| p.kind()), Some(kind));
+            assert_eq!(registry.get(kind).map(|p| p.kind()), Some(kind));
+        }
+        let handshake = Kind::Handshake(Handshake::default());
+        assert!(registry.for_init(&handshake).is_none());
+    }
+
+    #[test]
+    fn registering_a_kind_again_replaces_it_in_place() {
+        let mut registry = ProtocolRegistry::empty();
+        assert!(registry.kinds().is_empty());
+        registry.register(SnapshotProtocol::default());
+        registry.register(hash_comparison());
+        registry.register(SnapshotProtocol::default());
+        let kinds = [ProtocolKind::Snapshot, ProtocolKind::HashComparison];
+        assert_eq!(registry.kinds(), kinds);
+    }
+}
