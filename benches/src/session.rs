@@ -95,7 +95,7 @@ pub async fn run<S: Store + 'static>(
     run_over(protocol, a, b, &mut ta, &mut tb).await
 }
 
-/// [`run`], with the initiator's transport wrapped in a [`Tally`] so the outcome
+/// [`run`], with the initiator's transport tapped by a [`Tally`] so the outcome
 /// says which message kinds the bytes went to.
 pub async fn run_with_breakdown<S: Store + 'static>(
     protocol: Protocol,
@@ -103,9 +103,9 @@ pub async fn run_with_breakdown<S: Store + 'static>(
     b: &Arc<S>,
 ) -> Result<Outcome, BenchError> {
     let (ta, mut tb) = FramedTransport::memory_pair(PIPE_BYTES);
-    let mut ta = Tally::new(ta);
+    let mut ta = Tally::wrap(ta);
     let mut out = run_over(protocol, a, b, &mut ta, &mut tb).await?;
-    out.breakdown = Some(ta.kinds().clone());
+    out.breakdown = Some(ta.hook.kinds().clone());
     Ok(out)
 }
 

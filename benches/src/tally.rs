@@ -2,12 +2,11 @@
 //! directions, to show where a session's bytes go (`matrix --breakdown`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use prost::Message;
 use synctree_primitives::wire::stream_message::Body;
-use synctree_primitives::{StreamMessage, SyncTransport, TransportError, TransportStats};
+use synctree_primitives::{StreamMessage, TransportError};
+use synctree_test_support::{Tap, TransportHook};
 use synctree_transport::LENGTH_PREFIX_BYTES;
 
 /// Messages and framed bytes of one kind.
@@ -19,20 +18,16 @@ pub struct KindTally {
     pub bytes: u64,
 }
 
-/// Wraps a transport and tallies everything that crosses it by message kind.
-#[derive(Debug)]
-pub struct Tally<T> {
-    inner: T,
+/// A [`Tap`] hook that tallies everything crossing a transport by message kind.
+#[derive(Debug, Default)]
+pub struct Tally {
     kinds: BTreeMap<&'static str, KindTally>,
 }
 
-impl<T> Tally<T> {
-    /// Counts what crosses `inner`.
-    pub fn new(inner: T) -> Self {
-        Tally {
-            inner,
-            kinds: BTreeMap::new(),
-        }
+impl Tally {
+    /// Wraps `inner` in a tap that counts what crosses it.
+    pub fn wrap<T>(inner: T) -> Tap<T, Tally> {
+        Tap::new(inner, Tally::default())
     }
 
     /// The tally so far, by kind name (`node_response`, `entry_batch`, …).
@@ -44,6 +39,19 @@ impl<T> Tally<T> {
         let slot = self.kinds.entry(kind(message)).or_default();
         slot.messages += 1;
         slot.bytes += (message.encoded_len() + LENGTH_PREFIX_BYTES) as u64;
+    }
+}
+
+impl TransportHook for Tally {
+    fn before_send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
+        self.count(message);
+        Ok(())
+    }
+
+    fn after_recv(&mut self, message: Option<&StreamMessage>) {
+        if let Some(m) = message {
+            self.count(m);
+        }
     }
 }
 
@@ -67,45 +75,6 @@ pub fn kind(message: &StreamMessage) -> &'static str {
     }
 }
 
-#[async_trait]
-impl<T: SyncTransport> SyncTransport for Tally<T> {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
-        self.count(message);
-        self.inner.send(message).await
-    }
-
-    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
-        let message = self.inner.recv().await?;
-        if let Some(m) = &message {
-            self.count(m);
-        }
-        Ok(message)
-    }
-
-    async fn recv_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<StreamMessage>, TransportError> {
-        let message = self.inner.recv_timeout(timeout).await?;
-        if let Some(m) = &message {
-            self.count(m);
-        }
-        Ok(message)
-    }
-
-    async fn close(&mut self) -> Result<(), TransportError> {
-        self.inner.close().await
-    }
-
-    fn stats(&self) -> TransportStats {
-        self.inner.stats()
-    }
-
-    fn peer(&self) -> &str {
-        self.inner.peer()
-    }
-}
-
 /// `kind: messages × bytes` pairs, largest bytes first.
 pub fn describe(kinds: &BTreeMap<&'static str, KindTally>) -> String {
     let mut list: Vec<(&&str, &KindTally)> = kinds.iter().collect();
@@ -120,21 +89,22 @@ pub fn describe(kinds: &BTreeMap<&'static str, KindTally>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synctree_primitives::SyncTransport;
     use synctree_primitives::wire::Finish;
     use synctree_transport::FramedTransport;
 
     #[tokio::test]
     async fn tallies_match_the_transport_counters() {
         let (a, mut b) = FramedTransport::memory_pair(1 << 16);
-        let mut a = Tally::new(a);
+        let mut a = Tally::wrap(a);
         let finish = StreamMessage::new(Body::Finish(Finish {
             root: vec![0; 32].into(),
         }));
         a.send(&finish).await.unwrap();
         a.close().await.unwrap();
         assert_eq!(b.recv().await.unwrap(), Some(finish));
-        let t = a.kinds()["finish"];
+        let t = a.hook.kinds()["finish"];
         assert_eq!((t.messages, t.bytes), (1, a.stats().bytes_sent));
-        assert!(describe(a.kinds()).starts_with("finish 1×"));
+        assert!(describe(a.hook.kinds()).starts_with("finish 1×"));
     }
 }

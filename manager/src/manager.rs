@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::error::ManagerError;
 use crate::handshake::{PeerSummary, TopFingerprint};
-use crate::registry::{Borrowed, HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
+use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Selection, select};
 
@@ -189,9 +189,7 @@ impl<S: Store + 'static> SyncManager<S> {
             return Err(self.rejected(transport, e).await);
         };
         let scope = self.scope(context);
-        let outcome = protocol
-            .respond(scope, &mut Borrowed(&mut *transport), kind)
-            .await;
+        let outcome = protocol.respond(scope, &mut &mut *transport, kind).await;
         self.handled(transport, outcome).await
     }
 
@@ -251,7 +249,7 @@ impl<S: Store + 'static> SyncManager<S> {
         };
         let plan = InitiatorPlan { selection, remote };
         let outcome = registered
-            .initiate(self.scope(context), &mut Borrowed(&mut *transport), plan)
+            .initiate(self.scope(context), &mut &mut *transport, plan)
             .await;
         self.handled(transport, outcome).await
     }

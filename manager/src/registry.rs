@@ -21,14 +21,12 @@
 //! [`crate::SyncManager::with_registry`]).
 
 mod adapter;
-mod borrowed;
 mod protocol;
 mod snapshot;
 mod standard;
 mod table;
 
 pub use adapter::{ConfigOf, ExecutorProtocol, InitOf};
-pub(crate) use borrowed::Borrowed;
 pub use protocol::{HandlerError, InitiatorPlan, RegisteredProtocol, SessionScope};
 pub use snapshot::{MAX_PARTIAL_SNAPSHOTS, SnapshotProtocol};
 pub use table::ProtocolRegistry;

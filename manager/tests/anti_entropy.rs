@@ -10,16 +10,13 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use synctree_manager::anti_entropy::Outcome;
 use synctree_manager::{
     AntiEntropy, AntiEntropyConfig, Connector, ManagerConfig, SyncManager, TcpConnector,
 };
-use synctree_primitives::{
-    ContextId, Entry, Identity, NodeId, Store, StreamMessage, SyncTransport, TransportError,
-    TransportStats, Version,
-};
+use synctree_primitives::{ContextId, Entry, Identity, NodeId, Store, StreamMessage, Version};
 use synctree_store::MemoryStore;
+use synctree_test_support::{Tap, TransportHook};
 use synctree_transport::FramedTransport;
 use tokio::io::DuplexStream;
 use tokio::time::Instant;
@@ -62,10 +59,10 @@ struct Mesh {
 struct MeshConnector(Arc<Mesh>);
 
 impl Connector for MeshConnector {
-    type Transport = Tracked;
+    type Transport = Tap<FramedTransport<DuplexStream>, Tracked>;
     type Error = io::Error;
 
-    async fn connect(&self, peer: &str) -> io::Result<Tracked> {
+    async fn connect(&self, peer: &str) -> io::Result<Self::Transport> {
         let mesh = Arc::clone(&self.0);
         mesh.attempts
             .lock()
@@ -94,19 +91,20 @@ impl Connector for MeshConnector {
         open.0 += 1;
         open.1 = open.1.max(open.0);
         let hook = mesh.hook.lock().unwrap().take();
-        Ok(Tracked {
-            inner: client,
-            hook,
-            received: 0,
-            mesh: Arc::clone(&mesh),
-        })
+        Ok(Tap::new(
+            client,
+            Tracked {
+                hook,
+                received: 0,
+                mesh: Arc::clone(&mesh),
+            },
+        ))
     }
 }
 
-/// A memory transport that runs a hook after its second message (the first
-/// protocol reply) arrives and counts itself open until dropped.
+/// A [`Tap`] hook that runs a hook after its second message (the first protocol
+/// reply) arrives and counts its transport open until dropped.
 struct Tracked {
-    inner: FramedTransport<DuplexStream>,
     hook: Option<Hook>,
     received: usize,
     mesh: Arc<Mesh>,
@@ -118,33 +116,14 @@ impl Drop for Tracked {
     }
 }
 
-#[async_trait]
-impl SyncTransport for Tracked {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
-        self.inner.send(message).await
-    }
-
-    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
-        let message = self.inner.recv().await;
+impl TransportHook for Tracked {
+    fn after_recv(&mut self, _: Option<&StreamMessage>) {
         self.received += 1;
         if self.received == 2
             && let Some(hook) = self.hook.take()
         {
             hook();
         }
-        message
-    }
-
-    async fn close(&mut self) -> Result<(), TransportError> {
-        self.inner.close().await
-    }
-
-    fn stats(&self) -> TransportStats {
-        self.inner.stats()
-    }
-
-    fn peer(&self) -> &str {
-        self.inner.peer()
     }
 }
 

@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use synctree_manager::{ManagerConfig, ManagerError, ProtocolChoice, SessionReport, SyncManager};
 use synctree_primitives::{
     ContextId, Entry, Identity, NodeId, ProtocolKind, Store, StreamMessage, SyncTransport,
-    TransportError, TransportStats, Version, merkle,
+    TransportError, Version, merkle,
 };
 use synctree_store::MemoryStore;
+use synctree_test_support::{Tap, TransportHook};
 use synctree_transport::FramedTransport;
 
 fn ctx() -> ContextId {
@@ -146,37 +146,16 @@ async fn every_forced_protocol_converges_diverged_replicas() {
     }
 }
 
-/// A transport that fails every send after the first `sends` ones: a connection
+/// A [`Tap`] hook that fails every send after the first `sends` ones: a connection
 /// lost mid-session, seen from the side that was writing.
-struct CutAfter<T> {
-    inner: T,
+struct CutAfter {
     sends: usize,
 }
 
-#[async_trait]
-impl<T: SyncTransport> SyncTransport for CutAfter<T> {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
-        if self.sends == 0 {
-            return Err(TransportError::Closed);
-        }
-        self.sends -= 1;
-        self.inner.send(message).await
-    }
-
-    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
-        self.inner.recv().await
-    }
-
-    async fn close(&mut self) -> Result<(), TransportError> {
-        self.inner.close().await
-    }
-
-    fn stats(&self) -> TransportStats {
-        self.inner.stats()
-    }
-
-    fn peer(&self) -> &str {
-        self.inner.peer()
+impl TransportHook for CutAfter {
+    fn before_send(&mut self, _: &StreamMessage) -> Result<(), TransportError> {
+        self.sends = self.sends.checked_sub(1).ok_or(TransportError::Closed)?;
+        Ok(())
     }
 }
 
@@ -194,7 +173,7 @@ async fn an_interrupted_snapshot_resumes_in_the_next_session() {
 
     // Handshake + begin + 6 pages, then the responder's connection dies.
     let (mut a, b) = FramedTransport::memory_pair(1 << 16);
-    let mut cut = CutAfter { inner: b, sends: 8 };
+    let mut cut = Tap::new(b, CutAfter { sends: 8 });
     let first = sync(&client, &server, &mut a, &mut cut, ProtocolChoice::Auto).await;
     assert!(first.is_err(), "the cut session must fail");
     assert_eq!(

@@ -68,3 +68,35 @@ pub trait SyncTransport: Send {
     /// The peer's address or label, for logs and errors.
     fn peer(&self) -> &str;
 }
+
+/// A borrowed transport is a transport: code generic over `T: SyncTransport + ?Sized`
+/// can hand `&mut &mut T` on as a `&mut dyn SyncTransport`.
+#[async_trait]
+impl<T: SyncTransport + ?Sized> SyncTransport for &mut T {
+    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
+        (**self).send(message).await
+    }
+
+    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
+        (**self).recv().await
+    }
+
+    async fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<StreamMessage>, TransportError> {
+        (**self).recv_timeout(timeout).await
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        (**self).close().await
+    }
+
+    fn stats(&self) -> TransportStats {
+        (**self).stats()
+    }
+
+    fn peer(&self) -> &str {
+        (**self).peer()
+    }
+}

@@ -142,7 +142,10 @@ fn distinct(n: usize, len: usize) -> Vec<Vec<u8>> {
 fn prefix_request(prefixes: Vec<Vec<u8>>, key_hashes: usize) -> StreamMessage {
     msg(Body::EntryRequest(EntryRequest {
         request_id: 3,
-        key_hashes: distinct(key_hashes, 32).into_iter().map(Into::into).collect(),
+        key_hashes: distinct(key_hashes, 32)
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         key_prefixes: prefixes.into_iter().map(Into::into).collect(),
         ..EntryRequest::default()
     }))

@@ -115,5 +115,8 @@ fn repeated_whole_store_requests_stop_at_the_session_budget() {
         sent >= n as u64,
         "the first whole-store answer is honest and complete"
     );
-    assert!(r.stats().entries_pushed > budget, "the refused frame is the one over it");
+    assert!(
+        r.stats().entries_pushed > budget,
+        "the refused frame is the one over it"
+    );
 }

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use clap::Args;
 use synctree_cli::generate::{generate, generated_version};
-use synctree_primitives::{ContextId, Entry, Hlc, NodeId, Store, Version, key_hash};
+use synctree_primitives::local::{LocalWrites, WriteLocalError, is_ahead_of_clock};
+use synctree_primitives::{ContextId, Store, key_hash};
 
 use crate::error::{CliError, context};
 use crate::node::Node;
@@ -138,7 +139,7 @@ pub(crate) fn require_context<S: Store + ?Sized>(
 }
 
 /// Writes one local entry (`None`: a tombstone) with a version that supersedes the
-/// key's current one.
+/// key's current one ([`LocalWrites::write_local`]).
 fn write_local(
     node: &Node,
     context: &ContextId,
@@ -146,37 +147,24 @@ fn write_local(
     value: Option<Bytes>,
 ) -> Result<(), CliError> {
     let key_bytes = Bytes::copy_from_slice(key.as_bytes());
-    let store = node.store();
-    let current = store.get(context, &key_hash(&key_bytes))?;
-    let version = next_version(current.as_ref(), node.node_id()?, now_ms())
-        .ok_or_else(|| CliError::ClockExhausted(key.to_owned()))?;
-    let entry = match value {
-        Some(value) => Entry::put(key_bytes, value, version),
-        None => Entry::delete(key_bytes, version),
-    };
-    entry.validate().map_err(CliError::BadEntry)?;
-    store.apply(context, vec![entry])?;
-    Ok(())
-}
-
-/// The version of a local write at wall time `now_ms`: the hybrid logical clock's
-/// next tick after the key's current version, so the write always wins. A current
-/// version too far ahead for the clock to observe (a peer's broken clock) is
-/// passed by one; `None` when it is already the largest possible clock value.
-fn next_version(current: Option<&Entry>, node: NodeId, now_ms: u64) -> Option<Version> {
-    let mut clock = Hlc::new();
-    let floor = match current {
-        Some(e) if !clock.observe(e.version.hlc, now_ms) => {
-            tracing::warn!(
-                hlc = e.version.hlc,
-                "current version is far ahead of this clock"
-            );
-            e.version.hlc.checked_add(1)?
+    let (store, now) = (node.store(), now_ms());
+    if let Some(current) = store.get(context, &key_hash(&key_bytes))?
+        && is_ahead_of_clock(current.version, now)
+    {
+        tracing::warn!(
+            hlc = current.version.hlc,
+            "current version is far ahead of this clock"
+        );
+    }
+    match store.write_local(context, key_bytes, value, node.node_id()?, now) {
+        Ok(_) => Ok(()),
+        Err(WriteLocalError::ClockExhausted { .. }) => {
+            Err(CliError::ClockExhausted(key.to_owned()))
         }
-        Some(e) => e.version.hlc.checked_add(1)?,
-        None => 0,
-    };
-    Some(Version::new(clock.tick(now_ms).max(floor), node))
+        Err(WriteLocalError::InvalidEntry(e)) => Err(CliError::BadEntry(e)),
+        Err(WriteLocalError::Store(e)) => Err(e.into()),
+        Err(e) => Err(CliError::Write(e)),
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the system clock is before it).
@@ -196,19 +184,13 @@ fn check_value_size(len: usize) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synctree_primitives::local::next_version;
+    use synctree_primitives::{Entry, NodeId};
 
     #[test]
-    fn local_writes_supersede_the_current_version() {
-        let node = NodeId(5);
-        let fresh = next_version(None, node, 1_000);
-        assert!(fresh.is_some_and(|v| v.hlc >= 1_000 << 16));
-        let future = Entry::put("k", "v", Version::new(u64::MAX / 2, NodeId(9)));
-        let next = next_version(Some(&future), node, 1_000);
-        assert!(next.is_some_and(|v| v.hlc == u64::MAX / 2 + 1));
-        let max = Entry::put("k", "v", Version::new(u64::MAX, NodeId(9)));
-        assert_eq!(next_version(Some(&max), node, 1_000), None);
+    fn local_writes_supersede_generated_versions() {
         let gen_entry = Entry::put("k", "v", generated_version(GEN_HLC, GEN_NODE));
-        let over_gen = next_version(Some(&gen_entry), node, 1_000);
-        assert!(over_gen.is_some_and(|v| v > gen_entry.version));
+        let over_gen = next_version(Some(&gen_entry), NodeId(5), 1_000);
+        assert!(over_gen.is_ok_and(|v| v > gen_entry.version));
     }
 }

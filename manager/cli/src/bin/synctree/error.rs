@@ -85,6 +85,9 @@ pub(crate) enum CliError {
     /// A store operation failed.
     #[error("store error")]
     Store(#[from] StoreError),
+    /// A local write failed for a reason not listed above.
+    #[error("local write failed")]
+    Write(#[source] synctree_primitives::local::WriteLocalError),
     /// The index's root differs from the root recomputed from the entries.
     #[error(
         "root mismatch in `{context}`: the index says {indexed} ({indexed_count} entries), \
