@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 
 mod entries;
+pub use entries::{PUSH_APPLY_BYTES, PUSH_APPLY_WINDOW};
 mod executor;
 pub mod machine;
 pub mod pair;

@@ -1,6 +1,7 @@
 //! Amplification: a small entry request cannot make a tree responder send the
 //! same data many times. Items named twice are refused, and one session sends at
-//! most the context's entries plus `SESSION_ENTRY_SLACK`, whatever it asks.
+//! most the context's entries plus `SESSION_ENTRY_SLACK`, whatever it asks. And the
+//! write side: a flood of tiny pushes becomes a few store batches, not one each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,9 +14,12 @@ use synctree_primitives::limits::{
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{AbortCode, EntryRequest};
+use synctree_primitives::wire::{EntryPush, Finish, WireEntry};
+use synctree_primitives::{Entry, NodeId, Store, StoreError, Version};
 use synctree_primitives::{Hash, ProtocolError, ProtocolKind, StreamMessage};
 use synctree_protocols::{Machine, TreeResponder};
 use synctree_store::MemoryStore;
+use synctree_test_support::{StoreHook, StoreOp, StoreTap};
 
 fn responder() -> TreeResponder {
     TreeResponder::new(ctx(), ProtocolKind::HashComparison, Hash::ZERO)
@@ -119,4 +123,48 @@ fn repeated_whole_store_requests_stop_at_the_session_budget() {
         r.stats().entries_pushed > budget,
         "the refused frame is the one over it"
     );
+}
+
+/// Counts the batches applied to the store it taps.
+#[derive(Default)]
+struct Batches(std::sync::atomic::AtomicUsize);
+
+impl StoreHook<MemoryStore> for Batches {
+    fn before(&self, _: &MemoryStore, op: StoreOp<'_>) -> Result<(), StoreError> {
+        if let StoreOp::Apply(_) = op {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_flood_of_single_entry_pushes_is_applied_in_one_batch_before_the_finish_ack() {
+    let store = StoreTap::new(MemoryStore::new(), Batches::default());
+    let mut r = responder();
+    let at = now();
+    for i in 0..1_500 {
+        let entry = Entry::put(format!("k{i}"), "v", Version::new(1, NodeId(3)));
+        let push = EntryPush {
+            entries: vec![WireEntry::from(&entry)],
+        };
+        r.handle(&store, at, StreamMessage::new(Body::EntryPush(push)))
+            .unwrap();
+        assert!(r.poll_transmit(&store, at).unwrap().is_none());
+    }
+    let finish = Finish {
+        root: vec![0; 32].into(),
+    };
+    r.handle(&store, at, StreamMessage::new(Body::Finish(finish)))
+        .unwrap();
+    let batches = store.hook().0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(batches, 1, "1,500 pushes, one store batch");
+    assert_eq!(store.summary(&ctx()).unwrap().entry_count, 1_500);
+    let ack = r.poll_transmit(&store, at).unwrap();
+    assert!(matches!(
+        ack,
+        Some(StreamMessage {
+            body: Some(Body::FinishAck(_))
+        })
+    ));
 }

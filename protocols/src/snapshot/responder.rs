@@ -20,7 +20,7 @@ use synctree_primitives::{
 
 use super::config::SnapshotResponderInit;
 use super::page::encode_page;
-use crate::entries::{apply_push, successor};
+use crate::entries::{PushBuffer, successor};
 use crate::machine::{Machine, unexpected};
 
 /// Fewest entries per store read: reads aim at one page's worth of entries, and
@@ -51,7 +51,7 @@ pub struct SnapshotResponder {
     next_seq: u64,
     /// Pages the initiator acknowledged.
     acked: u64,
-    clock: WallClock,
+    pushes: PushBuffer,
     stats: SyncStats,
 }
 
@@ -67,7 +67,7 @@ impl SnapshotResponder {
             pinned: Hash::ZERO,
             next_seq: 0,
             acked: 0,
-            clock: WallClock::System,
+            pushes: PushBuffer::default(),
             stats: SyncStats::new(ProtocolKind::Snapshot, Role::Responder, root_before),
         }
     }
@@ -75,7 +75,7 @@ impl SnapshotResponder {
     /// Checks received versions against `clock` instead of the system clock
     /// (deterministic tests and simulations).
     pub fn with_clock(mut self, clock: WallClock) -> Self {
-        self.clock = clock;
+        self.pushes.set_clock(clock);
         self
     }
 
@@ -157,7 +157,7 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
     fn handle(
         &mut self,
         store: &S,
-        _now: Instant,
+        now: Instant,
         message: StreamMessage,
     ) -> Result<(), SyncErrorKind> {
         match (self.state, message.body) {
@@ -165,10 +165,12 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
                 Ok(self.on_ack(ack)?)
             }
             (State::Serving, Some(Body::EntryPush(push))) => {
-                apply_push(store, &self.context, &self.clock, &mut self.stats, push)
+                let (context, stats) = (&self.context, &mut self.stats);
+                self.pushes.receive(store, context, stats, push, now)
             }
             (State::Serving, Some(Body::Finish(finish))) => {
                 self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
+                self.pushes.flush(store, &self.context, &mut self.stats)?;
                 self.state = State::Acknowledging;
                 Ok(())
             }
@@ -183,8 +185,10 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
     fn poll_transmit(
         &mut self,
         store: &S,
-        _now: Instant,
+        now: Instant,
     ) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        self.pushes
+            .flush_due(store, &self.context, &mut self.stats, now)?;
         match self.state {
             State::Pinning => self.begin(store).map(Some),
             State::Streaming if self.next_seq - self.acked < self.init.window as u64 => {

@@ -24,7 +24,7 @@ use synctree_primitives::{
 };
 
 use super::wire::{KeyPrefix, any_position};
-use crate::entries::{EntryBatcher, EntrySource, SubtreeCursor, apply_push};
+use crate::entries::{EntryBatcher, EntrySource, PushBuffer, SubtreeCursor};
 use crate::machine::{Machine, unexpected};
 use answer::NodeAnswer;
 
@@ -137,7 +137,7 @@ pub struct TreeResponder {
     /// Entries this session may still send: the context's size plus slack, set at
     /// the first entry request.
     entry_budget: Option<u64>,
-    clock: WallClock,
+    pushes: PushBuffer,
     stats: SyncStats,
 }
 
@@ -150,7 +150,7 @@ impl TreeResponder {
             requests: 0,
             state: State::Serving,
             entry_budget: None,
-            clock: WallClock::System,
+            pushes: PushBuffer::default(),
             stats: SyncStats::new(protocol, Role::Responder, root_before),
         }
     }
@@ -158,7 +158,7 @@ impl TreeResponder {
     /// Checks received versions against `clock` instead of the system clock
     /// (deterministic tests and simulations).
     pub fn with_clock(mut self, clock: WallClock) -> Self {
-        self.clock = clock;
+        self.pushes.set_clock(clock);
         self
     }
 
@@ -259,7 +259,7 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
     fn handle(
         &mut self,
         store: &S,
-        _now: Instant,
+        now: Instant,
         message: StreamMessage,
     ) -> Result<(), SyncErrorKind> {
         if self.state != State::Serving {
@@ -269,7 +269,8 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
             Some(Body::NodeRequest(req)) => self.on_node_request(req)?,
             Some(Body::EntryRequest(req)) => self.on_entry_request(store, req)?,
             Some(Body::EntryPush(push)) => {
-                apply_push(store, &self.context, &self.clock, &mut self.stats, push)?
+                let (context, stats) = (&self.context, &mut self.stats);
+                self.pushes.receive(store, context, stats, push, now)?;
             }
             Some(Body::Finish(finish)) => {
                 if !self.answers.is_empty() {
@@ -278,6 +279,7 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
                     );
                 }
                 self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
+                self.pushes.flush(store, &self.context, &mut self.stats)?;
                 self.state = State::Acknowledging;
             }
             _ => return Err(unexpected("a request, push or finish", &message)),
@@ -288,8 +290,10 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
     fn poll_transmit(
         &mut self,
         store: &S,
-        _now: Instant,
+        now: Instant,
     ) -> Result<Option<StreamMessage>, SyncErrorKind> {
+        self.pushes
+            .flush_due(store, &self.context, &mut self.stats, now)?;
         if let Some(mut answer) = self.answers.pop_front() {
             let (body, done) = match &mut answer {
                 Answer::Nodes(nodes) => {

@@ -165,9 +165,22 @@ fn save_node_id(dir: &Path, id: NodeId) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Runs blocking store work (a durable commit) so the runtime's other tasks keep
+/// running: on a multi-threaded runtime this worker first hands its queued tasks
+/// to another thread, so one peer's commits never stall another peer's handshake.
+fn off_the_async_workers<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// A store that logs every committed batch at debug level
 /// (`RUST_LOG=synctree=debug`): which entries are durable, for operators and
-/// for the crash tests.
+/// for the crash tests; and commits off the async workers.
 #[derive(Debug)]
 pub(crate) struct Logged<S> {
     inner: S,
@@ -205,7 +218,7 @@ impl<S: Store> Store for Logged<S> {
         let count = entries.len();
         let first = entries.first().map(|e| e.key.clone()).unwrap_or_default();
         let last = entries.last().map(|e| e.key.clone()).unwrap_or_default();
-        let report = self.inner.apply(context, entries)?;
+        let report = off_the_async_workers(|| self.inner.apply(context, entries))?;
         tracing::debug!(
             %context, entries = count, changed = report.changed, unchanged = report.unchanged,
             first = %first.escape_ascii(), last = %last.escape_ascii(), "batch committed"
