@@ -56,8 +56,12 @@ pub const PEER_BACKOFF: &str = "synctree_peer_backoff_seconds";
 /// Streams answered as responder, by protocol and outcome.
 pub const SERVED: &str = "synctree_served_sessions_total";
 
+/// Received entries refused, by reason (`clock_ahead`: a version more than
+/// `MAX_CLOCK_SKEW_MS` ahead of this node's clock).
+pub const ENTRIES_REFUSED: &str = "synctree_entries_refused_total";
+
 /// Every metric this module records.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     SESSIONS,
     SESSION_DURATION,
     SESSION_PHASE,
@@ -71,6 +75,7 @@ pub const ALL: [&str; 13] = [
     PEER_FAILURES,
     PEER_BACKOFF,
     SERVED,
+    ENTRIES_REFUSED,
 ];
 
 /// Registers units and descriptions of every metric with the installed recorder.
@@ -100,6 +105,15 @@ pub fn describe() {
     describe_gauge!(PEER_FAILURES, "failed sessions in a row with the peer");
     describe_gauge!(PEER_BACKOFF, Unit::Seconds, "current backoff of the peer");
     describe_counter!(SERVED, "streams answered as responder");
+    describe_counter!(ENTRIES_REFUSED, "received entries refused, by reason");
+}
+
+/// Records received entries refused because their version ran ahead of this
+/// node's clock.
+pub fn record_refused_ahead(count: u64) {
+    if count > 0 {
+        counter!(ENTRIES_REFUSED, "reason" => "clock_ahead").increment(count);
+    }
 }
 
 /// Records an ended initiated session.
@@ -143,6 +157,9 @@ pub fn record_backoff(peer: &str, backoff: PeerBackoff) {
 
 /// Records how an incoming stream was answered.
 pub fn record_served(outcome: &Result<Served, ManagerError>) {
+    if let Ok(Served::Session { stats, .. }) = outcome {
+        record_refused_ahead(stats.entries_refused_ahead);
+    }
     let (protocol, outcome) = match outcome {
         Ok(Served::Session { stats, .. }) => (stats.protocol.name(), "session"),
         Ok(Served::HandshakeOnly { .. }) => ("none", "handshake_only"),
@@ -303,5 +320,22 @@ mod tests {
         assert_eq!(value(&snapshot, SERVED, &refused), &DebugValue::Counter(1));
         assert!(snapshot.iter().all(|(k, _)| ALL.contains(&k.key().name())));
         assert!(snapshot.iter().any(|(k, _)| k.kind() == MetricKind::Gauge));
+    }
+
+    #[test]
+    fn refused_entries_of_a_served_session_are_counted() {
+        let mut stats = synctree_primitives::SyncStats::new(
+            ProtocolKind::HashComparison,
+            synctree_primitives::Role::Responder,
+            synctree_primitives::Hash::ZERO,
+        );
+        stats.entries_refused_ahead = 3;
+        let context = ContextId::new("c").unwrap();
+        let snapshot = recorded(|| record_served(&Ok(Served::Session { context, stats })));
+        let ahead = [("reason", "clock_ahead")];
+        assert_eq!(
+            value(&snapshot, ENTRIES_REFUSED, &ahead),
+            &DebugValue::Counter(3)
+        );
     }
 }
