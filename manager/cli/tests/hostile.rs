@@ -26,8 +26,11 @@
 //!   per-request limits of the tree responder.
 //! - `snapshot`: the snapshot responder's window and acknowledgements.
 //! - `idle`: silent connections next to a legitimate sync.
-//! - Not yet here: the other direction (a fake server against a real
-//!   `synctree sync`: bad pages, forged roots, LZ4 bombs, endless snapshots).
+//! - `fake_server`: the other direction, a fake server in the test against a real
+//!   `synctree sync --protocol snapshot`: oversized pages, forged roots, LZ4
+//!   bombs, pages past the window, endless snapshots, huge counts, forged abort
+//!   text, garbage. The client must fail with one `error:` line and no panic
+//!   text, send the expected abort, and keep its store (`root --json`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -38,6 +41,8 @@ mod wire;
 
 #[path = "hostile/entries.rs"]
 mod entries;
+#[path = "hostile/fake_server.rs"]
+mod fake_server;
 #[path = "hostile/first_message.rs"]
 mod first_message;
 #[path = "hostile/framing.rs"]

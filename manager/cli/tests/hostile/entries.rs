@@ -44,7 +44,10 @@ fn clock_poisoning_tombstone_at_u64_max_is_refused() {
     );
     served.survived();
     let kept = synctree(&served.store, &["get", CTX, GEN_KEY]);
-    assert!(kept.status.success() && kept.stdout.len() > 1, "the key keeps its value");
+    assert!(
+        kept.status.success() && kept.stdout.len() > 1,
+        "the key keeps its value"
+    );
     ok(&served.store, &["put", CTX, GEN_KEY, "v2"]);
     assert_eq!(ok(&served.store, &["get", CTX, GEN_KEY]), "v2\n");
 }
@@ -54,7 +57,10 @@ fn entry_one_year_ahead_is_not_stored() {
     let mut served = Served::start();
     let ahead = wire_entry("from-the-future", b"v", hlc_in(YEAR_MS), 9);
     let (answer, skipped) = session(&served, vec![push(vec![ahead])]);
-    assert!(answer == Answer::Closed && got_finish_ack(&skipped), "{answer:?}");
+    assert!(
+        answer == Answer::Closed && got_finish_ack(&skipped),
+        "{answer:?}"
+    );
     served.survived();
     let out = synctree(&served.store, &["get", CTX, "from-the-future"]);
     assert!(!out.status.success(), "the entry was stored");
@@ -66,10 +72,25 @@ fn a_valid_push_is_stored_and_nothing_else() {
     let hlc = hlc_in(0);
     let entry = wire_entry("hostile-but-valid", b"v", hlc, 99);
     let (answer, skipped) = session(&served, vec![push(vec![entry])]);
-    assert!(answer == Answer::Closed && got_finish_ack(&skipped), "{answer:?}");
+    assert!(
+        answer == Answer::Closed && got_finish_ack(&skipped),
+        "{answer:?}"
+    );
     // The expected root: the same generated data plus that one entry.
     let twin = served.dir.path().join("twin");
-    ok(&twin, &["gen", CTX, "--entries", "500", "--seed", "1", "--value-size", "64"]);
+    ok(
+        &twin,
+        &[
+            "gen",
+            CTX,
+            "--entries",
+            "500",
+            "--seed",
+            "1",
+            "--value-size",
+            "64",
+        ],
+    );
     let line = format!(
         r#"{{"key":"hostile-but-valid","value":"v","encoding":"utf8","hlc":{hlc},"node":99,"tombstone":false}}"#
     );

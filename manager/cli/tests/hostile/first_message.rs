@@ -5,8 +5,7 @@ use synctree_primitives::wire::stream_message::Body;
 
 use super::harness::{CTX, Served};
 use super::wire::{
-    Answer, block_on, finish, handshake_init, hash_comparison, init, init_version, push,
-    wire_entry,
+    Answer, block_on, finish, handshake_init, hash_comparison, init, init_version, push, wire_entry,
 };
 use synctree_primitives::StreamMessage;
 
@@ -79,7 +78,10 @@ fn context_id_that_is_not_utf8_is_refused() {
     bytes.extend_from_slice(&message);
     let answer = opening_bytes(&bytes);
     assert!(
-        matches!(answer.code(), AbortCode::Malformed | AbortCode::InvalidContext),
+        matches!(
+            answer.code(),
+            AbortCode::Malformed | AbortCode::InvalidContext
+        ),
         "{answer:?}"
     );
 }
@@ -145,7 +147,10 @@ fn init_with_a_short_root_is_malformed() {
 fn init_for_an_unknown_context_is_answered_without_harm() {
     let answer = opening(&[init("nope", Some(hash_comparison())), finish()]);
     assert!(
-        matches!(answer, Answer::Closed | Answer::Abort(AbortCode::UnknownContext, _)),
+        matches!(
+            answer,
+            Answer::Closed | Answer::Abort(AbortCode::UnknownContext, _)
+        ),
         "{answer:?}"
     );
 }

@@ -57,7 +57,10 @@ fn truncated_frame_then_close_ends_cleanly() {
         raw.answer().await
     });
     assert!(
-        matches!(answer, Answer::Closed | Answer::Abort(AbortCode::Malformed, _)),
+        matches!(
+            answer,
+            Answer::Closed | Answer::Abort(AbortCode::Malformed, _)
+        ),
         "{answer:?}"
     );
     served.survived();

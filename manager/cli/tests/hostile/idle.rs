@@ -44,7 +44,10 @@ fn a_silent_connection_is_timed_out() {
         .unwrap_or(Answer::Silent)
     });
     assert!(
-        matches!(answer, Answer::Closed | Answer::Abort(AbortCode::Timeout, _)),
+        matches!(
+            answer,
+            Answer::Closed | Answer::Abort(AbortCode::Timeout, _)
+        ),
         "{answer:?}"
     );
     served.survived();

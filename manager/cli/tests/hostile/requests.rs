@@ -54,8 +54,14 @@ fn pipelined_whole_store_pulls_are_bounded() {
     let entry_bytes = data.value_size as u64 + 64;
     let store_bytes = data.entries * entry_bytes;
     let bound = store_bytes + SESSION_ENTRY_SLACK * entry_bytes + 4 * 1024 * 1024;
-    assert!(received <= bound, "{received} bytes received, bound {bound}");
-    assert!(received >= store_bytes / 2, "the first pull was answered: {received}");
+    assert!(
+        received <= bound,
+        "{received} bytes received, bound {bound}"
+    );
+    assert!(
+        received >= store_bytes / 2,
+        "the first pull was answered: {received}"
+    );
     served.survived();
 }
 
@@ -86,7 +92,10 @@ fn subtrees_per_request_over_the_limit_is_limit_exceeded() {
 
 #[test]
 fn node_position_outside_the_trie_is_malformed() {
-    refused(vec![node_request(1, vec![END_OF_TRIE])], AbortCode::Malformed);
+    refused(
+        vec![node_request(1, vec![END_OF_TRIE])],
+        AbortCode::Malformed,
+    );
 }
 
 #[test]
@@ -96,7 +105,10 @@ fn node_position_u32_max_is_malformed() {
 
 #[test]
 fn subtree_position_outside_the_trie_is_malformed() {
-    refused(vec![subtree_request(1, vec![END_OF_TRIE])], AbortCode::Malformed);
+    refused(
+        vec![subtree_request(1, vec![END_OF_TRIE])],
+        AbortCode::Malformed,
+    );
 }
 
 #[test]
@@ -127,7 +139,8 @@ fn unanswered_requests_stay_bounded() {
     let answer = block_on(async {
         let bytes: Vec<u8> = all.iter().flat_map(super::wire::frame).collect();
         // Nothing is read for a second: the kernel buffers fill both ways.
-        raw.pipelined(&bytes, std::time::Duration::from_secs(1)).await
+        raw.pipelined(&bytes, std::time::Duration::from_secs(1))
+            .await
     });
     let rss = super::harness::rss_bytes(served.pid());
     assert!(rss < super::harness::RSS_LIMIT_BYTES, "{rss}");

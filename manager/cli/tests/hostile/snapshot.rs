@@ -18,7 +18,10 @@ fn snapshot_opening(window: u32) -> Answer {
 fn snapshot_window_zero_is_refused() {
     let answer = snapshot_opening(0);
     assert!(
-        matches!(answer.code(), AbortCode::LimitExceeded | AbortCode::Malformed),
+        matches!(
+            answer.code(),
+            AbortCode::LimitExceeded | AbortCode::Malformed
+        ),
         "{answer:?}"
     );
 }
@@ -27,7 +30,10 @@ fn snapshot_window_zero_is_refused() {
 fn snapshot_window_over_the_maximum_is_refused() {
     let answer = snapshot_opening(9);
     assert!(
-        matches!(answer.code(), AbortCode::LimitExceeded | AbortCode::Malformed),
+        matches!(
+            answer.code(),
+            AbortCode::LimitExceeded | AbortCode::Malformed
+        ),
         "{answer:?}"
     );
 }
@@ -39,7 +45,10 @@ fn snapshot_ack_for_a_page_never_sent_is_unexpected_message() {
     let answer = block_on(async {
         raw.send(&snapshot_init(1)).await;
         let begin = raw.next().await.expect("snapshot begin");
-        assert!(matches!(begin.body, Some(Body::SnapshotBegin(_))), "{begin:?}");
+        assert!(
+            matches!(begin.body, Some(Body::SnapshotBegin(_))),
+            "{begin:?}"
+        );
         raw.send(&body(Body::SnapshotAck(SnapshotAck { seq: 1000 })))
             .await;
         raw.answer().await

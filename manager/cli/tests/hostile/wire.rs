@@ -9,7 +9,7 @@ use prost::Message;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
-    AbortCode, EntryPush, EntryRequest, HashComparisonInit, Handshake, InitPayload, NodeRequest,
+    AbortCode, EntryPush, EntryRequest, Handshake, HashComparisonInit, InitPayload, NodeRequest,
     SnapshotInit, WireEntry,
 };
 use synctree_primitives::{StreamMessage, SyncTransport};
@@ -118,7 +118,6 @@ impl Raw {
     pub(crate) async fn answer(&mut self) -> Answer {
         read_answer(&mut self.stream, &mut self.received, &mut self.skipped).await
     }
-
 
     /// Sends `messages` in one write, then reads the answer.
     pub(crate) async fn exchange(&mut self, messages: &[StreamMessage]) -> Answer {
@@ -293,7 +292,9 @@ pub(crate) fn wire_entry(key: &str, value: &[u8], hlc: u64, node: u64) -> WireEn
 }
 
 pub(crate) fn finish() -> StreamMessage {
-    body(Body::Finish(synctree_primitives::wire::Finish { root: zero_root() }))
+    body(Body::Finish(synctree_primitives::wire::Finish {
+        root: zero_root(),
+    }))
 }
 
 /// An HLC for `ms_from_now` milliseconds past the wall clock.
