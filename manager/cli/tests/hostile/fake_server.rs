@@ -408,16 +408,25 @@ fn garbage_instead_of_a_handshake_fails_cleanly() {
 #[test]
 #[ignore = "timing: waits for IDLE_TIMEOUT (30 s); run with -- --ignored"]
 fn server_stalling_mid_snapshot_times_out() {
-    let script = move |mut transport: Transport, seen: Seen| -> Scripted {
+    let script = move |mut transport: Transport, mut seen: Seen| -> Scripted {
         Box::pin(async move {
             let _ = transport.send(&begin([7; 32], 2)).await;
-            let _ = transport
-                .recv_timeout(std::time::Duration::from_millis(10))
-                .await;
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            // Silent from here; returns when the client gives up.
+            let patient = std::time::Duration::from_secs(90);
+            if let Ok(Some(StreamMessage {
+                body: Some(Body::Abort(abort)),
+            })) = transport.recv_timeout(patient).await
+            {
+                seen.abort = AbortCode::try_from(abort.code).ok();
+            }
             (transport, seen)
         })
     };
-    let (_seen, line) = against(summary(2, false), script);
-    assert!(line.to_lowercase().contains("time"), "{line}");
+    let (seen, line) = against(summary(2, false), script);
+    assert!(line.contains("no message within 30s"), "{line}");
+    assert!(
+        matches!(seen.abort, None | Some(AbortCode::Timeout)),
+        "{:?} {line}",
+        seen.abort
+    );
 }
