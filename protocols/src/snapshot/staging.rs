@@ -134,6 +134,17 @@ impl Staging {
         }
         let bytes = self.bytes.saturating_add(page.bytes);
         ProtocolError::check_limit("snapshot staged bytes", max_bytes, bytes)?;
+        // More entries than the begin claimed can never verify: refuse them now,
+        // not after the peer has made this node stage up to `max_bytes`.
+        if let Some(pinned) = self.pinned {
+            let claimed = usize::try_from(pinned.entry_count).unwrap_or(usize::MAX);
+            let staged = self.entries.len().saturating_add(page.entries.len());
+            ProtocolError::check_limit(
+                "snapshot entries beyond the claimed count",
+                claimed,
+                staged,
+            )?;
+        }
         for stored in &page.entries {
             self.builder.push(&stored.key_hash, stored.digest);
         }
@@ -257,5 +268,47 @@ mod tests {
         staging.stage(page(), usize::MAX).expect("first page");
         assert!(staging.stage(page(), usize::MAX).is_err());
         assert_eq!((staging.pages, staging.entries.len()), (1, 1));
+    }
+
+    #[test]
+    fn entries_beyond_the_claimed_count_are_refused_at_the_page_that_brings_them() {
+        let mut stored: Vec<StoredEntry> = (0..3)
+            .map(|i| StoredEntry::new(Entry::put(format!("k{i}"), "v", Version::new(1, NodeId(1)))))
+            .collect();
+        stored.sort_by_key(|s| s.key_hash);
+        let page = |e: &StoredEntry| Page {
+            entries: vec![e.clone()],
+            bytes: e.entry.encoded_len(),
+            last: false,
+        };
+        let mut staging = Staging::default();
+        let pinned = Pinned {
+            root: Hash::ZERO,
+            entry_count: 2,
+        };
+        staging.pin(ContextId::new("c").unwrap(), pinned);
+        staging
+            .stage(page(&stored[0]), usize::MAX)
+            .expect("within the claim");
+        staging
+            .stage(page(&stored[1]), usize::MAX)
+            .expect("at the claim");
+        let err = staging.stage(page(&stored[2]), usize::MAX).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::LimitExceeded {
+                    limit: 2,
+                    got: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            staging.entries.len(),
+            2,
+            "nothing of the refused page is staged"
+        );
     }
 }

@@ -149,10 +149,7 @@ async fn read_exact<R: AsyncRead + Unpin>(
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Answer::Closed),
-        Err(e) => {
-            eprintln!("read error after {received} bytes: {e}");
-            Err(Answer::Reset)
-        }
+        Err(_) => Err(Answer::Reset),
     }
 }
 
