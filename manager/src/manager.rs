@@ -16,15 +16,15 @@ use synctree_protocols::init_message;
 use tokio::time::Instant;
 
 use crate::error::ManagerError;
+use crate::handshake::{PeerSummary, TopFingerprint};
+use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
+use crate::report::SessionReport;
+use crate::selection::{ProtocolChoice, Selection, select};
 use crate::serve::{
     DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_PENDING_CONNECTIONS,
 };
 use synctree_transport::{BufferBudget, DEFAULT_SEND_TIMEOUT};
-use crate::handshake::{PeerSummary, TopFingerprint};
-use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
-use crate::report::SessionReport;
-use crate::selection::{ProtocolChoice, Selection, select};
 
 /// Sessions served at once by default: enough for a node with dozens of peers,
 /// few enough that their buffers and store reads stay bounded.

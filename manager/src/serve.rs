@@ -54,8 +54,9 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 16;
 
 /// Default bytes all served transports together may buffer (outboxes and
 /// read-ahead inboxes): past it sends wait for their own outbox and nobody reads
-/// ahead, so the node holds about this plus one frame per connection.
-pub const DEFAULT_BUFFER_BUDGET_BYTES: usize = 128 * 1024 * 1024;
+/// ahead, so the node holds about this plus one frame per connection; 64 MiB
+/// keeps 64 stalled sessions (and their codec buffers) under 300 MiB in all.
+pub const DEFAULT_BUFFER_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 /// Longest a refusal (a `BUSY` abort and a close) may take: a peer that does not
 /// read it is dropped.
@@ -130,7 +131,11 @@ impl PerAddress {
 
 impl Drop for AddressGuard {
     fn drop(&mut self) {
-        let mut open = self.table.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = open.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
@@ -201,8 +206,12 @@ impl<S: Store + 'static> SyncManager<S> {
         let mut transport = self.framed(stream, addr);
         let Some(_address) = PerAddress::admit(&admission.per_address, addr.ip()) else {
             Counters::bump(&counters.busy_per_address);
-            return refuse_busy(&mut transport, counters, "too many connections from one address")
-                .await;
+            return refuse_busy(
+                &mut transport,
+                counters,
+                "too many connections from one address",
+            )
+            .await;
         };
         let Ok(pending) = Arc::clone(&admission.pending).try_acquire_owned() else {
             return refuse_busy(&mut transport, counters, "too many pending connections").await;

@@ -282,3 +282,197 @@ async fn a_peer_that_stops_reading_fails_with_the_send_timeout_within_the_buffer
         "both buffers were used: {outbox_peak}, {inbox_peak}"
     );
 }
+
+// ---- Wall-clock measurements (ignored; see the module docs for the command) ----
+
+/// VmRSS of this process in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn timed_syncs(addr: SocketAddr, from: Ipv4Addr, count: usize) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for _ in 0..count {
+        times.push(guard(legit_sync(addr, from)).await);
+    }
+    times.sort();
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "wall-clock measurement"]
+async fn measure_sync_latency_under_500_idle_connections() {
+    // One address holds all 500: the per-address cap is lifted so the pending pool
+    // and the first-message deadline are what is measured.
+    let server = Server::start(ManagerConfig {
+        max_connections_per_ip: 10_000,
+        ..ManagerConfig::default()
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(TcpStream::connect(server.addr).await.expect("connect"));
+    }
+    let times = timed_syncs(server.addr, Ipv4Addr::LOCALHOST, 15).await;
+    println!(
+        "500 idle connections: 15 syncs, min {:?}, median {:?}, max {:?}",
+        times[0], times[7], times[14]
+    );
+    drop(idle);
+    let summary = server.stop().await;
+    println!("{summary:?}");
+}
+
+/// A session kept open with an empty `EntryPush` every 10 s.
+async fn empty_pusher(addr: SocketAddr) {
+    let Ok(stream) = TcpStream::connect(addr).await else {
+        return;
+    };
+    let mut transport = FramedTransport::tcp(stream).expect("tcp");
+    let hello = init(Kind::HashComparison(HashComparisonInit {
+        root: vec![0; 32].into(),
+    }));
+    if transport.send(&hello).await.is_err() {
+        return;
+    }
+    loop {
+        let empty = StreamMessage::new(Body::EntryPush(EntryPush { entries: vec![] }));
+        if transport.send(&empty).await.is_err() {
+            return;
+        }
+        match transport.recv_timeout(Duration::from_secs(10)).await {
+            Err(TransportError::Timeout(_)) => {}
+            _ => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "wall-clock measurement"]
+async fn measure_sync_latency_under_64_empty_push_sessions() {
+    for cap in [synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP, 10_000] {
+        let server = Server::start(ManagerConfig {
+            max_connections_per_ip: cap,
+            ..ManagerConfig::default()
+        })
+        .await;
+        let pushers: Vec<_> = (0..64)
+            .map(|_| tokio::spawn(empty_pusher(server.addr)))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The legitimate client retries on BUSY, as anti-entropy would.
+        let started = Instant::now();
+        let mut refusals = 0;
+        let took = loop {
+            let client = SyncManager::new(
+                Arc::new(MemoryStore::new()),
+                Identity::new(NodeId(1)),
+                ManagerConfig::default(),
+            );
+            let stream = connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr).await;
+            let mut transport = FramedTransport::tcp(stream).expect("tcp");
+            match client
+                .sync(&mut transport, &ctx(), ProtocolChoice::Auto)
+                .await
+            {
+                Ok(_) => break started.elapsed(),
+                Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                    refusals += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("no sync within 60 s: {e}"),
+            }
+        };
+        println!(
+            "64 empty-push sessions, per-address cap {cap}: first sync after {took:?} ({refusals} refusals)"
+        );
+        for p in pushers {
+            p.abort();
+        }
+        println!("{:?}", server.stop().await);
+    }
+}
+
+/// Connects with a tiny receive buffer, asks for a whole snapshot, pushes `frames`
+/// and never reads.
+async fn non_reader(addr: SocketAddr, frames: Arc<Vec<Vec<u8>>>) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    let _ = socket.set_recv_buffer_size(4096);
+    let Ok(mut stream) = socket.connect(addr).await else {
+        return;
+    };
+    for frame in frames.iter() {
+        if stream.write_all(frame).await.is_err() {
+            return;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+fn raw_frame(message: &StreamMessage) -> Vec<u8> {
+    let body = message.encode_to_vec();
+    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(&body);
+    wire
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "wall-clock measurement"]
+async fn measure_rss_under_64_non_reading_peers() {
+    let manager = Arc::new(SyncManager::new(
+        store_with(32, 1024 * 1024),
+        Identity::new(NodeId(2)),
+        ManagerConfig {
+            max_connections_per_ip: 10_000,
+            ..ManagerConfig::default()
+        },
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(Arc::clone(&manager).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let ask = init(Kind::Snapshot(SnapshotInit {
+        root: vec![0; 32].into(),
+        window: 8,
+        ..SnapshotInit::default()
+    }));
+    let value = vec![1u8; 2 * 1024 * 1024 - 64];
+    let push = StreamMessage::new(Body::EntryPush(EntryPush {
+        entries: vec![(&Entry::put("big", value, Version::new(1, NodeId(9)))).into()],
+    }));
+    let mut frames = vec![raw_frame(&ask)];
+    frames.extend(std::iter::repeat_n(raw_frame(&push), 8));
+    let frames = Arc::new(frames);
+    let before = rss_kib();
+    let peers: Vec<_> = (0..64)
+        .map(|_| tokio::spawn(non_reader(addr, Arc::clone(&frames))))
+        .collect();
+    let mut peak_rss = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        peak_rss = peak_rss.max(rss_kib());
+    }
+    let after = rss_kib();
+    println!(
+        "64 non-reading peers: VmRSS before {} MiB, peak {} MiB, after 40 s {} MiB; \
+         buffered peak {} MiB (budget {} MiB), now {} MiB",
+        before / 1024,
+        peak_rss / 1024,
+        after / 1024,
+        manager.buffer_budget().peak() >> 20,
+        manager.buffer_budget().limit() >> 20,
+        manager.buffer_budget().used() >> 20,
+    );
+    for p in peers {
+        p.abort();
+    }
+    let _ = stop.send(());
+    println!("{:?}", serving.await.expect("join").expect("serve"));
+}

@@ -53,6 +53,11 @@ impl BufferBudget {
         self.used() > self.limit
     }
 
+    /// Whether `bytes` more still fit under the limit.
+    pub fn fits(&self, bytes: usize) -> bool {
+        self.used().saturating_add(bytes) <= self.limit
+    }
+
     fn add(&self, bytes: usize) {
         let now = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(now, Ordering::Relaxed);

@@ -11,10 +11,10 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::budget::BufferBudget;
-use crate::{DEFAULT_SEND_TIMEOUT, OUTBOX_HIGH_WATER};
 use crate::codec::{FrameDecoder, length_delimited};
 use crate::receiver::Receiver;
 use crate::sender::Sender;
+use crate::{DEFAULT_SEND_TIMEOUT, OUTBOX_HIGH_WATER};
 use synctree_primitives::limits::MAX_FRAME_BYTES;
 
 /// Length-delimited protobuf frames over any `AsyncRead + AsyncWrite` stream.

@@ -10,8 +10,8 @@ use synctree_primitives::{StreamMessage, TransportError};
 use tokio::io::AsyncRead;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
 
-use crate::codec::FrameDecoder;
 use crate::budget::{BufferBudget, Charge};
+use crate::codec::FrameDecoder;
 use crate::{INBOX_HIGH_WATER, LENGTH_PREFIX_BYTES};
 use std::sync::Arc;
 
@@ -49,12 +49,13 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
     }
 
     /// Whether [`Receiver::fill`] may read ahead (while a send waits): the stream
-    /// has not ended, the inbox is under [`INBOX_HIGH_WATER`] and the node's budget
-    /// is not spent.
+    /// has not ended, the inbox is under [`INBOX_HIGH_WATER`] and a frame of the
+    /// largest size still fits in the node's budget.
     pub(crate) fn has_room(&self) -> bool {
+        let largest = self.frames.decoder().max_frame() + LENGTH_PREFIX_BYTES;
         self.end.is_none()
             && self.inbox_bytes.bytes() < INBOX_HIGH_WATER
-            && !self.inbox_bytes.budget().over()
+            && self.inbox_bytes.budget().fits(largest)
     }
 
     /// Whether a frame or the end of the stream is waiting for [`Receiver::take`].

@@ -33,8 +33,16 @@ async fn a_spent_budget_stops_queueing_and_the_send_times_out() -> TestResult {
         matches!(outcome, Err(TransportError::Timeout(d)) if d == timeout),
         "{outcome:?}"
     );
-    assert!(budget.peak() <= budget.limit() + frame_wire, "{}", budget.peak());
-    assert_eq!(budget.used(), 0, "a timed-out transport gives its outbox back");
+    assert!(
+        budget.peak() <= budget.limit() + frame_wire,
+        "{}",
+        budget.peak()
+    );
+    assert_eq!(
+        budget.used(),
+        0,
+        "a timed-out transport gives its outbox back"
+    );
     // The transport stopped writing: later sends and close fail at once.
     assert!(a.send(&frame).await.is_err());
     assert!(a.close().await.is_err());

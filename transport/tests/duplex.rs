@@ -42,8 +42,7 @@ async fn flood(
 /// worth (here in 64 KiB frames, less a frame each for the one crossing a mark)
 /// before either receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_sides_sending_both_high_water_marks_before_receiving_do_not_deadlock() -> TestResult
-{
+async fn both_sides_sending_both_high_water_marks_before_receiving_do_not_deadlock() -> TestResult {
     const SIZE: usize = 64 * 1024;
     const COUNT: u64 = ((OUTBOX_HIGH_WATER + INBOX_HIGH_WATER) / SIZE - 2) as u64;
     let (a, b) = FramedTransport::memory_pair(64 * 1024);
@@ -62,7 +61,9 @@ async fn both_sides_sending_both_high_water_marks_before_receiving_do_not_deadlo
 async fn both_sides_flooding_in_one_task_do_not_deadlock() -> TestResult {
     const COUNT: u64 = 40;
     let (a, b) = FramedTransport::memory_pair(4096);
-    let (at_a, at_b) = guard(async { tokio::join!(flood(a, COUNT, 32 * 1024), flood(b, COUNT, 32 * 1024)) }).await?;
+    let (at_a, at_b) =
+        guard(async { tokio::join!(flood(a, COUNT, 32 * 1024), flood(b, COUNT, 32 * 1024)) })
+            .await?;
     let expected: Vec<u64> = (0..COUNT).collect();
     assert_eq!(at_a?, expected);
     assert_eq!(at_b?, expected);

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use synctree_primitives::wire::stream_message::Body;
-use synctree_primitives::{StreamMessage, TransportError};
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::SESSION_DEADLINE;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::{StreamMessage, TransportError};
 
 /// The session deadline ([`SESSION_DEADLINE`] after the start) and the idle timer
 /// of the wait for the peer's next message.
@@ -119,7 +119,10 @@ mod tests {
         let _ = timers.wait(start, IDLE_TIMEOUT);
         timers.on_idle_message();
         let later = start + IDLE_TIMEOUT / 2;
-        assert_eq!(timers.wait(later, IDLE_TIMEOUT).ok(), Some(IDLE_TIMEOUT / 2));
+        assert_eq!(
+            timers.wait(later, IDLE_TIMEOUT).ok(),
+            Some(IDLE_TIMEOUT / 2)
+        );
         assert!(is_timeout(
             timers.handle_timeout(start + IDLE_TIMEOUT),
             IDLE_TIMEOUT
