@@ -82,4 +82,7 @@ pub use registry::{
 };
 pub use report::{ReportJson, SessionReport};
 pub use selection::{ProtocolChoice, Selection, select};
-pub use serve::{DRAIN_GRACE, STREAM_DEADLINE, ServeSummary};
+pub use serve::{
+    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_PENDING_CONNECTIONS, DRAIN_GRACE, STREAM_DEADLINE, ServeSummary,
+};

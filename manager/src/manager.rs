@@ -20,6 +20,11 @@ use crate::handshake::{PeerSummary, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Selection, select};
+use crate::serve::{
+    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_PENDING_CONNECTIONS,
+};
+use synctree_transport::{BufferBudget, DEFAULT_SEND_TIMEOUT};
 
 /// Sessions served at once by default: enough for a node with dozens of peers,
 /// few enough that their buffers and store reads stay bounded.
@@ -42,6 +47,19 @@ pub struct ManagerConfig {
     pub supported: Vec<ProtocolKind>,
     /// Longest wait for a peer's first message or handshake reply.
     pub handshake_timeout: Duration,
+    /// Longest a served connection may take to send its first frame, before it
+    /// gets a session slot (it is closed otherwise).
+    pub first_message_timeout: Duration,
+    /// Served connections waiting for their first frame at once; more get `BUSY`.
+    pub max_pending_connections: usize,
+    /// Served connections (pending or in a session) from one IP address at once;
+    /// more get `BUSY`.
+    pub max_connections_per_ip: usize,
+    /// Bytes all served transports together may buffer (see [`BufferBudget`]).
+    pub buffer_budget_bytes: usize,
+    /// Longest a served transport's `send` or `close` waits for the peer to take
+    /// bytes; then the session fails with `TransportError::Timeout`.
+    pub send_timeout: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -51,6 +69,11 @@ impl Default for ManagerConfig {
             accept_unknown_contexts: true,
             supported: ProtocolRegistry::standard().kinds(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
+            max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            buffer_budget_bytes: DEFAULT_BUFFER_BUDGET_BYTES,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -80,6 +103,8 @@ pub struct SyncManager<S> {
     config: ManagerConfig,
     /// The protocols this manager answers and opens.
     registry: ProtocolRegistry,
+    /// What the transports `serve` creates buffer, together.
+    buffer_budget: Arc<BufferBudget>,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
@@ -97,12 +122,20 @@ impl<S: Store + 'static> SyncManager<S> {
         config: ManagerConfig,
         registry: ProtocolRegistry,
     ) -> Self {
+        let buffer_budget = crate::serve::budget_for(config.buffer_budget_bytes);
         SyncManager {
             store,
             identity,
             config,
             registry,
+            buffer_budget,
         }
+    }
+
+    /// The budget every transport [`SyncManager::serve`] creates is charged to:
+    /// its `used` and `peak` are the bytes served peers make this node buffer.
+    pub fn buffer_budget(&self) -> &Arc<BufferBudget> {
+        &self.buffer_budget
     }
 
     /// The protocols this manager runs.

@@ -1,15 +1,28 @@
 //! Accepting TCP connections and serving them concurrently under a cap.
+//!
+//! ```text
+//!  accept ─► per-address cap ─► pending pool ─► first frame within      ─► session slot ─► handle_stream
+//!            (BUSY)             (BUSY)          first_message_timeout      (BUSY)           (STREAM_DEADLINE)
+//!                                               (closed otherwise)
+//! ```
+//!
+//! A connection holds a session slot only once it has sent its first frame, so
+//! connections that send nothing cost a pending place for a few seconds, never a
+//! slot; every transport charges the manager's [`BufferBudget`].
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use synctree_primitives::limits::{IDLE_TIMEOUT, SESSION_DEADLINE};
+use synctree_primitives::limits::{IDLE_TIMEOUT, MAX_FIRST_FRAME_BYTES, SESSION_DEADLINE};
 use synctree_primitives::wire::AbortCode;
-use synctree_primitives::{Store, StreamMessage, SyncTransport};
-use synctree_transport::FramedTransport;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use synctree_primitives::{Store, StreamMessage, SyncTransport, TransportError};
+use synctree_transport::{BufferBudget, FramedTransport};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::error::ManagerError;
@@ -24,27 +37,147 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 pub const STREAM_DEADLINE: Duration =
     SESSION_DEADLINE.saturating_add(IDLE_TIMEOUT.saturating_mul(2));
 
+/// Default longest wait for a connection's first frame before it is closed: a
+/// connecting peer sends its init at once, so seconds cover any honest round trip
+/// while idle connections are shed quickly.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default connections waiting for their first frame at once: each costs a socket,
+/// a task and at most one [`MAX_FIRST_FRAME_BYTES`] frame, so 1024 cost at most
+/// 64 MiB, and idle connections beyond it are refused without touching a slot.
+pub const DEFAULT_MAX_PENDING_CONNECTIONS: usize = 1024;
+
+/// Default connections (pending or in a session) from one IP address at once:
+/// a node syncs a handful of contexts with a peer concurrently; one address cannot
+/// take more than a quarter of the default session slots.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 16;
+
+/// Default bytes all served transports together may buffer (outboxes and
+/// read-ahead inboxes): past it sends wait for their own outbox and nobody reads
+/// ahead, so the node holds about this plus one frame per connection; 64 MiB
+/// keeps 64 stalled sessions (and their codec buffers) under 300 MiB in all.
+pub const DEFAULT_BUFFER_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest a refusal (a `BUSY` abort and a close) may take: a peer that does not
+/// read it is dropped.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Counts of what a serve loop did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServeSummary {
     /// Connections accepted.
     pub accepted: u64,
-    /// Connections refused with `BUSY` because the cap was reached.
+    /// Connections refused with `BUSY`: no session slot, no pending place, or the
+    /// address was at its cap.
     pub busy: u64,
+    /// Of `busy`: refused because their address was at its connection cap.
+    pub busy_per_address: u64,
+    /// Connections closed because their first frame did not arrive in time.
+    pub first_message_timeouts: u64,
+}
+
+/// The serve loop's counters, shared with its connection tasks.
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    busy: AtomicU64,
+    busy_per_address: AtomicU64,
+    first_message_timeouts: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn summary(&self) -> ServeSummary {
+        ServeSummary {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            busy_per_address: self.busy_per_address.load(Ordering::Relaxed),
+            first_message_timeouts: self.first_message_timeouts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Connections per IP address; a [`AddressGuard`] gives its place back on drop.
+#[derive(Debug)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+    cap: usize,
+}
+
+#[derive(Debug)]
+struct AddressGuard {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn admit(table: &Arc<PerAddress>, ip: IpAddr) -> Option<AddressGuard> {
+        let mut open = table.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= table.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressGuard {
+            table: Arc::clone(table),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressGuard {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+struct Admission {
+    slots: Arc<Semaphore>,
+    pending: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
+    counters: Counters,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
-    /// Accepts connections on `listener` and serves each on its own task, at most
-    /// `max_concurrent_sessions` at once, until `shutdown` completes; then stops
-    /// accepting and lets running sessions finish for up to [`DRAIN_GRACE`].
+    /// Accepts connections on `listener` and serves each on its own task until
+    /// `shutdown` completes; then stops accepting and lets running sessions finish
+    /// for up to [`DRAIN_GRACE`]. A connection is refused with `BUSY` when its
+    /// address already has `max_connections_per_ip` open or
+    /// `max_pending_connections` are waiting for their first frame; it is closed
+    /// when its first frame takes longer than `first_message_timeout`; it then gets
+    /// one of `max_concurrent_sessions` slots, or `BUSY`.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<ServeSummary> {
-        let slots = Arc::new(Semaphore::new(self.config().max_concurrent_sessions.max(1)));
+        let config = self.config();
+        let admission = Arc::new(Admission {
+            slots: Arc::new(Semaphore::new(config.max_concurrent_sessions.max(1))),
+            pending: Arc::new(Semaphore::new(config.max_pending_connections.max(1))),
+            per_address: Arc::new(PerAddress {
+                open: Mutex::new(HashMap::new()),
+                cap: config.max_connections_per_ip.max(1),
+            }),
+            counters: Counters::default(),
+        });
         let mut sessions = JoinSet::new();
-        let mut summary = ServeSummary::default();
         tokio::pin!(shutdown);
         loop {
             let (stream, addr) = tokio::select! {
@@ -58,40 +191,85 @@ impl<S: Store + 'static> SyncManager<S> {
                 },
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             };
-            summary.accepted += 1;
-            let mut transport = FramedTransport::new(stream, addr.to_string());
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                summary.busy += 1;
-                sessions.spawn(async move { refuse_busy(&mut transport).await });
-                continue;
-            };
+            Counters::bump(&admission.counters.accepted);
             let manager = Arc::clone(&self);
-            sessions.spawn(async move {
-                let served =
-                    tokio::time::timeout(STREAM_DEADLINE, manager.handle_stream(&mut transport))
-                        .await;
-                let outcome = match served {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(ManagerError::Transport {
-                        peer: addr.to_string(),
-                        phase: "serving",
-                        source: synctree_primitives::TransportError::Timeout(STREAM_DEADLINE),
-                    }),
-                };
-                crate::metrics::record_served(&outcome);
-                log_outcome(&addr.to_string(), outcome);
-                drop(permit);
-            });
+            let admission = Arc::clone(&admission);
+            sessions.spawn(async move { manager.admit(stream, addr, &admission).await });
         }
         drain(sessions).await;
-        Ok(summary)
+        Ok(admission.counters.summary())
+    }
+
+    /// One accepted connection, from the address cap to the end of its session.
+    async fn admit(&self, stream: TcpStream, addr: SocketAddr, admission: &Admission) {
+        let counters = &admission.counters;
+        let mut transport = self.framed(stream, addr);
+        let Some(_address) = PerAddress::admit(&admission.per_address, addr.ip()) else {
+            Counters::bump(&counters.busy_per_address);
+            return refuse_busy(
+                &mut transport,
+                counters,
+                "too many connections from one address",
+            )
+            .await;
+        };
+        let Ok(pending) = Arc::clone(&admission.pending).try_acquire_owned() else {
+            return refuse_busy(&mut transport, counters, "too many pending connections").await;
+        };
+        let wait = self.config().first_message_timeout;
+        let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
+        if first.await.is_err() {
+            Counters::bump(&counters.first_message_timeouts);
+            tracing::debug!(peer = %addr, "no first frame in time; closed");
+            return;
+        }
+        drop(pending);
+        let Ok(slot) = Arc::clone(&admission.slots).try_acquire_owned() else {
+            return refuse_busy(&mut transport, counters, "too many sessions; retry later").await;
+        };
+        self.serve_session(&mut transport, addr, slot).await;
+    }
+
+    fn framed(&self, stream: TcpStream, addr: SocketAddr) -> FramedTransport<TcpStream> {
+        let _ = stream.set_nodelay(true);
+        FramedTransport::new(stream, addr.to_string())
+            .with_budget(Arc::clone(self.buffer_budget()))
+            .with_send_timeout(self.config().send_timeout)
+    }
+
+    async fn serve_session(
+        &self,
+        transport: &mut FramedTransport<TcpStream>,
+        addr: SocketAddr,
+        _slot: OwnedSemaphorePermit,
+    ) {
+        let served = tokio::time::timeout(STREAM_DEADLINE, self.handle_stream(transport)).await;
+        let outcome = match served {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ManagerError::Transport {
+                peer: addr.to_string(),
+                phase: "serving",
+                source: TransportError::Timeout(STREAM_DEADLINE),
+            }),
+        };
+        crate::metrics::record_served(&outcome);
+        log_outcome(&addr.to_string(), outcome);
     }
 }
 
-async fn refuse_busy<T: SyncTransport>(transport: &mut T) {
-    let abort = StreamMessage::abort(AbortCode::Busy, "too many sessions; retry later");
-    let _ = transport.send(&abort).await;
-    let _ = transport.close().await;
+async fn refuse_busy<T: SyncTransport>(transport: &mut T, counters: &Counters, why: &str) {
+    Counters::bump(&counters.busy);
+    let abort = StreamMessage::abort(AbortCode::Busy, why);
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        let _ = transport.send(&abort).await;
+        let _ = transport.close().await;
+    })
+    .await;
+}
+
+/// The budget a manager's served transports share.
+pub(crate) fn budget_for(bytes: usize) -> Arc<BufferBudget> {
+    BufferBudget::new(bytes)
 }
 
 fn log_outcome(peer: &str, outcome: Result<Served, ManagerError>) {

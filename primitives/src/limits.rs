@@ -10,6 +10,11 @@ use std::time::Duration;
 /// peer cannot make us reserve more than a few MiB per connection.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
+/// Largest first frame a node accepts on a new connection, before it gives the
+/// connection a session slot: the first frame is an init (a handshake is well under
+/// 1 KiB), so a connection that has not been admitted makes us read at most this.
+pub const MAX_FIRST_FRAME_BYTES: usize = 64 * 1024;
+
 /// Bytes of the big-endian length prefix in front of every frame: four bytes cover
 /// [`MAX_FRAME_BYTES`]; counted in [`TransportStats`](crate::TransportStats) bytes and
 /// in every byte budget that sizes frames.

@@ -38,6 +38,16 @@ impl FrameDecoder {
             mid_frame: false,
         }
     }
+
+    /// Caps the declared length of the next frames (at most [`MAX_FRAME_BYTES`]).
+    pub(crate) fn set_max_frame(&mut self, max: usize) {
+        self.inner.set_max_frame_length(max.min(MAX_FRAME_BYTES));
+    }
+
+    /// The current cap on a frame's declared length.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.inner.max_frame_length()
+    }
 }
 
 impl Decoder for FrameDecoder {

@@ -22,7 +22,11 @@
 //! No task is spawned: the outbox is written whenever the caller waits in `recv`,
 //! `close`, or a `send` over the high-water mark, and every wait also reads, so two
 //! peers that both send a lot cannot deadlock (within the budget described at
-//! [`INBOX_HIGH_WATER`]).
+//! [`INBOX_HIGH_WATER`]). A transport buffers at most
+//! [`MAX_BUFFERED_PER_TRANSPORT`]; transports sharing a [`BufferBudget`] stop
+//! reading ahead and queueing past it; a `send` that waits longer than its send
+//! timeout ([`DEFAULT_SEND_TIMEOUT`]) fails, so a peer that stops reading
+//! cannot hold our memory or our task.
 //!
 //! With the `sim` feature (off by default; `synctree-sim` turns it on),
 //! [`sim::SimTransport`] runs the same framing over turmoil's simulated network,
@@ -44,13 +48,14 @@
 //!     Ok(())
 //! }
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! #     tokio::runtime::Builder::new_current_thread().build()?.block_on(demo())?;
+//! #     tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(demo())?;
 //! #     Ok(())
 //! # }
 //! ```
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod codec;
 mod framed;
 mod receiver;
@@ -58,26 +63,45 @@ mod sender;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use budget::BufferBudget;
 pub use framed::FramedTransport;
+
+use std::time::Duration;
 
 use tokio::io::DuplexStream;
 
 pub use synctree_primitives::limits::LENGTH_PREFIX_BYTES;
 
 /// Queued outgoing bytes (prefixes included) above which `send` waits for the
-/// stream to take them: sixteen full batches of
+/// stream to take them: two full batches of
 /// [`BATCH_BYTE_BUDGET`](synctree_primitives::limits::BATCH_BYTE_BUDGET) queue
-/// without waiting, while a peer that stops reading can make us hold only about
-/// this much (plus one frame in the writer).
-pub const OUTBOX_HIGH_WATER: usize = 16 * 1024 * 1024;
+/// without waiting (one being written, one ready), while a peer that stops reading
+/// can make us hold only this much plus one frame.
+pub const OUTBOX_HIGH_WATER: usize = 2 * 1024 * 1024;
 
-/// Incoming bytes (prefixes included) buffered while `send` or `close` waits for the
-/// outbox to drain; past it, reading pauses. Two peers can deadlock only if both
-/// wait in `send` or `close` while more than this many bytes ahead of what the other
-/// has read (a wait in `send` also means more than [`OUTBOX_HIGH_WATER`] queued), so
-/// both may, say, send 64 messages of 1 MiB before either receives. A peer can make
-/// us hold this much only while we are blocked writing to it.
-pub const INBOX_HIGH_WATER: usize = 64 * 1024 * 1024;
+/// Incoming bytes (prefixes included) read ahead into the inbox while `send` or
+/// `close` waits for the outbox to drain; reading ahead stops at it, so the inbox
+/// holds at most this plus one frame (a frame of up to
+/// [`MAX_FRAME_BYTES`](synctree_primitives::limits::MAX_FRAME_BYTES) is always
+/// read whole when under it). Two peers can deadlock only if both wait in `send`
+/// or `close` while more than this plus [`OUTBOX_HIGH_WATER`] (plus the pipe)
+/// ahead of what the other has read; the send timeout then ends both sessions
+/// instead of hanging them. The tree protocols bound what a side sends unread
+/// (`MAX_UNANSWERED_REQUESTS`, `MAX_SNAPSHOT_PAGES_IN_FLIGHT`).
+pub const INBOX_HIGH_WATER: usize = 2 * 1024 * 1024;
+
+/// Most bytes one transport buffers (outbox plus read-ahead inbox): each high-water
+/// mark plus the one frame that may cross it. The codec's read buffer (one partial
+/// frame) and the writer's (one frame) come on top.
+pub const MAX_BUFFERED_PER_TRANSPORT: usize = OUTBOX_HIGH_WATER
+    + INBOX_HIGH_WATER
+    + 2 * (synctree_primitives::limits::MAX_FRAME_BYTES + LENGTH_PREFIX_BYTES);
+
+/// Default longest a `send` or `close` waits for the peer to take bytes before it
+/// fails with [`TransportError::Timeout`](synctree_primitives::TransportError::Timeout)
+/// and the transport stops writing: a peer's idle timeout, since a peer that
+/// reads nothing for that long is as gone as one that sends nothing.
+pub const DEFAULT_SEND_TIMEOUT: Duration = synctree_primitives::limits::IDLE_TIMEOUT;
 
 /// Two connected in-memory transports; shorthand for
 /// [`FramedTransport::memory_pair`].

@@ -6,13 +6,14 @@ use std::io;
 use bytes::Bytes;
 use futures_util::stream::StreamExt;
 use prost::Message;
-use synctree_primitives::limits::MAX_FRAME_BYTES;
 use synctree_primitives::{StreamMessage, TransportError};
 use tokio::io::AsyncRead;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
 
+use crate::budget::{BufferBudget, Charge};
 use crate::codec::FrameDecoder;
 use crate::{INBOX_HIGH_WATER, LENGTH_PREFIX_BYTES};
+use std::sync::Arc;
 
 /// Why reading stopped.
 #[derive(Debug)]
@@ -28,8 +29,8 @@ enum End {
 pub(crate) struct Receiver<R> {
     frames: FramedRead<R, FrameDecoder>,
     inbox: VecDeque<Bytes>,
-    /// Bytes in `inbox`, length prefixes included.
-    inbox_bytes: usize,
+    /// Bytes in `inbox`, length prefixes included, charged to the node's budget.
+    inbox_bytes: Charge,
     end: Option<End>,
     messages: u64,
     bytes: u64,
@@ -40,17 +41,41 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
         Receiver {
             frames,
             inbox: VecDeque::new(),
-            inbox_bytes: 0,
+            inbox_bytes: Charge::new(BufferBudget::unlimited()),
             end: None,
             messages: 0,
             bytes: 0,
         }
     }
 
-    /// Whether [`Receiver::fill`] may read more: the stream has not ended and the
-    /// inbox is under [`INBOX_HIGH_WATER`].
+    /// Whether [`Receiver::fill`] may read ahead (while a send waits): the stream
+    /// has not ended, the inbox is under [`INBOX_HIGH_WATER`] and a frame of the
+    /// largest size still fits in the node's budget.
     pub(crate) fn has_room(&self) -> bool {
-        self.end.is_none() && self.inbox_bytes < INBOX_HIGH_WATER
+        let largest = self.frames.decoder().max_frame() + LENGTH_PREFIX_BYTES;
+        self.end.is_none()
+            && self.inbox_bytes.bytes() < INBOX_HIGH_WATER
+            && self.inbox_bytes.budget().fits(largest)
+    }
+
+    /// Whether a frame or the end of the stream is waiting for [`Receiver::take`].
+    pub(crate) fn has_next(&self) -> bool {
+        !self.inbox.is_empty() || self.end.is_some()
+    }
+
+    /// Bytes in the inbox now, and the most it held at once.
+    pub(crate) fn inbox(&self) -> (usize, usize) {
+        (self.inbox_bytes.bytes(), self.inbox_bytes.peak())
+    }
+
+    /// Charges the inbox to `budget` from now on.
+    pub(crate) fn rebind(&mut self, budget: Arc<BufferBudget>) {
+        self.inbox_bytes.rebind(budget);
+    }
+
+    /// Caps the declared length of the frames read from now on.
+    pub(crate) fn set_max_frame(&mut self, max: usize) {
+        self.frames.decoder_mut().set_max_frame(max);
     }
 
     /// Reads one frame into the inbox, or records why the stream ended.
@@ -60,7 +85,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
             Some(Ok(frame)) => {
                 let wire_len = frame.len() + LENGTH_PREFIX_BYTES;
                 self.bytes += wire_len as u64;
-                self.inbox_bytes += wire_len;
+                self.inbox_bytes.add(wire_len);
                 self.inbox.push_back(frame.freeze());
             }
             Some(Err(error)) => {
@@ -75,7 +100,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
     /// `None` when more must be read first.
     pub(crate) fn take(&mut self) -> Option<Result<Option<StreamMessage>, TransportError>> {
         if let Some(frame) = self.inbox.pop_front() {
-            self.inbox_bytes -= frame.len() + LENGTH_PREFIX_BYTES;
+            self.inbox_bytes.sub(frame.len() + LENGTH_PREFIX_BYTES);
             let decoded = StreamMessage::decode(frame).map_err(TransportError::Decode);
             self.messages += u64::from(decoded.is_ok());
             return Some(decoded.map(Some));
@@ -88,7 +113,8 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
         }
     }
 
-    /// Maps the codec's oversized-frame error to [`TransportError::FrameTooLarge`].
+    /// Maps the codec's oversized-frame error to [`TransportError::FrameTooLarge`]
+    /// (with the cap in force, at most `MAX_FRAME_BYTES`).
     fn classify(&self, error: io::Error) -> TransportError {
         let too_large = error.kind() == io::ErrorKind::InvalidData
             && error
@@ -97,7 +123,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
         if too_large {
             TransportError::FrameTooLarge {
                 len: self.declared_len().unwrap_or(0),
-                max: MAX_FRAME_BYTES,
+                max: self.frames.decoder().max_frame(),
             }
         } else {
             TransportError::Io(error)
@@ -114,7 +140,7 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
             .try_into()
             .ok()?;
         let len = usize::try_from(u32::from_be_bytes(head)).ok()?;
-        (len > MAX_FRAME_BYTES).then_some(len)
+        (len > self.frames.decoder().max_frame()).then_some(len)
     }
 
     /// Messages decoded and bytes read, length prefixes included.

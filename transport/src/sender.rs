@@ -15,6 +15,8 @@ use tokio::io::AsyncWrite;
 use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
 use crate::LENGTH_PREFIX_BYTES;
+use crate::budget::{BufferBudget, Charge};
+use std::sync::Arc;
 
 /// Whether the sending side still takes messages.
 #[derive(Debug)]
@@ -34,8 +36,8 @@ enum WriteState {
 pub(crate) struct Sender<W> {
     frames: FramedWrite<W, LengthDelimitedCodec>,
     outbox: VecDeque<Bytes>,
-    /// Bytes in `outbox`, length prefixes included.
-    queued: usize,
+    /// Bytes in `outbox`, length prefixes included, charged to the node's budget.
+    queued: Charge,
     /// Frames were handed to the writer since its last completed flush.
     dirty: bool,
     state: WriteState,
@@ -48,7 +50,7 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         Sender {
             frames,
             outbox: VecDeque::new(),
-            queued: 0,
+            queued: Charge::new(BufferBudget::unlimited()),
             dirty: false,
             state: WriteState::Open,
             messages: 0,
@@ -67,13 +69,36 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
             });
         }
         self.outbox.push_back(Bytes::from(message.encode_to_vec()));
-        self.queued += len + LENGTH_PREFIX_BYTES;
+        self.queued.add(len + LENGTH_PREFIX_BYTES);
         Ok(())
     }
 
     /// Bytes waiting in the outbox, length prefixes included.
     pub(crate) fn queued(&self) -> usize {
-        self.queued
+        self.queued.bytes()
+    }
+
+    /// Most bytes the outbox held at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.queued.peak()
+    }
+
+    /// Whether the shared budget is spent.
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.queued.budget().over()
+    }
+
+    /// Charges the outbox to `budget` from now on.
+    pub(crate) fn rebind(&mut self, budget: Arc<BufferBudget>) {
+        self.queued.rebind(budget);
+    }
+
+    /// Gives up writing: the peer took nothing for too long. Later sends fail.
+    pub(crate) fn time_out(&mut self) {
+        self.abandon(Some(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer took no bytes within the send timeout",
+        )));
     }
 
     /// Whether a flush would make progress: frames are queued or not yet flushed.
@@ -92,7 +117,7 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
     }
 
     fn poll_drain(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<io::Result<()>> {
-        while self.queued > limit {
+        while self.queued.bytes() > limit {
             ready!(Sink::<Bytes>::poll_ready(Pin::new(&mut self.frames), cx))?;
             self.hand_over_front()?;
         }
@@ -109,7 +134,7 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
             return Ok(());
         };
         let wire_len = frame.len() + LENGTH_PREFIX_BYTES;
-        self.queued -= wire_len;
+        self.queued.sub(wire_len);
         Pin::new(&mut self.frames).start_send(frame)?;
         self.dirty = true;
         self.messages += 1;
@@ -155,7 +180,8 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
 
     fn abandon(&mut self, error: Option<io::Error>) {
         self.outbox.clear();
-        self.queued = 0;
+        let held = self.queued.bytes();
+        self.queued.sub(held);
         self.dirty = false;
         self.state = WriteState::Failed(error);
     }

@@ -7,16 +7,22 @@ use std::time::Duration;
 
 use common::{TestResult, guard, push, recv_all, recv_n, tag_of};
 use synctree_primitives::{StreamMessage, SyncTransport, TransportError};
-use synctree_transport::{FramedTransport, LENGTH_PREFIX_BYTES, OUTBOX_HIGH_WATER};
+use synctree_transport::{
+    FramedTransport, INBOX_HIGH_WATER, LENGTH_PREFIX_BYTES, OUTBOX_HIGH_WATER,
+};
 use tokio::io::DuplexStream;
 
 const MIB: usize = 1024 * 1024;
 
-/// Sends `count` pushes of about 1 MiB before reading anything, then reads the
-/// peer's `count` and closes; returns the tags received in order.
-async fn flood(mut t: FramedTransport<DuplexStream>, count: u64) -> Result<Vec<u64>, String> {
+/// Sends `count` pushes of about `size` bytes before reading anything, then reads
+/// the peer's `count` and closes; returns the tags received in order.
+async fn flood(
+    mut t: FramedTransport<DuplexStream>,
+    count: u64,
+    size: usize,
+) -> Result<Vec<u64>, String> {
     for tag in 0..count {
-        t.send(&push(MIB, tag))
+        t.send(&push(size, tag))
             .await
             .map_err(|e| format!("send {tag}: {e:?}"))?;
     }
@@ -32,11 +38,18 @@ async fn flood(mut t: FramedTransport<DuplexStream>, count: u64) -> Result<Vec<u
     Ok(tags)
 }
 
+/// What `INBOX_HIGH_WATER` promises: both sides may send the two high-water marks'
+/// worth (here in 64 KiB frames, less a frame each for the one crossing a mark)
+/// before either receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_sides_sending_64_mib_before_receiving_do_not_deadlock() -> TestResult {
-    const COUNT: u64 = 64;
+async fn both_sides_sending_both_high_water_marks_before_receiving_do_not_deadlock() -> TestResult {
+    const SIZE: usize = 64 * 1024;
+    const COUNT: u64 = ((OUTBOX_HIGH_WATER + INBOX_HIGH_WATER) / SIZE - 2) as u64;
     let (a, b) = FramedTransport::memory_pair(64 * 1024);
-    let (a, b) = (tokio::spawn(flood(a, COUNT)), tokio::spawn(flood(b, COUNT)));
+    let (a, b) = (
+        tokio::spawn(flood(a, COUNT, SIZE)),
+        tokio::spawn(flood(b, COUNT, SIZE)),
+    );
     let (at_a, at_b) = guard(async { tokio::join!(a, b) }).await?;
     let expected: Vec<u64> = (0..COUNT).collect();
     assert_eq!(at_a??, expected);
@@ -48,7 +61,9 @@ async fn both_sides_sending_64_mib_before_receiving_do_not_deadlock() -> TestRes
 async fn both_sides_flooding_in_one_task_do_not_deadlock() -> TestResult {
     const COUNT: u64 = 40;
     let (a, b) = FramedTransport::memory_pair(4096);
-    let (at_a, at_b) = guard(async { tokio::join!(flood(a, COUNT), flood(b, COUNT)) }).await?;
+    let (at_a, at_b) =
+        guard(async { tokio::join!(flood(a, COUNT, 32 * 1024), flood(b, COUNT, 32 * 1024)) })
+            .await?;
     let expected: Vec<u64> = (0..COUNT).collect();
     assert_eq!(at_a?, expected);
     assert_eq!(at_b?, expected);

@@ -71,7 +71,10 @@ where
             return Ok(());
         }
         let wait = timers.wait(clock(), machine.idle_timeout())?;
-        match receive(transport, &mut timers, wait).await? {
+        // A wait kept armed across no-progress messages may already be over; a
+        // zero-length `recv_timeout` would still return a message that is ready.
+        timers.handle_timeout(clock())?;
+        match receive(transport, &mut timers, wait, |m| machine.is_progress(m)).await? {
             None => return Err(ProtocolError::PeerClosed(machine.phase()).into()),
             Some(StreamMessage {
                 body: Some(Body::Abort(abort)),
@@ -82,16 +85,22 @@ where
 }
 
 /// The peer's next message within `wait`; the timers decide whether a silent peer
-/// has outlasted them (the transport's timeout error is theirs).
+/// has outlasted them (the transport's timeout error is theirs). Only a message
+/// that `is_progress` resets the idle timer.
 async fn receive<T: SyncTransport + ?Sized>(
     transport: &mut T,
     timers: &mut Timers,
     wait: Duration,
+    is_progress: impl Fn(&StreamMessage) -> bool,
 ) -> Result<Option<StreamMessage>, SyncErrorKind> {
     match transport.recv_timeout(wait).await {
         Err(TransportError::Timeout(waited)) => {
             timers.handle_timeout(clock())?;
             Err(TransportError::Timeout(waited).into())
+        }
+        Ok(Some(message)) if !is_progress(&message) => {
+            timers.on_idle_message();
+            Ok(Some(message))
         }
         received => {
             timers.on_message();

@@ -6,6 +6,8 @@ use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::IDLE_TIMEOUT;
 use synctree_primitives::{ProtocolError, Store, StreamMessage};
 
+use super::timers::makes_progress;
+
 /// A protocol endpoint as a state machine: message in → messages out.
 ///
 /// `now` is the caller's clock (the driver's, or a simulator's virtual one); a
@@ -38,6 +40,13 @@ pub trait Machine<S: Store + ?Sized> {
     /// [`IDLE_TIMEOUT`] unless the peer has long local work to do first.
     fn idle_timeout(&self) -> Duration {
         IDLE_TIMEOUT
+    }
+
+    /// Whether `message`, just received, resets the idle timer: by default
+    /// [`makes_progress`] (an empty `EntryPush` does not). A machine that can tell
+    /// a repeated no-op from progress says so here.
+    fn is_progress(&self, message: &StreamMessage) -> bool {
+        makes_progress(message)
     }
 }
 

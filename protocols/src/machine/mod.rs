@@ -15,4 +15,4 @@ mod timers;
 pub use driver::drive;
 pub use endpoint::Machine;
 pub(crate) use endpoint::unexpected;
-pub use timers::Timers;
+pub use timers::{Timers, makes_progress};

@@ -3,15 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use synctree_primitives::TransportError;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::SESSION_DEADLINE;
+use synctree_primitives::wire::stream_message::Body;
+use synctree_primitives::{StreamMessage, TransportError};
 
 /// The session deadline ([`SESSION_DEADLINE`] after the start) and the idle timer
 /// of the wait for the peer's next message.
 ///
 /// A wait is armed with [`Timers::wait`] once the machine has nothing left to send,
-/// and disarmed by [`Timers::on_message`]. The errors are the ones a session has
+/// and disarmed by [`Timers::on_message`] when a message makes progress; a message
+/// that does not ([`makes_progress`]) leaves the wait armed
+/// ([`Timers::on_idle_message`]), so a peer trickling no-ops still times out. The errors are the ones a session has
 /// always reported: [`SyncErrorKind::Deadline`] when a wait would start after the
 /// deadline, and [`TransportError::Timeout`] (with the length of the wait) when
 /// nothing arrived in time.
@@ -60,10 +63,22 @@ impl Timers {
         }
     }
 
-    /// A message arrived: the wait is over.
+    /// A message that makes progress arrived: the wait is over.
     pub fn on_message(&mut self) {
         self.armed = None;
     }
+
+    /// A message arrived that does not make progress: the wait stays armed with its
+    /// expiry, so only progress resets the idle timer.
+    pub fn on_idle_message(&mut self) {}
+}
+
+/// Whether `message` moves a session forward, by its shape alone: an `EntryPush`
+/// with no entries carries nothing and is not progress; every other message is (a
+/// machine refuses repeats and out-of-phase messages itself, see
+/// [`Machine::is_progress`](super::Machine::is_progress)).
+pub fn makes_progress(message: &StreamMessage) -> bool {
+    !matches!(&message.body, Some(Body::EntryPush(push)) if push.entries.is_empty())
 }
 
 #[cfg(test)]
@@ -91,6 +106,27 @@ mod tests {
         timers.on_message();
         assert_eq!(timers.poll_timeout(), None);
         assert!(timers.handle_timeout(start + SESSION_DEADLINE).is_ok());
+    }
+
+    #[test]
+    fn a_message_that_makes_no_progress_leaves_the_idle_timer_running() {
+        use synctree_primitives::wire::EntryPush;
+        let empty = StreamMessage::new(Body::EntryPush(EntryPush { entries: vec![] }));
+        assert!(!makes_progress(&empty));
+        assert!(makes_progress(&StreamMessage::default()));
+        let start = Instant::now();
+        let mut timers = Timers::new(start);
+        let _ = timers.wait(start, IDLE_TIMEOUT);
+        timers.on_idle_message();
+        let later = start + IDLE_TIMEOUT / 2;
+        assert_eq!(
+            timers.wait(later, IDLE_TIMEOUT).ok(),
+            Some(IDLE_TIMEOUT / 2)
+        );
+        assert!(is_timeout(
+            timers.handle_timeout(start + IDLE_TIMEOUT),
+            IDLE_TIMEOUT
+        ));
     }
 
     #[test]
