@@ -226,6 +226,7 @@ async fn converges_over_a_framed_transport_and_counts_bytes() {
         assert_eq!(first.kind(), "init");
         let init = HashComparisonResponderInit {
             initiator_root: Hash::ZERO,
+            key: Default::default(),
         };
         HashComparison::run_responder(&mut tb, &sb, &context, &id, init).await
     };
