@@ -21,9 +21,9 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use crate::ProtocolError;
 use crate::ids::Hash;
 use crate::limits::{NODE_HASH_BYTES, SESSION_NONCE_BYTES};
-use crate::ProtocolError;
 
 /// Domain tag of the key derivation.
 pub const KEY_TAG: &[u8] = b"synctree v1 node-hash session key";
@@ -193,11 +193,15 @@ mod tests {
         let key = SessionKey::derive(&initiator, &responder);
         let key_hex = "0362d979610b7897a051643b2697f9bcf9a648cc5d7976b847beb236a528baab";
         assert_eq!(Hash(*key.as_bytes()).to_hex(), key_hex);
-        let leaf = Hash::from_hex("9a21d41d887916153c50a66d8bb372f8c56aac6729e5bb4e5733010f95e01b4c");
+        let leaf =
+            Hash::from_hex("9a21d41d887916153c50a66d8bb372f8c56aac6729e5bb4e5733010f95e01b4c");
         let leaf = leaf.unwrap_or(Hash::ZERO);
         assert_eq!(hex::encode(key.truncate(&leaf)), "5562f3711502b764");
         let fixed = "45572e01c50e7b7b42915ab3edf48fadb312458f7826746d481081dd50ea35fd";
-        assert_eq!(Hash(*SessionKey::without_handshake().as_bytes()).to_hex(), fixed);
+        assert_eq!(
+            Hash(*SessionKey::without_handshake().as_bytes()).to_hex(),
+            fixed
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ fn a_forced_collision_ends_not_converged_and_the_next_key_repairs_it() {
     let (a, b) = diverged(2_000, 150);
     let (sa, sb) = (store_with(&a), store_with(&b));
     let (before_a, before_b) = (sa.summary(&ctx()).unwrap(), sb.summary(&ctx()).unwrap());
-    let stats = keyed_session(&sa, &sb, Schedule::Eager, &SessionKey::dangerous_colliding());
+    let stats = keyed_session(
+        &sa,
+        &sb,
+        Schedule::Eager,
+        &SessionKey::dangerous_colliding(),
+    );
     assert!(!stats.converged());
     assert_eq!(stats.root_before, stats.local_root, "nothing was applied");
     assert_eq!(sa.summary(&ctx()).unwrap(), before_a);
@@ -71,7 +76,14 @@ fn sides_keyed_differently_never_apply_anything_wrong() {
         key: SessionKey::derive(&SessionNonce([1; 16]), &SessionNonce([2; 16])),
         ..TreeConfig::default()
     };
-    let mut ia = TreeInitiator::new(ctx(), kind, Schedule::Eager, config, init_message(&ctx(), init), root);
+    let mut ia = TreeInitiator::new(
+        ctx(),
+        kind,
+        Schedule::Eager,
+        config,
+        init_message(&ctx(), init),
+        root,
+    );
     let mut rb = TreeResponder::new(ctx(), kind, sb.summary(&ctx()).unwrap().root);
     // Every child differs under two keys, so the descent reaches every leaf and the
     // leaf summaries (unkeyed) reconcile everything: more work, same result.

@@ -257,7 +257,10 @@ mod tests {
         assert_eq!(msg.present, 1 << 3 | 1 << 15);
         assert_eq!(msg.hashes.len(), 2 * NODE_HASH_BYTES);
         let decoded = decode_children(&msg);
-        assert_eq!(decoded, Ok((NodePos::new(1, 2), short_children(&key, &children))));
+        assert_eq!(
+            decoded,
+            Ok((NodePos::new(1, 2), short_children(&key, &children)))
+        );
         assert!(decoded.is_ok_and(|(_, c)| !is_empty(&c) && c[0] == [0; NODE_HASH_BYTES]));
     }
 
@@ -297,7 +300,11 @@ mod tests {
 
     #[test]
     fn malformed_children_are_rejected() {
-        let good = encode_children(&SessionKey::default(), NodePos::ROOT, &[Hash([1; 32]); FANOUT]);
+        let good = encode_children(
+            &SessionKey::default(),
+            NodePos::ROOT,
+            &[Hash([1; 32]); FANOUT],
+        );
         let mut cut = good.clone();
         cut.hashes = Bytes::from(vec![1; NODE_HASH_BYTES * 16 - 1]);
         assert!(matches!(
