@@ -155,8 +155,14 @@ impl<S: Store + 'static, C: Connector> AntiEntropy<S, C> {
         let Some((context, peer)) = running.pairs.remove(&id) else {
             return;
         };
-        let succeeded = record.as_ref().is_some_and(|r| r.outcome.is_success());
-        let backoff = schedule.finish(&context, peer, succeeded, Instant::now());
+        let outcome = record.as_ref().map(|r| r.outcome);
+        let backoff = match outcome {
+            Some(Outcome::Diverged) => schedule.unconverged(&context, peer, Instant::now()),
+            _ => {
+                let succeeded = outcome.is_some_and(Outcome::is_success);
+                schedule.finish(&context, peer, succeeded, Instant::now())
+            }
+        };
         crate::metrics::record_backoff(&self.peers[peer], backoff);
         crate::metrics::record_running(running.pairs.len());
         if let Some(record) = record {

@@ -3,6 +3,7 @@
 
 use synctree_primitives::limits::{MAX_SUPPORTED_PROTOCOLS, NODE_HASH_BYTES};
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::salt::{SessionKey, SessionNonce};
 use synctree_primitives::wire::{Compression, Handshake};
 use synctree_primitives::{
     ContextId, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
@@ -16,17 +17,23 @@ pub const SUPPORTED_COMPRESSION: &[Compression] = &[Compression::Lz4];
 /// descent.
 const FINGERPRINT_BYTES: usize = NODE_HASH_BYTES;
 
-/// The first [`NODE_HASH_BYTES`] of each level-1 child hash: tells which of the 16
-/// top subtrees differ (for the decision table) and lets a tree protocol start its
-/// descent one level down.
+/// Each level-1 child hash in the session's salted truncation
+/// ([`SessionKey::truncate`], [`NODE_HASH_BYTES`] each): tells which of the 16 top
+/// subtrees differ (for the decision table) and lets a tree protocol start its
+/// descent one level down. The responder can key it because the initiator's nonce
+/// arrived before it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopFingerprint(pub [[u8; NODE_HASH_BYTES]; FANOUT]);
 
 impl TopFingerprint {
-    /// The fingerprint of `context`'s level-1 children.
-    pub fn local<S: Store + ?Sized>(store: &S, context: &ContextId) -> Result<Self, StoreError> {
+    /// The fingerprint of `context`'s level-1 children under `key`.
+    pub fn local<S: Store + ?Sized>(
+        store: &S,
+        context: &ContextId,
+        key: &SessionKey,
+    ) -> Result<Self, StoreError> {
         let children = store.children(context, NodePos::ROOT)?;
-        Ok(TopFingerprint(children.map(|h| truncate(&h))))
+        Ok(TopFingerprint(children.map(|h| key.truncate(&h))))
     }
 
     /// How many of the 16 top subtrees differ between the two fingerprints.
@@ -57,12 +64,6 @@ impl TopFingerprint {
     }
 }
 
-fn truncate(hash: &Hash) -> [u8; FINGERPRINT_BYTES] {
-    let mut out = [0; FINGERPRINT_BYTES];
-    out.copy_from_slice(&hash.0[..FINGERPRINT_BYTES]);
-    out
-}
-
 /// One side's view of a context, as exchanged in the handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerSummary {
@@ -82,10 +83,13 @@ pub struct PeerSummary {
     pub compression: Vec<Compression>,
     /// The responder's level-1 fingerprint (sent only when the roots differ).
     pub top_fingerprint: Option<TopFingerprint>,
+    /// The side's contribution to the session key ([`SessionKey::derive`]).
+    pub nonce: SessionNonce,
 }
 
 impl PeerSummary {
-    /// This node's summary of `context`.
+    /// This node's summary of `context`, with an all-zero nonce: the manager
+    /// fills in a fresh one from its CSPRNG before sending.
     pub fn local<S: Store + ?Sized>(
         store: &S,
         context: &ContextId,
@@ -106,6 +110,7 @@ impl PeerSummary {
             node_id,
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: None,
+            nonce: SessionNonce::NONE,
         })
     }
 
@@ -124,11 +129,14 @@ impl PeerSummary {
                 .map(TopFingerprint::to_wire)
                 .unwrap_or_default()
                 .into(),
+            nonce: self.nonce.0.to_vec().into(),
         }
     }
 
     /// Checks a peer's handshake. Unknown protocol and compression numbers are
-    /// ignored (a newer peer may support more than this node knows).
+    /// ignored (a newer peer may support more than this node knows); a nonce of
+    /// any length but [`SESSION_NONCE_BYTES`](synctree_primitives::limits::SESSION_NONCE_BYTES),
+    /// a missing one included, is refused (`MALFORMED`).
     pub fn from_wire(h: &Handshake) -> Result<Self, ProtocolError> {
         ProtocolError::check_limit(
             "supported protocols",
@@ -158,6 +166,7 @@ impl PeerSummary {
                 .filter(|&c| c != Compression::None)
                 .collect(),
             top_fingerprint: TopFingerprint::from_wire(&h.top_fingerprint)?,
+            nonce: SessionNonce::from_wire(&h.nonce, "nonce")?,
         })
     }
 }
@@ -185,6 +194,7 @@ mod tests {
             node_id: NodeId(1),
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: Some(TopFingerprint([[root; NODE_HASH_BYTES]; FANOUT])),
+            nonce: SessionNonce([root; 16]),
         }
     }
 
@@ -198,6 +208,15 @@ mod tests {
         let mut bad = summary(7).to_wire();
         bad.top_fingerprint = vec![1; 127].into();
         assert!(PeerSummary::from_wire(&bad).is_err());
+        for len in [0, 8, 15, 17] {
+            let mut bad = summary(7).to_wire();
+            bad.nonce = vec![1; len].into();
+            let refused = PeerSummary::from_wire(&bad).map_err(|e| e.abort_code());
+            assert_eq!(
+                refused,
+                Err(synctree_primitives::wire::AbortCode::Malformed)
+            );
+        }
     }
 
     #[test]
@@ -223,14 +242,24 @@ mod tests {
             .collect();
         a.apply(&ctx, entries.clone()).unwrap();
         b.apply(&ctx, entries).unwrap();
-        let fa = TopFingerprint::local(&a, &ctx).unwrap();
-        assert_eq!(fa.differing(&TopFingerprint::local(&b, &ctx).unwrap()), 0);
+        let key = SessionKey::derive(&SessionNonce([1; 16]), &SessionNonce([2; 16]));
+        let fa = TopFingerprint::local(&a, &ctx, &key).unwrap();
+        assert_eq!(
+            fa.differing(&TopFingerprint::local(&b, &ctx, &key).unwrap()),
+            0
+        );
         b.apply(
             &ctx,
             vec![Entry::put("k1", "new", Version::new(2, Node(2)))],
         )
         .unwrap();
-        assert_eq!(fa.differing(&TopFingerprint::local(&b, &ctx).unwrap()), 1);
+        assert_eq!(
+            fa.differing(&TopFingerprint::local(&b, &ctx, &key).unwrap()),
+            1
+        );
+        let other = SessionKey::derive(&SessionNonce([3; 16]), &SessionNonce([2; 16]));
+        let under_other = TopFingerprint::local(&a, &ctx, &other).unwrap();
+        assert_eq!(fa.differing(&under_other), FANOUT, "a fingerprint is keyed");
         let wire = TopFingerprint::from_wire(&fa.to_wire());
         assert_eq!(wire, Ok(Some(fa)));
     }

@@ -75,13 +75,14 @@ pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;
 pub use handshake::{PeerSummary, TopFingerprint};
 pub use manager::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, ManagerConfig, Served, SyncManager,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, MAX_REMEMBERED_UNCONVERGED,
+    ManagerConfig, Served, SyncManager,
 };
 pub use registry::{
     ExecutorProtocol, MAX_PARTIAL_SNAPSHOTS, ProtocolRegistry, RegisteredProtocol, SnapshotProtocol,
 };
 pub use report::{ReportJson, SessionReport};
-pub use selection::{ProtocolChoice, Selection, select};
+pub use selection::{ProtocolChoice, Selection, Unconverged, select, select_after};
 pub use serve::{
     DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_PENDING_CONNECTIONS, DRAIN_GRACE, STREAM_DEADLINE, ServeSummary,

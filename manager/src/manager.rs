@@ -1,15 +1,20 @@
 //! [`SyncManager`]: dispatches incoming streams to protocol responders and opens
 //! sessions as initiator.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use synctree_primitives::salt::{SessionKey, SessionNonce};
 
 use synctree_primitives::limits::IDLE_TIMEOUT;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{InitPayload, PROTOCOL_VERSION};
 use synctree_primitives::{
-    ContextId, Identity, ProtocolError, ProtocolKind, Store, StreamMessage, SyncStats,
+    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, SyncStats,
     SyncTransport, TransportError,
 };
 use synctree_protocols::init_message;
@@ -19,7 +24,7 @@ use crate::error::ManagerError;
 use crate::handshake::{PeerSummary, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
-use crate::selection::{ProtocolChoice, Selection, select};
+use crate::selection::{ProtocolChoice, Unconverged, select_after};
 use crate::serve::{
     DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_PENDING_CONNECTIONS,
@@ -33,6 +38,11 @@ pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 64;
 /// Default longest wait for a peer's first message or handshake reply: a
 /// protocol's idle timeout, since a handshake is one more idle-bounded exchange.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = IDLE_TIMEOUT;
+
+/// (peer node, context) pairs whose unconverged tree session a manager remembers
+/// for the selection (row 1a): a few hundred bytes each; past this, further pairs
+/// are not remembered and simply run the table as usual.
+pub const MAX_REMEMBERED_UNCONVERGED: usize = 4096;
 
 /// Manager tunables.
 #[derive(Clone, Debug)]
@@ -105,6 +115,11 @@ pub struct SyncManager<S> {
     registry: ProtocolRegistry,
     /// What the transports `serve` creates buffer, together.
     buffer_budget: Arc<BufferBudget>,
+    /// The CSPRNG the handshake nonces come from.
+    nonces: Mutex<StdRng>,
+    /// How the last tree session with each (peer node, context) ended when it did
+    /// not converge: selection's row 1a.
+    unconverged: Mutex<HashMap<(NodeId, ContextId), Unconverged>>,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
@@ -129,6 +144,65 @@ impl<S: Store + 'static> SyncManager<S> {
             config,
             registry,
             buffer_budget,
+            nonces: Mutex::new(StdRng::from_os_rng()),
+            unconverged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Draws handshake nonces from `rng` instead of a generator seeded by the
+    /// operating system (deterministic simulations and tests).
+    pub fn with_nonce_rng(self, rng: StdRng) -> Self {
+        SyncManager {
+            nonces: Mutex::new(rng),
+            ..self
+        }
+    }
+
+    /// A fresh nonce for a handshake.
+    fn fresh_nonce(&self) -> SessionNonce {
+        let mut nonce = SessionNonce::NONE;
+        let mut rng = self.nonces.lock().unwrap_or_else(PoisonError::into_inner);
+        rng.fill_bytes(&mut nonce.0);
+        nonce
+    }
+
+    /// The last tree session with `peer` on `context`, when it did not converge.
+    fn previous_unconverged(&self, peer: NodeId, context: &ContextId) -> Option<Unconverged> {
+        let map = self
+            .unconverged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(&(peer, context.clone())).copied()
+    }
+
+    /// Remembers how a session ended, for the next selection with the same peer
+    /// and context: an unconverged tree session is kept (at most
+    /// [`MAX_REMEMBERED_UNCONVERGED`] pairs), anything else forgets the pair.
+    fn remember(&self, peer: NodeId, context: &ContextId, stats: Option<&SyncStats>) {
+        let mut map = self
+            .unconverged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (peer, context.clone());
+        let tree = |s: &&SyncStats| {
+            matches!(
+                s.protocol,
+                ProtocolKind::HashComparison | ProtocolKind::LevelWise
+            )
+        };
+        match stats.filter(tree).filter(|s| !s.converged()) {
+            Some(s) if map.len() < MAX_REMEMBERED_UNCONVERGED || map.contains_key(&key) => {
+                let stuck = Unconverged {
+                    protocol: s.protocol,
+                    local_root: s.local_root,
+                    remote_root: s.remote_root,
+                };
+                map.insert(key, stuck);
+            }
+            Some(_) => {}
+            None => {
+                map.remove(&key);
+            }
         }
     }
 
@@ -161,12 +235,12 @@ impl<S: Store + 'static> SyncManager<S> {
         &self,
         transport: &mut T,
     ) -> Result<Served, ManagerError> {
-        let mut handshaken = None;
+        let mut handshaken: Option<(ContextId, SessionKey)> = None;
         loop {
             let first = self.recv_init(transport, handshaken.is_some()).await;
             let init = match first {
                 Ok(None) => match handshaken {
-                    Some(context) => {
+                    Some((context, _)) => {
                         // Flush the handshake reply and end our side cleanly.
                         let _ = transport.close().await;
                         return Ok(Served::HandshakeOnly { context });
@@ -186,11 +260,12 @@ impl<S: Store + 'static> SyncManager<S> {
             };
             match init.kind {
                 Some(Kind::Handshake(h)) if handshaken.is_none() => {
-                    self.reply_handshake(transport, &context, &h).await?;
-                    handshaken = Some(context);
+                    let key = self.reply_handshake(transport, &context, &h).await?;
+                    handshaken = Some((context, key));
                 }
                 Some(kind) => {
-                    let stats = self.respond(transport, &context, kind).await?;
+                    let key = handshaken.map(|(_, key)| key).unwrap_or_default();
+                    let stats = self.respond(transport, (&context, &key), kind).await?;
                     return Ok(Served::Session { context, stats });
                 }
                 None => {
@@ -206,7 +281,7 @@ impl<S: Store + 'static> SyncManager<S> {
     async fn respond<T: SyncTransport + ?Sized>(
         &self,
         transport: &mut T,
-        context: &ContextId,
+        (context, key): (&ContextId, &SessionKey),
         kind: Kind,
     ) -> Result<SyncStats, ManagerError> {
         // A second handshake: the first was answered in `handle_stream`.
@@ -221,7 +296,7 @@ impl<S: Store + 'static> SyncManager<S> {
             let e = ProtocolError::UnknownInit("no registered protocol takes this init");
             return Err(self.rejected(transport, e).await);
         };
-        let scope = self.scope(context);
+        let scope = self.scope(context, key);
         let outcome = protocol.respond(scope, &mut &mut *transport, kind).await;
         self.handled(transport, outcome).await
     }
@@ -238,11 +313,14 @@ impl<S: Store + 'static> SyncManager<S> {
         let before = transport.stats();
         let peer = transport.peer().to_owned();
         let mut local = self.local_summary(context, &peer, "handshake")?;
+        local.nonce = self.fresh_nonce();
         let remote = self.exchange_handshakes(transport, context, &local).await?;
+        let key = SessionKey::derive(&local.nonce, &remote.nonce);
         if remote.top_fingerprint.is_some() {
-            local.top_fingerprint = Some(self.fingerprint(context, &peer)?);
+            local.top_fingerprint = Some(self.fingerprint(context, &peer, &key)?);
         }
-        let selection = match select(choice, &local, &remote) {
+        let previous = self.previous_unconverged(remote.node_id, context);
+        let selection = match select_after(choice, &local, &remote, previous.as_ref()) {
             Ok(selection) => selection,
             Err(e) => return Err(self.rejected(transport, e).await),
         };
@@ -252,11 +330,16 @@ impl<S: Store + 'static> SyncManager<S> {
                 let _ = transport.close().await;
                 None
             }
-            Some(protocol) => Some(
-                self.initiate(transport, context, protocol, &selection, &remote)
-                    .await?,
-            ),
+            Some(protocol) => {
+                let plan = InitiatorPlan {
+                    selection: &selection,
+                    remote: &remote,
+                    key: &key,
+                };
+                Some(self.initiate(transport, context, protocol, plan).await?)
+            }
         };
+        self.remember(remote.node_id, context, stats.as_ref());
         Ok(SessionReport::new(
             selection,
             local,
@@ -273,25 +356,24 @@ impl<S: Store + 'static> SyncManager<S> {
         transport: &mut T,
         context: &ContextId,
         protocol: ProtocolKind,
-        selection: &Selection,
-        remote: &PeerSummary,
+        plan: InitiatorPlan<'_>,
     ) -> Result<SyncStats, ManagerError> {
         let Some(registered) = self.registry.get(protocol) else {
             let e = ProtocolError::UnsupportedProtocol(protocol.name().to_owned());
             return Err(self.rejected(transport, e).await);
         };
-        let plan = InitiatorPlan { selection, remote };
         let outcome = registered
-            .initiate(self.scope(context), &mut &mut *transport, plan)
+            .initiate(self.scope(context, plan.key), &mut &mut *transport, plan)
             .await;
         self.handled(transport, outcome).await
     }
 
-    fn scope<'a>(&'a self, context: &'a ContextId) -> SessionScope<'a> {
+    fn scope<'a>(&'a self, context: &'a ContextId, key: &'a SessionKey) -> SessionScope<'a> {
         SessionScope {
             store: &*self.store,
             context,
             identity: &self.identity,
+            key,
         }
     }
 
@@ -309,8 +391,13 @@ impl<S: Store + 'static> SyncManager<S> {
         }
     }
 
-    fn fingerprint(&self, context: &ContextId, peer: &str) -> Result<TopFingerprint, ManagerError> {
-        TopFingerprint::local(&*self.store, context).map_err(|source| ManagerError::Store {
+    fn fingerprint(
+        &self,
+        context: &ContextId,
+        peer: &str,
+        key: &SessionKey,
+    ) -> Result<TopFingerprint, ManagerError> {
+        TopFingerprint::local(&*self.store, context, key).map_err(|source| ManagerError::Store {
             peer: peer.to_owned(),
             phase: "handshake",
             source,
@@ -391,15 +478,17 @@ impl<S: Store + 'static> SyncManager<S> {
         transport: &mut T,
         context: &ContextId,
         theirs: &synctree_primitives::wire::Handshake,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<SessionKey, ManagerError> {
         let theirs = match PeerSummary::from_wire(theirs) {
             Ok(theirs) => theirs,
             Err(e) => return Err(self.rejected(transport, e).await),
         };
         let peer = transport.peer().to_owned();
         let mut local = self.local_summary(context, &peer, "handshake")?;
+        local.nonce = self.fresh_nonce();
+        let key = SessionKey::derive(&theirs.nonce, &local.nonce);
         if local.root != theirs.root {
-            local.top_fingerprint = Some(self.fingerprint(context, &peer)?);
+            local.top_fingerprint = Some(self.fingerprint(context, &peer, &key)?);
         }
         let reply = StreamMessage::new(Body::Handshake(local.to_wire()));
         transport
@@ -409,7 +498,8 @@ impl<S: Store + 'static> SyncManager<S> {
                 peer,
                 phase: "handshake",
                 source,
-            })
+            })?;
+        Ok(key)
     }
 
     fn local_summary(

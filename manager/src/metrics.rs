@@ -11,7 +11,8 @@
 //! | [`SESSION_BYTES`] | counter (B) | `direction` = `sent` / `received` | bytes, failed sessions included |
 //! | [`SESSION_ENTRIES`] | counter | `direction` = `pulled` / `pushed` | entries moved |
 //! | [`ATTEMPTED`] | counter | | anti-entropy sessions started |
-//! | [`SUCCEEDED`] | counter | | anti-entropy sessions completed |
+//! | [`SUCCEEDED`] | counter | | anti-entropy sessions completed (diverged ones included) |
+//! | [`DIVERGED`] | counter | | of those, sessions that did not converge (backoff kept) |
 //! | [`FAILED`] | counter | `reason` = outcome | anti-entropy sessions failed |
 //! | [`RUNNING`] | gauge | | anti-entropy sessions in progress |
 //! | [`PEER_FAILURES`] | gauge | `peer` | failures in a row (0 after a success) |
@@ -43,8 +44,11 @@ pub const SESSION_BYTES: &str = "synctree_session_bytes_total";
 pub const SESSION_ENTRIES: &str = "synctree_session_entries_total";
 /// Anti-entropy sessions started.
 pub const ATTEMPTED: &str = "synctree_anti_entropy_sessions_attempted_total";
-/// Anti-entropy sessions that completed.
+/// Anti-entropy sessions that completed, diverged ones included.
 pub const SUCCEEDED: &str = "synctree_anti_entropy_sessions_succeeded_total";
+/// Anti-entropy sessions that completed without converging: counted in
+/// [`SUCCEEDED`] too, but they keep the peer's backoff.
+pub const DIVERGED: &str = "synctree_anti_entropy_sessions_diverged_total";
 /// Anti-entropy sessions that failed, by reason.
 pub const FAILED: &str = "synctree_anti_entropy_sessions_failed_total";
 /// Anti-entropy sessions in progress.
@@ -61,7 +65,7 @@ pub const SERVED: &str = "synctree_served_sessions_total";
 pub const ENTRIES_REFUSED: &str = "synctree_entries_refused_total";
 
 /// Every metric this module records.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     SESSIONS,
     SESSION_DURATION,
     SESSION_PHASE,
@@ -70,6 +74,7 @@ pub const ALL: [&str; 14] = [
     SESSION_ENTRIES,
     ATTEMPTED,
     SUCCEEDED,
+    DIVERGED,
     FAILED,
     RUNNING,
     PEER_FAILURES,
@@ -100,6 +105,10 @@ pub fn describe() {
     describe_counter!(SESSION_ENTRIES, "entries moved by initiated sessions");
     describe_counter!(ATTEMPTED, "anti-entropy sessions started");
     describe_counter!(SUCCEEDED, "anti-entropy sessions completed");
+    describe_counter!(
+        DIVERGED,
+        "anti-entropy sessions completed without converging"
+    );
     describe_counter!(FAILED, "anti-entropy sessions failed");
     describe_gauge!(RUNNING, "anti-entropy sessions in progress");
     describe_gauge!(PEER_FAILURES, "failed sessions in a row with the peer");
@@ -126,11 +135,14 @@ pub fn record_session(record: &SessionRecord) {
     if record.outcome != Outcome::ConnectFailed {
         histogram!(SESSION_PHASE, "phase" => "sync").record(record.sync_time.as_secs_f64());
     }
-    if record.outcome.is_success() {
+    if record.outcome.is_complete() {
         histogram!(SESSION_ROUNDS, "protocol" => protocol).record(f64::from(record.rounds));
         counter!(SUCCEEDED).increment(1);
     } else {
         counter!(FAILED, "reason" => outcome).increment(1);
+    }
+    if record.outcome == Outcome::Diverged {
+        counter!(DIVERGED).increment(1);
     }
     let t = &record.transport;
     counter!(SESSION_BYTES, "direction" => "sent").increment(t.bytes_sent);

@@ -17,8 +17,11 @@ use crate::report::SessionReport;
 pub enum Outcome {
     /// Both roots were equal at the end (or from the start).
     Converged,
-    /// The session completed but the roots differ: someone wrote meanwhile, and
-    /// the next round picks the writes up.
+    /// The session completed but the roots differ: someone wrote meanwhile (the
+    /// next round picks the writes up), or the tree protocol met a collision it
+    /// cannot resolve (the next session with unchanged roots runs Snapshot). Not a
+    /// success: the peer's backoff is kept, neither reset nor grown, and it is
+    /// counted apart from successes and failures.
     Diverged,
     /// No connection could be made.
     ConnectFailed,
@@ -41,8 +44,13 @@ impl Outcome {
         }
     }
 
-    /// Whether the session completed (and the peer's backoff resets).
+    /// Whether the session converged (and the peer's backoff resets).
     pub fn is_success(self) -> bool {
+        self == Outcome::Converged
+    }
+
+    /// Whether the session ran to its end, converged or not.
+    pub fn is_complete(self) -> bool {
         matches!(self, Outcome::Converged | Outcome::Diverged)
     }
 }
@@ -138,7 +146,7 @@ impl SessionRecord {
     /// The protocol's metric label: its name, `none` when the roots matched, or
     /// `unknown` when the session failed before one was picked.
     pub fn protocol_label(&self) -> &'static str {
-        match (self.protocol, self.outcome.is_success()) {
+        match (self.protocol, self.outcome.is_complete()) {
             (Some(p), _) => p.name(),
             (None, true) => "none",
             (None, false) => "unknown",
@@ -170,7 +178,8 @@ impl SessionRecord {
 /// A peer's backoff state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerBackoff {
-    /// Sessions with the peer that failed in a row (0 after a success).
+    /// Sessions with the peer that failed in a row (0 after a converged session;
+    /// a diverged one leaves it as it was).
     pub failures: u32,
     /// How long the peer is left alone after its last failure (zero when healthy).
     pub delay: Duration,

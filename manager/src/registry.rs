@@ -26,7 +26,7 @@ mod snapshot;
 mod standard;
 mod table;
 
-pub use adapter::{ConfigOf, ExecutorProtocol, InitOf};
+pub use adapter::{ConfigOf, ExecutorProtocol, InitOf, KeyedOf};
 pub use protocol::{HandlerError, InitiatorPlan, RegisteredProtocol, SessionScope};
 pub use snapshot::{MAX_PARTIAL_SNAPSHOTS, SnapshotProtocol};
 pub use table::ProtocolRegistry;

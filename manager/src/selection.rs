@@ -4,6 +4,7 @@
 //! | # | What the handshakes say                              | Pick            |
 //! |---|------------------------------------------------------|-----------------|
 //! | 1 | roots equal                                          | none            |
+//! | 1a | the last tree session between exactly these roots did not converge | Snapshot (merge) |
 //! | 2 | initiator empty, responder has state                 | Snapshot        |
 //! | 3 | responder empty                                      | HashComparison  |
 //! | 4 | initiator holds < 1/[`FAR_BEHIND_RATIO`] of the responder's entries | Snapshot (merge) |
@@ -12,9 +13,16 @@
 //!
 //! A pick (or a forced protocol) that one side does not support falls back to the
 //! first protocol in the initiator's preference list that both support.
+//!
+//! Row 1a is fed by the caller ([`SyncManager`](crate::SyncManager) remembers, per
+//! peer node id and context, how its last tree session ended): a tree session that
+//! ended "not converged" and left the two roots exactly where this handshake finds
+//! them met something the tree protocols cannot resolve (a collision of truncated
+//! hashes or key-hash prefixes); nobody wrote since, so running it again would at
+//! best repeat it. Snapshot moves whole entries and compares no truncated hash.
 
 use synctree_primitives::wire::Compression;
-use synctree_primitives::{ProtocolError, ProtocolKind};
+use synctree_primitives::{Hash, ProtocolError, ProtocolKind};
 
 use crate::handshake::PeerSummary;
 
@@ -48,12 +56,42 @@ pub struct Selection {
     pub compression: Compression,
 }
 
+/// How the previous tree session with a peer on a context ended, when it did not
+/// converge: the roots both sides reported at its finish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unconverged {
+    /// The tree protocol that ran.
+    pub protocol: ProtocolKind,
+    /// The initiator's root after the session.
+    pub local_root: Hash,
+    /// The responder's root in its `FinishAck`.
+    pub remote_root: Hash,
+}
+
+impl Unconverged {
+    /// Whether neither root moved since that session ended.
+    fn still_stuck(&self, local: &PeerSummary, remote: &PeerSummary) -> bool {
+        self.local_root == local.root && self.remote_root == remote.root
+    }
+}
+
 /// Applies the decision table to the two handshakes. `local.top_fingerprint`, when
 /// set, is compared with the peer's to estimate how widely the replicas differ.
 pub fn select(
     choice: ProtocolChoice,
     local: &PeerSummary,
     remote: &PeerSummary,
+) -> Result<Selection, ProtocolError> {
+    select_after(choice, local, remote, None)
+}
+
+/// [`select`], knowing how the previous tree session with this peer on this
+/// context ended if it did not converge (row 1a).
+pub fn select_after(
+    choice: ProtocolChoice,
+    local: &PeerSummary,
+    remote: &PeerSummary,
+    previous: Option<&Unconverged>,
 ) -> Result<Selection, ProtocolError> {
     let compression = local
         .compression
@@ -63,7 +101,7 @@ pub fn select(
         .unwrap_or(Compression::None);
     let (wanted, reason) = match choice {
         ProtocolChoice::Force(p) => (p, "forced".to_owned()),
-        ProtocolChoice::Auto => match table(local, remote) {
+        ProtocolChoice::Auto => match table(local, remote, previous) {
             Some(pick) => pick,
             None => {
                 return Ok(Selection {
@@ -100,11 +138,22 @@ pub fn select(
 }
 
 /// Rows 1–6 of the table; `None` when there is nothing to do.
-fn table(local: &PeerSummary, remote: &PeerSummary) -> Option<(ProtocolKind, String)> {
+fn table(
+    local: &PeerSummary,
+    remote: &PeerSummary,
+    previous: Option<&Unconverged>,
+) -> Option<(ProtocolKind, String)> {
     if local.root == remote.root {
         return None;
     }
     let pick = |p: ProtocolKind, reason: String| Some((p, reason));
+    if let Some(previous) = previous.filter(|p| p.still_stuck(local, remote)) {
+        let reason = format!(
+            "previous tree session did not converge ({}, roots unchanged since)",
+            previous.protocol.name()
+        );
+        return pick(ProtocolKind::Snapshot, reason);
+    }
     if !local.has_state && remote.has_state {
         return pick(ProtocolKind::Snapshot, "initiator empty".to_owned());
     }
@@ -164,7 +213,41 @@ mod tests {
             node_id: NodeId(1),
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: Some(TopFingerprint(top)),
+            nonce: Default::default(),
         }
+    }
+
+    #[test]
+    fn an_unconverged_tree_session_between_the_same_roots_is_followed_by_a_snapshot() {
+        let (local, remote) = (side(1, 990, 2), side(2, 1_000, 0));
+        let stuck = Unconverged {
+            protocol: ProtocolKind::HashComparison,
+            local_root: local.root,
+            remote_root: remote.root,
+        };
+        let s = select_after(ProtocolChoice::Auto, &local, &remote, Some(&stuck));
+        let s = s.expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::Snapshot));
+        assert_eq!(
+            s.reason,
+            "previous tree session did not converge (hash-comparison, roots unchanged since)"
+        );
+        // A root that moved since (a write) explains the miss: the table as usual.
+        let moved = Unconverged {
+            remote_root: Hash([9; 32]),
+            ..stuck
+        };
+        let s = select_after(ProtocolChoice::Auto, &local, &remote, Some(&moved));
+        assert_eq!(
+            s.map(|s| s.protocol),
+            Ok(Some(ProtocolKind::HashComparison))
+        );
+        // Equal roots still mean nothing to do; a forced protocol is still forced.
+        let s = select_after(ProtocolChoice::Auto, &remote, &remote, Some(&stuck));
+        assert_eq!(s.map(|s| s.protocol), Ok(None));
+        let forced = ProtocolChoice::Force(ProtocolKind::LevelWise);
+        let s = select_after(forced, &local, &remote, Some(&stuck));
+        assert_eq!(s.map(|s| s.protocol), Ok(Some(ProtocolKind::LevelWise)));
     }
 
     fn auto(local: &PeerSummary, remote: &PeerSummary) -> Option<ProtocolKind> {

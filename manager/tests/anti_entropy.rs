@@ -227,6 +227,8 @@ async fn writes_landing_during_a_session_are_carried_or_synced_next_round() {
         b.store().summary(&ctx("users")).unwrap()
     );
     assert!(stats.snapshot().succeeded >= 3);
+    // The diverged first session is counted apart, and kept the (zero) backoff.
+    assert!(stats.snapshot().diverged >= 1, "{:?}", stats.snapshot());
 }
 
 #[tokio::test(start_paused = true)]

@@ -43,6 +43,7 @@ fn init(version: u32, context: &str, kind: Option<Kind>) -> StreamMessage {
 fn handshake() -> Option<Kind> {
     Some(Kind::Handshake(Handshake {
         root: vec![0; 32].into(),
+        nonce: vec![5; 16].into(),
         ..Handshake::default()
     }))
 }

@@ -45,6 +45,7 @@ fn opening() -> Vec<u8> {
             node_id: 9,
             compression: vec![1],
             top_fingerprint: Default::default(),
+            nonce: vec![5; 16].into(),
         })),
         init(Kind::HashComparison(HashComparisonInit {
             root: vec![1; 32].into(),

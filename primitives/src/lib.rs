@@ -39,6 +39,7 @@ pub mod limits;
 pub mod local;
 pub mod merkle;
 pub mod protocol;
+pub mod salt;
 pub mod store;
 pub mod transport;
 pub mod wire;

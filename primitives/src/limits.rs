@@ -38,10 +38,16 @@ pub const MAX_CONTEXT_ID_BYTES: usize = 128;
 /// budget (a compare item's answer is at most 16 children's worth).
 pub const MAX_NODES_PER_REQUEST: usize = 4096;
 
-/// Bytes of each child hash carried in `NodeChildren` (of 32): two different subtrees
-/// match by accident with probability 2^-64 per comparison, and the full 32-byte roots
-/// of `Finish`/`FinishAck` still expose such a miss as "not converged", never silently.
+/// Bytes of each child hash carried in `NodeChildren` (of 32), salted per session
+/// ([`crate::salt`]): two different subtrees match by accident with probability 2^-64
+/// per comparison, a crafted collision does not survive into the next session, and the
+/// full 32-byte roots of `Finish`/`FinishAck` still expose a miss as "not converged".
 pub const NODE_HASH_BYTES: usize = 8;
+
+/// Bytes of the random nonce each side of a handshake contributes to the session
+/// key of the salted node-hash truncation ([`crate::salt`]): 128 bits, so a key
+/// repeats across sessions only by a 2^-64 birthday accident.
+pub const SESSION_NONCE_BYTES: usize = 16;
 
 /// Key hashes plus key-hash prefixes per `EntryRequest`: 32 bytes each keeps the
 /// request under 300 KiB.

@@ -226,6 +226,7 @@ async fn converges_over_a_framed_transport_and_counts_bytes() {
         assert_eq!(first.kind(), "init");
         let init = HashComparisonResponderInit {
             initiator_root: Hash::ZERO,
+            key: Default::default(),
         };
         HashComparison::run_responder(&mut tb, &sb, &context, &id, init).await
     };
@@ -271,11 +272,9 @@ fn top_of(store: &MemoryStore) -> [[u8; synctree_primitives::limits::NODE_HASH_B
     let children = store
         .children(&ctx(), synctree_primitives::NodePos::ROOT)
         .expect("children");
-    children.map(|h| {
-        let mut short = [0; synctree_primitives::limits::NODE_HASH_BYTES];
-        short.copy_from_slice(&h.0[..synctree_primitives::limits::NODE_HASH_BYTES]);
-        short
-    })
+    // Keyed like the session (no handshake: the fixed key).
+    let key = synctree_primitives::salt::SessionKey::default();
+    children.map(|h| key.truncate(&h))
 }
 
 #[test]

@@ -119,6 +119,25 @@ impl Schedule {
         self.backoff(peer)
     }
 
+    /// Records a session that completed without converging: the pair is due again
+    /// after an interval, and the peer's backoff stays as it was (a diverged
+    /// session is no evidence the peer is healthy, nor that it is failing).
+    pub(crate) fn unconverged(
+        &mut self,
+        context: &ContextId,
+        peer: usize,
+        now: Instant,
+    ) -> PeerBackoff {
+        let next = now + self.config.interval + self.random_below(self.config.jitter);
+        if let Some(state) = self.pairs.get_mut(&(context.clone(), peer)) {
+            *state = PairState {
+                due: next,
+                running: false,
+            };
+        }
+        self.backoff(peer)
+    }
+
     /// The backoff state of `peer`.
     pub(crate) fn backoff(&self, peer: usize) -> PeerBackoff {
         let failures = self.peers.get(peer).map_or(0, |p| p.failures);
@@ -207,6 +226,23 @@ mod tests {
         assert_eq!(s.finish(&a, 0, true, now), PeerBackoff::default());
         let due = s.next_due().unwrap();
         assert!(due >= now + Duration::from_secs(10) && due < now + Duration::from_secs(11));
+    }
+
+    #[test]
+    fn a_diverged_session_keeps_the_backoff_neither_reset_nor_grown() {
+        let now = Instant::now();
+        let mut s = Schedule::new(1, &config());
+        let a = ctx("a");
+        s.add_contexts(std::slice::from_ref(&a), now);
+        s.finish(&a, 0, false, now);
+        let failed = s.finish(&a, 0, false, now);
+        assert_eq!((failed.failures, failed.delay.as_secs()), (2, 2));
+        assert_eq!(s.unconverged(&a, 0, now), failed);
+        assert_eq!(s.backoff(0), failed);
+        // Due no sooner than both the interval and the retry the backoff set.
+        let due = s.next_due().unwrap();
+        assert!(due >= now + Duration::from_secs(10), "{due:?}");
+        assert_eq!(s.finish(&a, 0, true, now), PeerBackoff::default());
     }
 
     #[test]

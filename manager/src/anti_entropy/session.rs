@@ -17,11 +17,15 @@ use crate::selection::ProtocolChoice;
 pub struct AntiEntropyStats {
     /// Sessions started.
     pub attempted: u64,
-    /// Sessions that completed.
+    /// Sessions that completed, converged or not (`succeeded - diverged`
+    /// converged).
     pub succeeded: u64,
+    /// Of those, the sessions that completed without converging
+    /// ([`Outcome::Diverged`]): they do not reset the peer's backoff.
+    pub diverged: u64,
     /// Sessions that failed (connect, deadline, transport, protocol, store).
     pub failed: u64,
-    /// Round trips of completed sessions, handshakes included.
+    /// Round trips of completed sessions (diverged ones included), handshakes included.
     pub rounds: u64,
     /// Bytes sent, failed sessions included.
     pub bytes_sent: u64,
@@ -35,10 +39,13 @@ pub struct AntiEntropyStats {
 
 impl AntiEntropyStats {
     fn record(&mut self, record: &SessionRecord) {
-        if record.outcome.is_success() {
-            self.succeeded += 1;
-        } else {
-            self.failed += 1;
+        match record.outcome {
+            Outcome::Converged => self.succeeded += 1,
+            Outcome::Diverged => {
+                self.succeeded += 1;
+                self.diverged += 1;
+            }
+            _ => self.failed += 1,
         }
         self.rounds += u64::from(record.rounds);
         self.bytes_sent += record.transport.bytes_sent;

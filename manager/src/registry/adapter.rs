@@ -6,6 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
     ProtocolError, ProtocolKind, SyncProtocolExecutor, SyncStats, SyncTransport,
@@ -19,22 +20,37 @@ pub type InitOf<I> = for<'a> fn(&'a Kind) -> Option<&'a I>;
 /// Builds a protocol's initiator config from the selection and handshake.
 pub type ConfigOf<E> = fn(&InitiatorPlan<'_>) -> <E as SyncProtocolExecutor>::Config;
 
+/// Gives a protocol's responder init the stream's session key.
+pub type KeyedOf<E> = fn(
+    <E as SyncProtocolExecutor>::ResponderInit,
+    &SessionKey,
+) -> <E as SyncProtocolExecutor>::ResponderInit;
+
 /// The registry entry of executor `E`, whose init message on the wire is `I`.
 pub struct ExecutorProtocol<E: SyncProtocolExecutor, I> {
     init: InitOf<I>,
     config: ConfigOf<E>,
+    keyed: KeyedOf<E>,
     executor: PhantomData<fn() -> E>,
 }
 
 impl<E: SyncProtocolExecutor, I> ExecutorProtocol<E, I> {
     /// `E`, answering inits that `init` finds and opening sessions with the
-    /// config `config` builds.
+    /// config `config` builds. Its responder ignores the session key unless
+    /// [`Self::with_keyed`] says how to hand it over.
     pub fn new(init: InitOf<I>, config: ConfigOf<E>) -> Self {
         ExecutorProtocol {
             init,
             config,
+            keyed: |init, _| init,
             executor: PhantomData,
         }
+    }
+
+    /// Hands the stream's session key to the responder init with `keyed` (a
+    /// protocol that truncates hashes needs it).
+    pub fn with_keyed(self, keyed: KeyedOf<E>) -> Self {
+        ExecutorProtocol { keyed, ..self }
     }
 }
 
@@ -49,7 +65,7 @@ impl<E: SyncProtocolExecutor, I> fmt::Debug for ExecutorProtocol<E, I> {
 pub(crate) async fn respond<E, I>(
     scope: SessionScope<'_>,
     transport: &mut dyn SyncTransport,
-    init: Option<&I>,
+    (init, keyed): (Option<&I>, KeyedOf<E>),
 ) -> Result<SyncStats, HandlerError>
 where
     E: SyncProtocolExecutor<Stats = SyncStats>,
@@ -65,7 +81,9 @@ where
         store,
         context,
         identity,
+        key,
     } = scope;
+    let init = keyed(init, key);
     Ok(E::run_responder(transport, store, context, identity, init).await?)
 }
 
@@ -90,7 +108,7 @@ where
         transport: &mut dyn SyncTransport,
         init: Kind,
     ) -> Result<SyncStats, HandlerError> {
-        respond::<E, I>(scope, transport, (self.init)(&init)).await
+        respond::<E, I>(scope, transport, ((self.init)(&init), self.keyed)).await
     }
 
     async fn initiate(
@@ -104,6 +122,7 @@ where
             store,
             context,
             identity,
+            ..
         } = scope;
         Ok(E::run_initiator(transport, store, context, identity, config).await?)
     }

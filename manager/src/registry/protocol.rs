@@ -6,6 +6,7 @@ use std::fmt;
 use async_trait::async_trait;
 use synctree_primitives::limits::NODE_HASH_BYTES;
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
     ContextId, Identity, ProtocolError, ProtocolKind, Store, SyncError, SyncStats, SyncTransport,
@@ -23,6 +24,10 @@ pub struct SessionScope<'a> {
     pub context: &'a ContextId,
     /// This node.
     pub identity: &'a Identity,
+    /// The session key of truncated node hashes: derived from the handshake on
+    /// this stream, or [`SessionKey::without_handshake`] when the stream opened
+    /// directly with a protocol's init.
+    pub key: &'a SessionKey,
 }
 
 impl fmt::Debug for SessionScope<'_> {
@@ -34,13 +39,17 @@ impl fmt::Debug for SessionScope<'_> {
     }
 }
 
-/// What an initiator's config is built from: the selection and the peer's handshake.
+/// What an initiator's config is built from: the selection, the peer's handshake
+/// and the session key both handshakes' nonces give.
 #[derive(Clone, Copy, Debug)]
 pub struct InitiatorPlan<'a> {
     /// The protocol picked, why, and the page encoding agreed on.
     pub selection: &'a Selection,
     /// The peer's handshake.
     pub remote: &'a PeerSummary,
+    /// The session key of truncated node hashes (the peer's top fingerprint is
+    /// truncated under it).
+    pub key: &'a SessionKey,
 }
 
 impl InitiatorPlan<'_> {

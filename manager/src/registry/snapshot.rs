@@ -88,7 +88,8 @@ impl RegisteredProtocol for SnapshotProtocol {
         transport: &mut dyn SyncTransport,
         init: Kind,
     ) -> Result<SyncStats, HandlerError> {
-        adapter::respond::<Snapshot, SnapshotInit>(scope, transport, snapshot_init(&init)).await
+        let init = (snapshot_init(&init), no_key as adapter::KeyedOf<Snapshot>);
+        adapter::respond::<Snapshot, SnapshotInit>(scope, transport, init).await
     }
 
     async fn initiate(
@@ -104,9 +105,18 @@ impl RegisteredProtocol for SnapshotProtocol {
             store,
             context,
             identity,
+            ..
         } = scope;
         let outcome = Snapshot::run_initiator(transport, store, context, identity, config).await;
         self.keep(&peer, context, progress);
         Ok(outcome?)
     }
+}
+
+/// Snapshot compares no truncated hash: it has no use for the session key.
+fn no_key(
+    init: synctree_protocols::SnapshotResponderInit,
+    _: &synctree_primitives::salt::SessionKey,
+) -> synctree_protocols::SnapshotResponderInit {
+    init
 }

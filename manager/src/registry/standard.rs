@@ -1,9 +1,12 @@
 //! The standard protocols, and for each the one place its initiator config is
 //! built from the handshake.
 
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit};
-use synctree_protocols::{HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig};
+use synctree_protocols::{
+    HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig, TreeResponderInit,
+};
 
 use super::adapter::ExecutorProtocol;
 use super::protocol::InitiatorPlan;
@@ -22,12 +25,17 @@ impl ProtocolRegistry {
 
 /// HashComparison's registry entry.
 pub(super) fn hash_comparison() -> ExecutorProtocol<HashComparison, HashComparisonInit> {
-    ExecutorProtocol::new(hash_comparison_init, hash_comparison_config)
+    ExecutorProtocol::new(hash_comparison_init, hash_comparison_config).with_keyed(keyed)
 }
 
 /// LevelWise's registry entry.
 pub(super) fn level_wise() -> ExecutorProtocol<LevelWise, LevelWiseInit> {
-    ExecutorProtocol::new(level_wise_init, level_wise_config)
+    ExecutorProtocol::new(level_wise_init, level_wise_config).with_keyed(keyed)
+}
+
+/// A tree responder truncates under the stream's session key.
+fn keyed(init: TreeResponderInit, key: &SessionKey) -> TreeResponderInit {
+    init.with_key(key.clone())
 }
 
 fn hash_comparison_init(kind: &Kind) -> Option<&HashComparisonInit> {
@@ -44,10 +52,12 @@ fn level_wise_init(kind: &Kind) -> Option<&LevelWiseInit> {
     }
 }
 
-/// The handshake's top fingerprint is the first level of the tree descent.
+/// The handshake's top fingerprint is the first level of the tree descent, both
+/// truncated under the session key.
 fn hash_comparison_config(plan: &InitiatorPlan<'_>) -> HashComparisonConfig {
     HashComparisonConfig {
         remote_top: plan.remote_top(),
+        key: plan.key.clone(),
         ..HashComparisonConfig::default()
     }
 }
@@ -56,6 +66,7 @@ fn hash_comparison_config(plan: &InitiatorPlan<'_>) -> HashComparisonConfig {
 fn level_wise_config(plan: &InitiatorPlan<'_>) -> LevelWiseConfig {
     LevelWiseConfig {
         remote_top: plan.remote_top(),
+        key: plan.key.clone(),
         ..LevelWiseConfig::default()
     }
 }

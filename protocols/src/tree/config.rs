@@ -7,6 +7,7 @@ use synctree_primitives::limits::{
     NODE_HASH_BYTES,
 };
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::salt::SessionKey;
 
 /// Requests awaiting answers at once by default: enough to keep a long round trip
 /// busy, a fraction of what a responder admits ([`MAX_UNANSWERED_REQUESTS`]).
@@ -59,6 +60,11 @@ pub struct TreeConfig {
     /// saves a round trip. A stale value only costs convergence of this session
     /// (the final roots tell), never correctness of what is applied.
     pub remote_top: Option<[[u8; NODE_HASH_BYTES]; FANOUT]>,
+    /// The session's key of truncated node hashes (the manager derives it from the
+    /// handshake's nonces; `remote_top` must be truncated under the same key). By
+    /// default [`SessionKey::without_handshake`], which a responder opened without
+    /// a handshake uses too.
+    pub key: SessionKey,
 }
 
 impl Default for TreeConfig {
@@ -69,6 +75,7 @@ impl Default for TreeConfig {
             keys_per_request: DEFAULT_KEYS_PER_REQUEST,
             push_bytes: DEFAULT_PUSH_BYTES,
             remote_top: None,
+            key: SessionKey::default(),
         }
     }
 }
@@ -82,6 +89,7 @@ impl TreeConfig {
             keys_per_request: self.keys_per_request.clamp(1, MAX_KEYS_PER_REQUEST),
             push_bytes: self.push_bytes.clamp(1, BATCH_BYTE_BUDGET),
             remote_top: self.remote_top,
+            key: self.key,
         }
     }
 }

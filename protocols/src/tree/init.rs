@@ -1,13 +1,19 @@
 //! What a tree-protocol responder learns from the session's first message.
 
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit};
 use synctree_primitives::{Hash, ProtocolError};
 
-/// What a tree-protocol responder learns from the session's first message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a tree-protocol responder learns from the session's first message, and
+/// the session key of truncated hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeResponderInit {
     /// The initiator's root when it opened the session.
     pub initiator_root: Hash,
+    /// The session's key of truncated node hashes: from the init alone
+    /// [`SessionKey::without_handshake`]; the manager replaces it with the key of
+    /// the handshake on the same stream ([`TreeResponderInit::with_key`]).
+    pub key: SessionKey,
 }
 
 impl TreeResponderInit {
@@ -15,7 +21,13 @@ impl TreeResponderInit {
     fn from_root(root: &[u8]) -> Result<Self, ProtocolError> {
         Ok(TreeResponderInit {
             initiator_root: Hash::from_wire(root, "root")?,
+            key: SessionKey::without_handshake(),
         })
+    }
+
+    /// The same init, keyed by the handshake that preceded it.
+    pub fn with_key(self, key: SessionKey) -> Self {
+        TreeResponderInit { key, ..self }
     }
 }
 

@@ -13,6 +13,7 @@
 use async_trait::async_trait;
 use synctree_primitives::limits::NODE_HASH_BYTES;
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::LevelWiseInit;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
@@ -50,6 +51,8 @@ pub struct LevelWiseConfig {
     /// The responder's level-1 child hashes from the handshake, if known: see
     /// [`TreeConfig::remote_top`].
     pub remote_top: Option<[[u8; NODE_HASH_BYTES]; FANOUT]>,
+    /// The session's key of truncated node hashes: see [`TreeConfig::key`].
+    pub key: SessionKey,
 }
 
 impl Default for LevelWiseConfig {
@@ -60,6 +63,7 @@ impl Default for LevelWiseConfig {
             keys_per_request: DEFAULT_KEYS_PER_REQUEST,
             push_bytes: DEFAULT_PUSH_BYTES,
             remote_top: None,
+            key: SessionKey::default(),
         }
     }
 }
@@ -72,6 +76,7 @@ impl From<LevelWiseConfig> for TreeConfig {
             keys_per_request: config.keys_per_request,
             push_bytes: config.push_bytes,
             remote_top: config.remote_top,
+            key: config.key,
         }
     }
 }
@@ -123,7 +128,8 @@ impl SyncProtocolExecutor for LevelWise {
         S: Store + ?Sized,
     {
         tracing::debug!(initiator_root = %init.initiator_root, "{} requested", Self::KIND.name());
-        run_tree_responder(transport, store, context, identity, Self::KIND).await
+        let keyed = (Self::KIND, init.key);
+        run_tree_responder(transport, store, context, identity, keyed).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The executor bodies both tree protocols share: open the session, build the
 //! shared machine, drive it.
 
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
     ContextId, Hash, Identity, ProtocolKind, Role, Store, SyncError, SyncStats, SyncTransport,
@@ -58,7 +59,7 @@ pub(crate) async fn run_tree_responder<T, S>(
     store: &S,
     context: &ContextId,
     identity: &Identity,
-    protocol: ProtocolKind,
+    (protocol, key): (ProtocolKind, SessionKey),
 ) -> Result<SyncStats, SyncError>
 where
     T: SyncTransport + ?Sized,
@@ -67,6 +68,6 @@ where
     let info = session(transport.peer(), context, protocol, Role::Responder);
     let root = opening_root(store, &info)?;
     tracing::debug!(node = %identity.node_id, peer = %info.peer, %context, "responding {}", protocol.name());
-    let machine = TreeResponder::new(context.clone(), protocol, root);
+    let machine = TreeResponder::new(context.clone(), protocol, root).with_key(key);
     run_machine(transport, store, &info, machine, TreeResponder::into_stats).await
 }

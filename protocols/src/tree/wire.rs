@@ -2,6 +2,7 @@
 
 use synctree_primitives::limits::{MAX_ENTRIES_PER_PREFIX, NODE_HASH_BYTES};
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::{EntrySummary, LeafSummary, NodeChildren};
 use synctree_primitives::{Hash, NodeId, NodePos, ProtocolError, StoredEntry, Version};
 
@@ -83,9 +84,10 @@ pub(crate) fn check_of(digest: &Hash) -> u32 {
     u32::from_be_bytes(check)
 }
 
-/// A child hash as `NodeChildren` carries it: its first [`NODE_HASH_BYTES`] bytes.
-/// All zero for an empty child. Comparisons of children use this form on both sides.
-pub(crate) type ShortHash = [u8; NODE_HASH_BYTES];
+/// A child hash as `NodeChildren` carries it: its salted truncation to
+/// [`NODE_HASH_BYTES`] bytes under the session's [`SessionKey`]. All zero for an
+/// empty child. Comparisons of children use this form on both sides.
+pub(crate) use synctree_primitives::salt::ShortHash;
 
 /// The truncated hash of an empty child.
 pub(crate) const EMPTY: ShortHash = [0; NODE_HASH_BYTES];
@@ -93,16 +95,9 @@ pub(crate) const EMPTY: ShortHash = [0; NODE_HASH_BYTES];
 /// The 16 children of an internal node, truncated.
 pub(crate) type ShortChildren = [ShortHash; FANOUT];
 
-/// The truncated form of `hash`.
-pub(crate) fn short(hash: &Hash) -> ShortHash {
-    let mut out = [0; NODE_HASH_BYTES];
-    out.copy_from_slice(&hash.0[..NODE_HASH_BYTES]);
-    out
-}
-
-/// The truncated form of every child.
-pub(crate) fn short_children(children: &[Hash; FANOUT]) -> ShortChildren {
-    children.map(|h| short(&h))
+/// The truncated form of every child under `key`.
+pub(crate) fn short_children(key: &SessionKey, children: &[Hash; FANOUT]) -> ShortChildren {
+    children.map(|h| key.truncate(&h))
 }
 
 /// True when no child is present.
@@ -110,14 +105,18 @@ pub(crate) fn is_empty(children: &ShortChildren) -> bool {
     children.iter().all(|h| *h == EMPTY)
 }
 
-/// Children of `pos`, sending only the non-empty ones, each truncated.
-pub(crate) fn encode_children(pos: NodePos, children: &[Hash; FANOUT]) -> NodeChildren {
+/// Children of `pos`, sending only the non-empty ones, each truncated under `key`.
+pub(crate) fn encode_children(
+    key: &SessionKey,
+    pos: NodePos,
+    children: &[Hash; FANOUT],
+) -> NodeChildren {
     let mut present = 0u32;
     let mut hashes = Vec::with_capacity(FANOUT * NODE_HASH_BYTES);
     for (c, h) in children.iter().enumerate() {
         if !h.is_zero() {
             present |= 1 << c;
-            hashes.extend_from_slice(&h.0[..NODE_HASH_BYTES]);
+            hashes.extend_from_slice(&key.truncate(h));
         }
     }
     NodeChildren {
@@ -253,34 +252,59 @@ mod tests {
         let mut children = [Hash::ZERO; FANOUT];
         children[3] = Hash([7; 32]);
         children[15] = Hash([9; 32]);
-        let msg = encode_children(NodePos::new(1, 2), &children);
+        let key = SessionKey::default();
+        let msg = encode_children(&key, NodePos::new(1, 2), &children);
         assert_eq!(msg.present, 1 << 3 | 1 << 15);
         assert_eq!(msg.hashes.len(), 2 * NODE_HASH_BYTES);
         let decoded = decode_children(&msg);
-        assert_eq!(decoded, Ok((NodePos::new(1, 2), short_children(&children))));
+        assert_eq!(
+            decoded,
+            Ok((NodePos::new(1, 2), short_children(&key, &children)))
+        );
         assert!(decoded.is_ok_and(|(_, c)| !is_empty(&c) && c[0] == [0; NODE_HASH_BYTES]));
     }
 
+    /// Two different hashes sharing their first 8 bytes (what a crafted collision
+    /// of the old, unkeyed truncation looks like) no longer compare equal, under any
+    /// session key, and the pair that collides under one key is apart under another.
     #[test]
-    fn hashes_differing_only_past_the_truncation_compare_equal() {
+    fn hashes_colliding_on_the_plain_prefix_differ_under_a_session_key() {
+        use synctree_primitives::salt::SessionNonce;
         let (mut a, mut b) = (Hash([5; 32]), Hash([5; 32]));
         a.0[NODE_HASH_BYTES] = 1;
         b.0[31] = 2;
-        assert_eq!(short(&a), short(&b));
-        a.0[NODE_HASH_BYTES - 1] = 0;
-        assert_ne!(short(&a), short(&b));
+        assert_eq!(a.0[..NODE_HASH_BYTES], b.0[..NODE_HASH_BYTES]);
+        let mut children_a = [Hash::ZERO; FANOUT];
+        let mut children_b = [Hash::ZERO; FANOUT];
+        (children_a[4], children_b[4]) = (a, b);
+        for n in 0..8u8 {
+            let key = SessionKey::derive(&SessionNonce([n; 16]), &SessionNonce([!n; 16]));
+            assert_ne!(key.truncate(&a), key.truncate(&b));
+            let (ours, theirs) = (
+                encode_children(&key, NodePos::ROOT, &children_a),
+                encode_children(&key, NodePos::ROOT, &children_b),
+            );
+            assert_eq!(ours.present, theirs.present);
+            assert_ne!(ours.hashes, theirs.hashes, "key {n}");
+        }
+        let colliding = SessionKey::dangerous_colliding();
+        assert_eq!(colliding.truncate(&a), colliding.truncate(&b));
     }
 
     #[test]
     fn an_empty_node_encodes_as_an_empty_bitmap() {
-        let msg = encode_children(NodePos::ROOT, &[Hash::ZERO; FANOUT]);
+        let msg = encode_children(&SessionKey::default(), NodePos::ROOT, &[Hash::ZERO; FANOUT]);
         assert_eq!((msg.present, msg.hashes.len()), (0, 0));
         assert!(decode_children(&msg).is_ok_and(|(_, c)| is_empty(&c)));
     }
 
     #[test]
     fn malformed_children_are_rejected() {
-        let good = encode_children(NodePos::ROOT, &[Hash([1; 32]); FANOUT]);
+        let good = encode_children(
+            &SessionKey::default(),
+            NodePos::ROOT,
+            &[Hash([1; 32]); FANOUT],
+        );
         let mut cut = good.clone();
         cut.hashes = Bytes::from(vec![1; NODE_HASH_BYTES * 16 - 1]);
         assert!(matches!(

@@ -31,13 +31,14 @@ const KIND: ProtocolKind = ProtocolKind::HashComparison;
 // ---------------------------------------------------------------------------
 
 /// `NodeChildren` for `children`: a bitmap of the non-zero ones and the first
-/// `NODE_HASH_BYTES` bytes of each.
+/// `NODE_HASH_BYTES` bytes of each, truncated under the fixed no-handshake key.
 pub fn children_msg(pos: NodePos, children: &[Hash; FANOUT]) -> NodeChildren {
     let mut present = 0;
     let mut hashes = Vec::new();
     for (c, h) in children.iter().enumerate().filter(|(_, h)| !h.is_zero()) {
         present |= 1 << c;
-        hashes.extend_from_slice(&h.0[..NODE_HASH_BYTES]);
+        // Machines without a handshake truncate under the fixed key.
+        hashes.extend_from_slice(&synctree_primitives::salt::SessionKey::default().truncate(h));
     }
     NodeChildren {
         position: pos.raw(),

@@ -107,6 +107,8 @@ fn summary(entry_count: u64, lz4: bool) -> Handshake {
         node_id: 5,
         compression: if lz4 { vec![1] } else { Vec::new() },
         top_fingerprint: Bytes::new(),
+        // A fixed nonce: SESSION_NONCE_BYTES (16), as every handshake carries.
+        nonce: Bytes::from(vec![0x22; 16]),
     }
 }
 

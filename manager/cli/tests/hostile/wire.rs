@@ -227,6 +227,8 @@ pub(crate) fn empty_summary() -> Handshake {
         node_id: 77,
         compression: vec![1],
         top_fingerprint: Bytes::new(),
+        // A fixed nonce: SESSION_NONCE_BYTES (16), as every handshake carries.
+        nonce: Bytes::from(vec![0x11; 16]),
     }
 }
 

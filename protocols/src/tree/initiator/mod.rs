@@ -16,8 +16,9 @@
 //! ```
 //!
 //! Child hashes travel truncated to
-//! [`NODE_HASH_BYTES`](synctree_primitives::limits::NODE_HASH_BYTES); the full roots in
-//! the finish exchange decide whether the session converged.
+//! [`NODE_HASH_BYTES`](synctree_primitives::limits::NODE_HASH_BYTES), salted by the
+//! session key in [`TreeConfig::key`]; the full roots in the finish exchange decide
+//! whether the session converged.
 //!
 //! HashComparison and LevelWise share this machine and differ only in [`Schedule`]:
 //! when node requests are sent.
@@ -242,7 +243,8 @@ impl TreeInitiator {
         let (positions, compared) = self.take_work();
         let mut compare = Vec::with_capacity(compared.len());
         for &pos in &compared {
-            compare.push(encode_children(pos, &store.children(&self.context, pos)?));
+            let children = store.children(&self.context, pos)?;
+            compare.push(encode_children(&self.config.key, pos, &children));
         }
         // Each compared node is compared once, by the responder.
         self.stats.nodes_compared += compared.len() as u64;
@@ -298,7 +300,7 @@ impl TreeInitiator {
         pos: NodePos,
         remote: &ShortChildren,
     ) -> Result<(), SyncErrorKind> {
-        let local = short_children(&store.children(&self.context, pos)?);
+        let local = short_children(&self.config.key, &store.children(&self.context, pos)?);
         self.stats.nodes_compared += 1;
         if self.one_sided(pos, is_empty(&local), is_empty(remote)) {
             return Ok(());

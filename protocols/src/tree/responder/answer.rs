@@ -16,6 +16,7 @@ use synctree_primitives::limits::{
     MAX_NODES_PER_REQUEST,
 };
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::{NodeRequest, NodeResponse};
 use synctree_primitives::{ContextId, NodePos, ProtocolError, Store, StoreError, SyncStats};
 
@@ -28,10 +29,10 @@ use crate::tree::wire::{
 fn children_of<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
-    pos: NodePos,
+    (key, pos): (&SessionKey, NodePos),
     resp: &mut NodeResponse,
 ) -> Result<usize, StoreError> {
-    let children = encode_children(pos, &store.children(context, pos)?);
+    let children = encode_children(key, pos, &store.children(context, pos)?);
     let size = children.encoded_len() + LENGTH_PREFIX_BYTES;
     resp.children.push(children);
     Ok(size)
@@ -52,13 +53,15 @@ enum Work {
 pub(super) struct NodeAnswer {
     request_id: u32,
     work: VecDeque<Work>,
+    /// The session's key of truncated hashes.
+    key: SessionKey,
 }
 
 impl NodeAnswer {
     /// Checks every position and compare item of `req` before anything is read for
     /// it: the item count, positions inside the trie, compared nodes internal and
     /// distinct, well-formed child bitmaps and hashes.
-    pub(super) fn new(req: &NodeRequest) -> Result<Self, ProtocolError> {
+    pub(super) fn new(req: &NodeRequest, key: &SessionKey) -> Result<Self, ProtocolError> {
         let items = req.positions.len().saturating_add(req.compare.len());
         ProtocolError::check_limit("nodes per request", MAX_NODES_PER_REQUEST, items)?;
         let mut work = VecDeque::with_capacity(items);
@@ -78,6 +81,7 @@ impl NodeAnswer {
         Ok(NodeAnswer {
             request_id: req.request_id,
             work,
+            key: key.clone(),
         })
     }
 
@@ -117,7 +121,8 @@ impl NodeAnswer {
                     stats.leaves_compared += 1;
                 }
                 Work::Node(cursor) => {
-                    size += children_of(store, context, cursor.pos(), &mut resp)?;
+                    let node = (&self.key, cursor.pos());
+                    size += children_of(store, context, node, &mut resp)?;
                     stats.nodes_compared += 1;
                 }
             }
@@ -155,7 +160,7 @@ impl NodeAnswer {
         pos: NodePos,
         theirs: &ShortChildren,
     ) -> Result<(), StoreError> {
-        let ours = short_children(&store.children(context, pos)?);
+        let ours = short_children(&self.key, &store.children(context, pos)?);
         for c in (0..FANOUT).rev().filter(|&c| ours[c] != theirs[c]) {
             self.work
                 .push_front(Work::Node(SubtreeCursor::new(pos.child(c))));

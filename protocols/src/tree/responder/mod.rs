@@ -16,6 +16,7 @@ use synctree_primitives::limits::{
     MAX_REQUESTS_PER_SESSION, MAX_SUBTREES_PER_REQUEST, MAX_UNANSWERED_REQUESTS,
     SESSION_ENTRY_SLACK,
 };
+use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{EntryBatch, EntryRequest, FinishAck, NodeRequest};
 use synctree_primitives::{
@@ -137,6 +138,8 @@ pub struct TreeResponder {
     /// Entries this session may still send: the context's size plus slack, set at
     /// the first entry request.
     entry_budget: Option<u64>,
+    /// The session's key of truncated hashes.
+    key: SessionKey,
     pushes: PushBuffer,
     stats: SyncStats,
 }
@@ -150,6 +153,7 @@ impl TreeResponder {
             requests: 0,
             state: State::Serving,
             entry_budget: None,
+            key: SessionKey::default(),
             pushes: PushBuffer::default(),
             stats: SyncStats::new(protocol, Role::Responder, root_before),
         }
@@ -159,6 +163,14 @@ impl TreeResponder {
     /// (deterministic tests and simulations).
     pub fn with_clock(mut self, clock: WallClock) -> Self {
         self.pushes.set_clock(clock);
+        self
+    }
+
+    /// Truncates node hashes under the session's `key` (the manager derives it
+    /// from the handshake on this stream); by default
+    /// [`SessionKey::without_handshake`].
+    pub fn with_key(mut self, key: SessionKey) -> Self {
+        self.key = key;
         self
     }
 
@@ -189,7 +201,7 @@ impl TreeResponder {
     fn on_node_request(&mut self, req: NodeRequest) -> Result<(), ProtocolError> {
         self.admit_request()?;
         self.answers
-            .push_back(Answer::Nodes(NodeAnswer::new(&req)?));
+            .push_back(Answer::Nodes(NodeAnswer::new(&req, &self.key)?));
         Ok(())
     }
 
