@@ -18,6 +18,7 @@
 //! | [`PEER_FAILURES`] | gauge | `peer` | failures in a row (0 after a success) |
 //! | [`PEER_BACKOFF`] | gauge (s) | `peer` | current backoff of the peer |
 //! | [`SERVED`] | counter | `protocol`, `outcome` | streams answered as responder |
+//! | [`ENTRIES_REFUSED`] | counter | `reason` = `clock_ahead` | received entries refused (served sessions) |
 //!
 //! `outcome` is one of [`Outcome::name`]'s values; `protocol` is a protocol name,
 //! `none` (roots matched) or `unknown` (failed before one was picked).
@@ -63,6 +64,10 @@ pub const SERVED: &str = "synctree_served_sessions_total";
 /// Received entries refused, by reason (`clock_ahead`: a version more than
 /// `MAX_CLOCK_SKEW_MS` ahead of this node's clock).
 pub const ENTRIES_REFUSED: &str = "synctree_entries_refused_total";
+
+/// The metrics of [`ALL`] that move only when a peer misbehaves (an honest
+/// cluster, simulated or real, leaves them at zero).
+pub const ON_MISBEHAVIOUR: [&str; 1] = [ENTRIES_REFUSED];
 
 /// Every metric this module records.
 pub const ALL: [&str; 15] = [

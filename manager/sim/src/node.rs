@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use synctree_primitives::{Identity, NodeId};
 use synctree_store::MemoryStore;
 use synctree_transport::sim::{FaultPlan, SimFaults, SimTransport};
@@ -102,16 +104,20 @@ pub(crate) async fn run(seat: Seat, setup: Arc<Setup>) -> turmoil::Result {
     }
 }
 
+/// Mixed into a node's seed for its handshake nonces, apart from its other draws.
+const NONCE_STREAM: u64 = 0x6e6f_6e63_6573;
+
 /// One life of a node, until its listener fails.
 async fn incarnation(seat: &Seat, setup: &Setup) -> turmoil::Result {
     let start = seat.starts.fetch_add(1, Ordering::Relaxed);
     let seed = crate::seed::mix(crate::seed::mix(setup.seed, seat.index as u64), start);
     let identity = Identity::new(NodeId(seat.index as u64 + 1));
-    let manager = Arc::new(SyncManager::new(
-        Arc::clone(&seat.store),
-        identity,
-        setup.manager.clone(),
-    ));
+    // Handshake nonces from the seed too: the same seed, the same bytes.
+    let nonces = StdRng::seed_from_u64(crate::seed::mix(seed, NONCE_STREAM));
+    let manager = Arc::new(
+        SyncManager::new(Arc::clone(&seat.store), identity, setup.manager.clone())
+            .with_nonce_rng(nonces),
+    );
     let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
     let peers = setup.peers.iter().filter(|p| **p != peer_addr(&seat.name));
     let connector = SimConnector::new(setup.faults, seed, setup.connect_timeout);
