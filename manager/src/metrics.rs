@@ -18,7 +18,7 @@
 //! | [`PEER_FAILURES`] | gauge | `peer` | failures in a row (0 after a success) |
 //! | [`PEER_BACKOFF`] | gauge (s) | `peer` | current backoff of the peer |
 //! | [`SERVED`] | counter | `protocol`, `outcome` | streams answered as responder |
-//! | [`ENTRIES_REFUSED`] | counter | `reason` = `clock_ahead` | received entries refused (served sessions) |
+//! | [`ENTRIES_REFUSED`] | counter | `reason` = `clock_ahead` | received entries refused, initiated and served sessions |
 //!
 //! `outcome` is one of [`Outcome::name`]'s values; `protocol` is a protocol name,
 //! `none` (roots matched) or `unknown` (failed before one was picked).
@@ -154,6 +154,7 @@ pub fn record_session(record: &SessionRecord) {
     counter!(SESSION_BYTES, "direction" => "received").increment(t.bytes_received);
     counter!(SESSION_ENTRIES, "direction" => "pulled").increment(record.entries_pulled);
     counter!(SESSION_ENTRIES, "direction" => "pushed").increment(record.entries_pushed);
+    record_refused_ahead(record.entries_refused_ahead);
 }
 
 /// Records that an anti-entropy session started.
@@ -236,6 +237,7 @@ mod tests {
             },
             entries_pulled: 7,
             entries_pushed: 2,
+            entries_refused_ahead: 0,
             connect_time: Duration::from_millis(20),
             sync_time: Duration::from_millis(480),
             error: None,

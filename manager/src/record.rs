@@ -113,6 +113,8 @@ pub struct SessionRecord {
     pub entries_pulled: u64,
     /// Entries sent.
     pub entries_pushed: u64,
+    /// Entries received but refused: their version ran ahead of this node's clock.
+    pub entries_refused_ahead: u64,
     /// Time to connect.
     pub connect_time: Duration,
     /// Time from connected to done (handshake, protocol, close).
@@ -132,6 +134,7 @@ impl SessionRecord {
             transport: TransportStats::default(),
             entries_pulled: 0,
             entries_pushed: 0,
+            entries_refused_ahead: 0,
             connect_time: Duration::ZERO,
             sync_time: Duration::ZERO,
             error: None,
@@ -170,6 +173,7 @@ impl SessionRecord {
         if let Some(stats) = &report.stats {
             self.entries_pulled = stats.entries_pulled;
             self.entries_pushed = stats.entries_pushed;
+            self.entries_refused_ahead = stats.entries_refused_ahead;
         }
         self
     }
