@@ -9,9 +9,11 @@
 //! ```
 //!
 //! - [`generate`]: deterministic entries (the same seed gives the same data on any node).
+//! - [`jsonl`]: the JSON Lines format of `export` and `import` (line ↔ entry).
 //! - [`prometheus`]: the Prometheus exporter behind `serve --metrics ADDR`.
 
 #![forbid(unsafe_code)]
 
 pub mod generate;
+pub mod jsonl;
 pub mod prometheus;
