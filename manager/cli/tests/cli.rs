@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
@@ -17,38 +17,8 @@ use synctree_primitives::{StreamMessage, SyncTransport};
 use synctree_transport::FramedTransport;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_synctree");
-
-fn synctree(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run synctree")
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(store: &Path, args: &[&str]) -> String {
-    let out = synctree(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs a command that must fail with one `error:` line; returns that line.
-fn fails(store: &Path, args: &[&str]) -> String {
-    let out = synctree(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    stderr
-}
+mod common;
+use common::{BIN, fails, ok};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).expect("one JSON object")

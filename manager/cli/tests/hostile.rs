@@ -34,6 +34,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 #[path = "hostile/harness.rs"]
 mod harness;
 #[path = "hostile/wire.rs"]

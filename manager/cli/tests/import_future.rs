@@ -4,43 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use synctree_primitives::hlc::HLC_LOGICAL_BITS;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_synctree");
+mod common;
+use common::{fails, ok};
+
 const FLAG: &str = "--accept-future-versions";
-
-fn synctree(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run synctree")
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let out = synctree(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs a command that must fail with one `error:` line; returns that line.
-fn fails(store: &Path, args: &[&str]) -> String {
-    let out = synctree(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    stderr
-}
 
 fn line(key: &str, hlc: u64) -> String {
     format!(

@@ -46,40 +46,9 @@ pub(crate) fn apply_received<S: Store + ?Sized>(
 mod tests {
     use super::*;
     use synctree_primitives::hlc::{HLC_LOGICAL_BITS, MAX_CLOCK_SKEW_MS};
-    use synctree_primitives::{ApplyReport, NodePos, StoredEntry, TreeSummary};
-    use synctree_primitives::{Hash, NodeId, ProtocolKind, Role, StoreError, Version};
+    use synctree_primitives::{Hash, NodeId, ProtocolKind, Role, Version};
 
-    /// Records what reaches `apply`.
-    #[derive(Default)]
-    struct Applied(std::sync::Mutex<Vec<Entry>>);
-
-    impl Store for Applied {
-        fn summary(&self, _: &ContextId) -> Result<TreeSummary, StoreError> {
-            unreachable!()
-        }
-        fn node(&self, _: &ContextId, _: NodePos) -> Result<Hash, StoreError> {
-            unreachable!()
-        }
-        fn range(
-            &self,
-            _: &ContextId,
-            _: &Hash,
-            _: &Hash,
-            _: usize,
-        ) -> Result<Vec<StoredEntry>, StoreError> {
-            unreachable!()
-        }
-        fn get(&self, _: &ContextId, _: &Hash) -> Result<Option<Entry>, StoreError> {
-            unreachable!()
-        }
-        fn apply(&self, _: &ContextId, e: Vec<Entry>) -> Result<ApplyReport, StoreError> {
-            self.0.lock().unwrap().extend(e);
-            Ok(ApplyReport::default())
-        }
-        fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-            unreachable!()
-        }
-    }
+    use crate::entries::recorded::Recorded;
 
     #[test]
     fn entries_ahead_of_the_clock_are_refused_and_counted_the_rest_applied() {
@@ -92,27 +61,17 @@ mod tests {
             Entry::put("year", "v", at(now_ms + 365 * 86_400_000)),
             Entry::delete("top", Version::new(u64::MAX, NodeId(u64::MAX))),
         ];
-        let store = Applied::default();
+        let store = Recorded::default();
         let ctx = ContextId::new("c").unwrap();
         let mut stats = SyncStats::new(ProtocolKind::HashComparison, Role::Responder, Hash::ZERO);
         stats.record_received(&entries);
         apply_received(&store, &ctx, &clock, &mut stats, entries).unwrap();
-        let keys: Vec<_> = store
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.key.clone())
-            .collect();
+        let keys: Vec<_> = store.entries().iter().map(|e| e.key.clone()).collect();
         assert_eq!(keys, ["past", "skewed"]);
         assert_eq!((stats.entries_pulled, stats.entries_refused_ahead), (4, 2));
         let later = WallClock::Fixed(now_ms + 365 * 86_400_000);
         let year = vec![Entry::put("year", "v", at(now_ms + 365 * 86_400_000))];
         apply_received(&store, &ctx, &later, &mut stats, year).unwrap();
-        assert_eq!(
-            store.0.lock().unwrap().len(),
-            3,
-            "admitted once the clocks agree"
-        );
+        assert_eq!(store.entries().len(), 3, "admitted once the clocks agree");
     }
 }

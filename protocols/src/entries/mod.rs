@@ -7,6 +7,8 @@ mod cursor;
 mod decode;
 mod keys;
 mod pushes;
+#[cfg(test)]
+mod recorded;
 
 pub(crate) use batcher::{EntryBatcher, EntrySource};
 pub(crate) use cursor::{SCAN_CHUNK, SubtreeCursor};

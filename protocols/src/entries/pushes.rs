@@ -93,45 +93,10 @@ impl PushBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use synctree_primitives::wire::WireEntry;
-    use synctree_primitives::{
-        ApplyReport, Hash, NodeId, NodePos, ProtocolKind, Role, StoreError, StoredEntry,
-        TreeSummary, Version,
-    };
+    use synctree_primitives::{Hash, NodeId, ProtocolKind, Role, Version};
 
-    /// Counts batches applied.
-    #[derive(Default)]
-    struct Batches(AtomicUsize);
-
-    impl Store for Batches {
-        fn summary(&self, _: &ContextId) -> Result<TreeSummary, StoreError> {
-            unreachable!()
-        }
-        fn node(&self, _: &ContextId, _: NodePos) -> Result<Hash, StoreError> {
-            unreachable!()
-        }
-        fn range(
-            &self,
-            _: &ContextId,
-            _: &Hash,
-            _: &Hash,
-            _: usize,
-        ) -> Result<Vec<StoredEntry>, StoreError> {
-            unreachable!()
-        }
-        fn get(&self, _: &ContextId, _: &Hash) -> Result<Option<Entry>, StoreError> {
-            unreachable!()
-        }
-        fn apply(&self, _: &ContextId, e: Vec<Entry>) -> Result<ApplyReport, StoreError> {
-            assert!(!e.is_empty(), "no empty batches");
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(ApplyReport::default())
-        }
-        fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-            unreachable!()
-        }
-    }
+    use crate::entries::recorded::Recorded;
 
     fn push(i: usize) -> EntryPush {
         let entry = Entry::put(format!("k{i}"), "v", Version::new(1, NodeId(1)));
@@ -142,7 +107,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_single_entry_pushes_becomes_few_batches() {
-        let (store, ctx) = (Batches::default(), ContextId::new("c").unwrap());
+        let (store, ctx) = (Recorded::default(), ContextId::new("c").unwrap());
         let mut stats = SyncStats::new(ProtocolKind::HashComparison, Role::Responder, Hash::ZERO);
         let mut buffer = PushBuffer::default();
         let start = Instant::now();
@@ -152,17 +117,13 @@ mod tests {
                 .unwrap();
             buffer.flush_due(&store, &ctx, &mut stats, start).unwrap();
         }
-        assert_eq!(store.0.load(Ordering::SeqCst), 0, "nothing is due yet");
+        assert_eq!(store.batches(), 0, "nothing is due yet");
         buffer
             .flush_due(&store, &ctx, &mut stats, start + PUSH_APPLY_WINDOW)
             .unwrap();
-        assert_eq!(store.0.load(Ordering::SeqCst), 1, "1,500 pushes, one batch");
+        assert_eq!(store.batches(), 1, "1,500 pushes, one batch");
         buffer.flush(&store, &ctx, &mut stats).unwrap();
-        assert_eq!(
-            store.0.load(Ordering::SeqCst),
-            1,
-            "an empty buffer applies nothing"
-        );
+        assert_eq!(store.batches(), 1, "an empty buffer applies nothing");
         assert_eq!(stats.entries_pulled, 1_500);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
@@ -17,30 +17,12 @@ use super::wire::{self, Raw};
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_synctree");
 
 /// The context every fixture serves.
+pub(crate) use crate::common::{ok, synctree};
+
 pub(crate) const CTX: &str = "ctx";
 
 /// Generous bound on the server's resident memory after an attack.
 pub(crate) const RSS_LIMIT_BYTES: u64 = 300 * 1024 * 1024;
-
-/// Runs `synctree --store STORE ARGS…` to completion.
-pub(crate) fn synctree(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run synctree")
-}
-
-/// Runs a command that must succeed; returns its stdout.
-pub(crate) fn ok(store: &Path, args: &[&str]) -> String {
-    let out = synctree(store, args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
 
 /// `root ctx --json` of a store, parsed.
 pub(crate) fn root(store: &Path) -> Value {
