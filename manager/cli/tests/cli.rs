@@ -14,11 +14,10 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 use synctree_primitives::wire::AbortCode;
 use synctree_primitives::{StreamMessage, SyncTransport};
-use synctree_transport::FramedTransport;
 use tempfile::TempDir;
 
 mod common;
-use common::{BIN, fails, ok};
+use common::{BIN, fails, ok, one_connection_peer};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).expect("one JSON object")
@@ -209,25 +208,12 @@ fn unreachable_or_foreign_peers_fail_with_one_line() {
 /// A peer of a newer wire version: it answers the first frame with the
 /// `UNSUPPORTED_VERSION` abort a newer node sends to an older one.
 fn foreign_peer() -> (String, JoinHandle<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let peer = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            listener.set_nonblocking(true).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut transport = FramedTransport::tcp(stream).unwrap();
-            let _first = transport.recv().await;
-            let abort = StreamMessage::abort(AbortCode::UnsupportedVersion, "this node speaks 99");
-            let _ = transport.send(&abort).await;
-            let _ = transport.close().await;
-        });
-    });
-    (addr, peer)
+    one_connection_peer(|mut transport| async move {
+        let _first = transport.recv().await;
+        let abort = StreamMessage::abort(AbortCode::UnsupportedVersion, "this node speaks 99");
+        let _ = transport.send(&abort).await;
+        let _ = transport.close().await;
+    })
 }
 
 /// The README's "Run two nodes" section, with port 0 instead of a fixed port.

@@ -2,8 +2,13 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::thread::JoinHandle;
+
+use synctree_transport::FramedTransport;
+use tokio::net::TcpStream;
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_synctree");
@@ -39,4 +44,30 @@ pub(crate) fn fails(store: &Path, args: &[&str]) -> String {
     assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     stderr
+}
+
+/// A scripted peer on 127.0.0.1: accepts one connection on its own thread and
+/// runtime and hands it, framed, to `script`. Returns the address and the thread,
+/// which yields what the script returned.
+pub(crate) fn one_connection_peer<F, Fut, R>(script: F) -> (String, JoinHandle<R>)
+where
+    F: FnOnce(FramedTransport<TcpStream>) -> Fut + Send + 'static,
+    Fut: Future<Output = R>,
+    R: Send + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            script(FramedTransport::tcp(stream).unwrap()).await
+        })
+    });
+    (addr, peer)
 }

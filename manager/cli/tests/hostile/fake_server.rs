@@ -39,37 +39,24 @@ fn fake_server<F>(handshake: Handshake, script: F) -> (String, JoinHandle<Seen>)
 where
     F: FnOnce(Transport, Seen) -> Scripted + Send + 'static,
 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let handle = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            listener.set_nonblocking(true).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut transport = FramedTransport::tcp(stream).unwrap();
-            let mut seen = Seen::default();
-            let _hello = transport.recv().await;
-            let _ = transport
-                .send(&StreamMessage::new(Body::Handshake(handshake)))
-                .await;
-            if let Ok(Some(StreamMessage {
-                body: Some(Body::Init(init)),
-            })) = transport.recv().await
-                && let Some(Kind::Snapshot(snapshot)) = init.kind
-            {
-                seen.init = Some(snapshot);
-            }
-            let (mut transport, mut seen) = script(transport, seen).await;
-            read_abort(&mut transport, &mut seen).await;
-            let _ = transport.close().await;
-            seen
-        })
-    });
-    (addr, handle)
+    crate::common::one_connection_peer(move |mut transport| async move {
+        let mut seen = Seen::default();
+        let _hello = transport.recv().await;
+        let _ = transport
+            .send(&StreamMessage::new(Body::Handshake(handshake)))
+            .await;
+        if let Ok(Some(StreamMessage {
+            body: Some(Body::Init(init)),
+        })) = transport.recv().await
+            && let Some(Kind::Snapshot(snapshot)) = init.kind
+        {
+            seen.init = Some(snapshot);
+        }
+        let (mut transport, mut seen) = script(transport, seen).await;
+        read_abort(&mut transport, &mut seen).await;
+        let _ = transport.close().await;
+        seen
+    })
 }
 
 /// What a script returns: a boxed future giving the transport and notes back.
