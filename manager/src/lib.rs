@@ -70,6 +70,7 @@ pub mod registry;
 mod report;
 pub mod selection;
 mod serve;
+mod slots;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;
@@ -84,6 +85,7 @@ pub use registry::{
 pub use report::{ReportJson, SessionReport};
 pub use selection::{ProtocolChoice, Selection, Unconverged, select, select_after};
 pub use serve::{
-    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_PENDING_CONNECTIONS, DRAIN_GRACE, STREAM_DEADLINE, ServeSummary,
+    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER, DEFAULT_FIRST_MESSAGE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS, DRAIN_GRACE, STREAM_DEADLINE,
+    ServeSummary,
 };

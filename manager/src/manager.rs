@@ -26,8 +26,8 @@ use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScop
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Unconverged, select_after};
 use crate::serve::{
-    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_PENDING_CONNECTIONS,
+    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER, DEFAULT_FIRST_MESSAGE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS,
 };
 use synctree_transport::{BufferBudget, DEFAULT_SEND_TIMEOUT};
 
@@ -62,6 +62,9 @@ pub struct ManagerConfig {
     pub first_message_timeout: Duration,
     /// Served connections waiting for their first frame at once; more get `BUSY`.
     pub max_pending_connections: usize,
+    /// When every session slot is taken, a holder that has received nothing that
+    /// makes progress for this long gives its slot to a newcomer (and gets `BUSY`).
+    pub evict_idle_after: Duration,
     /// Served connections (pending or in a session) from one IP address at once;
     /// more get `BUSY`.
     pub max_connections_per_ip: usize,
@@ -81,6 +84,7 @@ impl Default for ManagerConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
             max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
+            evict_idle_after: DEFAULT_EVICT_IDLE_AFTER,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             buffer_budget_bytes: DEFAULT_BUFFER_BUDGET_BYTES,
             send_timeout: DEFAULT_SEND_TIMEOUT,

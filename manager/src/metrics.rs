@@ -187,6 +187,11 @@ pub fn record_served(outcome: &Result<Served, ManagerError>) {
     counter!(SERVED, "protocol" => protocol, "outcome" => outcome).increment(1);
 }
 
+/// Records a served stream ended to give its slot to a newcomer.
+pub fn record_evicted() {
+    counter!(SERVED, "protocol" => "unknown", "outcome" => "evicted").increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

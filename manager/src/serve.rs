@@ -2,13 +2,16 @@
 //!
 //! ```text
 //!  accept ─► per-address cap ─► pending pool ─► first frame within      ─► session slot ─► handle_stream
-//!            (BUSY)             (BUSY)          first_message_timeout      (BUSY)           (STREAM_DEADLINE)
-//!                                               (closed otherwise)
+//!            (BUSY)             (BUSY)          first_message_timeout      (free, or the     (STREAM_DEADLINE)
+//!                                               (closed otherwise)          idlest holder's;
+//!                                                                           BUSY otherwise)
 //! ```
 //!
 //! A connection holds a session slot only once it has sent its first frame, so
 //! connections that send nothing cost a pending place for a few seconds, never a
-//! slot; every transport charges the manager's [`BufferBudget`].
+//! slot; when every slot is taken, the holder that has gone longest without
+//! progress gives way if that is at least `evict_idle_after` (see
+//! [`slots`](crate::slots)); every transport charges the manager's [`BufferBudget`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,11 +25,12 @@ use synctree_primitives::wire::AbortCode;
 use synctree_primitives::{Store, StreamMessage, SyncTransport, TransportError};
 use synctree_transport::{BufferBudget, FramedTransport};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::ManagerError;
 use crate::manager::{Served, SyncManager};
+use crate::slots::{Acquired, ProgressTransport, Slot, SlotTable};
 
 /// How long sessions in progress may run on after shutdown is requested.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -46,6 +50,11 @@ pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// a task and at most one [`MAX_FIRST_FRAME_BYTES`] frame, so 1024 cost at most
 /// 64 MiB, and idle connections beyond it are refused without touching a slot.
 pub const DEFAULT_MAX_PENDING_CONNECTIONS: usize = 1024;
+
+/// Default idle time after which a session gives its slot to a newcomer when every
+/// slot is taken: an honest peer answers within a round trip and a local lookup, so
+/// a second of silence under slot pressure marks a holder that is not working.
+pub const DEFAULT_EVICT_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Default connections (pending or in a session) from one IP address at once:
 /// a node syncs a handful of contexts with a peer concurrently; one address cannot
@@ -75,6 +84,9 @@ pub struct ServeSummary {
     pub busy_per_address: u64,
     /// Connections closed because their first frame did not arrive in time.
     pub first_message_timeouts: u64,
+    /// Sessions ended with `BUSY` to give their slot to a newcomer, after going
+    /// at least `evict_idle_after` without progress while every slot was taken.
+    pub evicted: u64,
 }
 
 /// The serve loop's counters, shared with its connection tasks.
@@ -84,6 +96,7 @@ struct Counters {
     busy: AtomicU64,
     busy_per_address: AtomicU64,
     first_message_timeouts: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl Counters {
@@ -97,6 +110,7 @@ impl Counters {
             busy: self.busy.load(Ordering::Relaxed),
             busy_per_address: self.busy_per_address.load(Ordering::Relaxed),
             first_message_timeouts: self.first_message_timeouts.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
         }
     }
 }
@@ -148,7 +162,7 @@ impl Drop for AddressGuard {
 /// What every connection task shares.
 #[derive(Debug)]
 struct Admission {
-    slots: Arc<Semaphore>,
+    slots: Arc<SlotTable>,
     pending: Arc<Semaphore>,
     per_address: Arc<PerAddress>,
     counters: Counters,
@@ -161,7 +175,8 @@ impl<S: Store + 'static> SyncManager<S> {
     /// address already has `max_connections_per_ip` open or
     /// `max_pending_connections` are waiting for their first frame; it is closed
     /// when its first frame takes longer than `first_message_timeout`; it then gets
-    /// one of `max_concurrent_sessions` slots, or `BUSY`.
+    /// one of `max_concurrent_sessions` slots (evicting the holder longest without
+    /// progress when all are taken and it has been idle `evict_idle_after`), or `BUSY`.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -169,7 +184,7 @@ impl<S: Store + 'static> SyncManager<S> {
     ) -> std::io::Result<ServeSummary> {
         let config = self.config();
         let admission = Arc::new(Admission {
-            slots: Arc::new(Semaphore::new(config.max_concurrent_sessions.max(1))),
+            slots: SlotTable::new(config.max_concurrent_sessions, config.evict_idle_after),
             pending: Arc::new(Semaphore::new(config.max_pending_connections.max(1))),
             per_address: Arc::new(PerAddress {
                 open: Mutex::new(HashMap::new()),
@@ -224,8 +239,16 @@ impl<S: Store + 'static> SyncManager<S> {
             return;
         }
         drop(pending);
-        let Ok(slot) = Arc::clone(&admission.slots).try_acquire_owned() else {
-            return refuse_busy(&mut transport, counters, "too many sessions; retry later").await;
+        let slot = match admission.slots.acquire() {
+            Some(Acquired::Free(slot)) => slot,
+            Some(Acquired::Evicted(slot)) => {
+                Counters::bump(&counters.evicted);
+                slot
+            }
+            None => {
+                return refuse_busy(&mut transport, counters, "too many sessions; retry later")
+                    .await;
+            }
         };
         self.serve_session(&mut transport, addr, slot).await;
     }
@@ -241,9 +264,19 @@ impl<S: Store + 'static> SyncManager<S> {
         &self,
         transport: &mut FramedTransport<TcpStream>,
         addr: SocketAddr,
-        _slot: OwnedSemaphorePermit,
+        slot: Slot,
     ) {
-        let served = tokio::time::timeout(STREAM_DEADLINE, self.handle_stream(transport)).await;
+        let mut tracked = ProgressTransport::new(transport, slot.progress.clone());
+        let served = tokio::select! {
+            served = tokio::time::timeout(STREAM_DEADLINE, self.handle_stream(&mut tracked)) => Some(served),
+            () = slot.evicted.notified() => None,
+        };
+        drop(slot);
+        let Some(served) = served else {
+            tracing::info!(peer = %addr, "session evicted: no progress while every slot was taken");
+            crate::metrics::record_evicted();
+            return tell_busy(transport, "evicted: no progress while the node was full").await;
+        };
         let outcome = match served {
             Ok(outcome) => outcome,
             Err(_) => Err(ManagerError::Transport {
@@ -259,6 +292,11 @@ impl<S: Store + 'static> SyncManager<S> {
 
 async fn refuse_busy<T: SyncTransport>(transport: &mut T, counters: &Counters, why: &str) {
     Counters::bump(&counters.busy);
+    tell_busy(transport, why).await;
+}
+
+/// Sends a `BUSY` abort and closes, giving up after [`REFUSAL_TIMEOUT`].
+async fn tell_busy<T: SyncTransport>(transport: &mut T, why: &str) {
     let abort = StreamMessage::abort(AbortCode::Busy, why);
     let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
         let _ = transport.send(&abort).await;

@@ -193,6 +193,43 @@ async fn the_connection_past_the_per_address_cap_is_refused_busy() {
     assert_eq!((summary.busy, summary.busy_per_address), (1, 1));
 }
 
+/// Holders from as many addresses as there are slots, each idle after its first
+/// frame: a newcomer evicts one instead of waiting out the idle timeout.
+#[tokio::test]
+async fn idle_slot_holders_from_many_addresses_give_way_to_a_newcomer() {
+    let server = Server::start(ManagerConfig {
+        max_concurrent_sessions: 4,
+        evict_idle_after: Duration::from_millis(200),
+        ..ManagerConfig::default()
+    })
+    .await;
+    let mut holders = Vec::new();
+    for i in 0..4 {
+        let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 10 + i), server.addr).await;
+        let hello = init(Kind::HashComparison(HashComparisonInit {
+            root: vec![0; 32].into(),
+        }));
+        stream.write_all(&raw_frame(&hello)).await.expect("send init");
+        holders.push(FramedTransport::tcp(stream).expect("tcp"));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    guard(legit_sync(server.addr, Ipv4Addr::new(127, 0, 0, 2))).await;
+    let mut told_busy = 0;
+    for holder in &mut holders {
+        if let Ok(Ok(Some(StreamMessage { body: Some(Body::Abort(a)) }))) =
+            tokio::time::timeout(Duration::from_millis(500), holder.recv()).await
+        {
+            assert_eq!(a.code, AbortCode::Busy as i32);
+            told_busy += 1;
+        }
+    }
+    drop(holders);
+    let summary = server.stop().await;
+    assert_eq!(summary.evicted, 1, "{summary:?}");
+    assert_eq!(told_busy, 1);
+    assert_eq!(summary.busy, 0);
+}
+
 /// The empty pushes arrive every 10 s, a third of the idle timeout: each used to
 /// reset it, so the session lived until `STREAM_DEADLINE`.
 #[tokio::test(start_paused = true)]
@@ -328,9 +365,13 @@ async fn measure_sync_latency_under_500_idle_connections() {
     println!("{summary:?}");
 }
 
-/// A session kept open with an empty `EntryPush` every 10 s.
-async fn empty_pusher(addr: SocketAddr) {
-    let Ok(stream) = TcpStream::connect(addr).await else {
+/// A session kept open from `from` with an empty `EntryPush` every 10 s.
+async fn empty_pusher(addr: SocketAddr, from: Ipv4Addr) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(from), 0))
+        .expect("bind");
+    let Ok(stream) = socket.connect(addr).await else {
         return;
     };
     let mut transport = FramedTransport::tcp(stream).expect("tcp");
@@ -355,14 +396,21 @@ async fn empty_pusher(addr: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "wall-clock measurement"]
 async fn measure_sync_latency_under_64_empty_push_sessions() {
-    for cap in [synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP, 10_000] {
+    let one = |_| Ipv4Addr::LOCALHOST;
+    let many = |i: u8| Ipv4Addr::new(127, 0, 1, i);
+    let cases: [(&str, usize, &dyn Fn(u8) -> Ipv4Addr); 3] = [
+        ("one address", synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP, &one),
+        ("one address, no per-address cap", 10_000, &one),
+        ("64 addresses", synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP, &many),
+    ];
+    for (name, cap, from) in cases {
         let server = Server::start(ManagerConfig {
             max_connections_per_ip: cap,
             ..ManagerConfig::default()
         })
         .await;
-        let pushers: Vec<_> = (0..64)
-            .map(|_| tokio::spawn(empty_pusher(server.addr)))
+        let pushers: Vec<_> = (0..64u8)
+            .map(|i| tokio::spawn(empty_pusher(server.addr, from(i))))
             .collect();
         tokio::time::sleep(Duration::from_millis(500)).await;
         // The legitimate client retries on BUSY, as anti-entropy would.
@@ -389,7 +437,7 @@ async fn measure_sync_latency_under_64_empty_push_sessions() {
             }
         };
         println!(
-            "64 empty-push sessions, per-address cap {cap}: first sync after {took:?} ({refusals} refusals)"
+            "64 empty-push sessions, {name}, per-address cap {cap}: first sync after {took:?} ({refusals} refusals)"
         );
         for p in pushers {
             p.abort();
