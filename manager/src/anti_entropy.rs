@@ -20,6 +20,7 @@
 
 mod config;
 mod connector;
+mod pairs;
 mod schedule;
 mod session;
 
@@ -37,6 +38,7 @@ pub use config::{
     DEFAULT_MAX_CONCURRENT, DEFAULT_SESSION_DEADLINE,
 };
 pub use connector::{Connector, DEFAULT_CONNECT_TIMEOUT, TcpConnector};
+pub use pairs::PairStatus;
 pub use session::{AntiEntropyStats, SharedStats};
 
 use crate::manager::SyncManager;

@@ -72,7 +72,10 @@ pub mod selection;
 mod serve;
 mod slots;
 
-pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
+pub use anti_entropy::{
+    AntiEntropy, AntiEntropyConfig, AntiEntropyStats, Connector, PairStatus, SharedStats,
+    TcpConnector,
+};
 pub use error::ManagerError;
 pub use handshake::{PeerSummary, TopFingerprint};
 pub use manager::{

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use synctree_primitives::{SyncStats, TransportStats};
 
 use crate::handshake::PeerSummary;
@@ -66,7 +66,11 @@ impl SessionReport {
             None => (self.local.root, self.remote.root),
         };
         ReportJson {
-            protocol: self.selection.protocol.map_or("none", |p| p.name()),
+            protocol: self
+                .selection
+                .protocol
+                .map_or("none", |p| p.name())
+                .to_owned(),
             reason: self.selection.reason.clone(),
             converged: self.converged(),
             root_local: local_root.to_hex(),
@@ -89,10 +93,10 @@ impl SessionReport {
 }
 
 /// The `--json` object of a session.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ReportJson {
     /// Protocol that ran (`none` when roots matched).
-    pub protocol: &'static str,
+    pub protocol: String,
     /// Why it was picked.
     pub reason: String,
     /// Both roots equal at the end.

@@ -209,15 +209,19 @@ async fn idle_slot_holders_from_many_addresses_give_way_to_a_newcomer() {
         let hello = init(Kind::HashComparison(HashComparisonInit {
             root: vec![0; 32].into(),
         }));
-        stream.write_all(&raw_frame(&hello)).await.expect("send init");
+        stream
+            .write_all(&raw_frame(&hello))
+            .await
+            .expect("send init");
         holders.push(FramedTransport::tcp(stream).expect("tcp"));
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     guard(legit_sync(server.addr, Ipv4Addr::new(127, 0, 0, 2))).await;
     let mut told_busy = 0;
     for holder in &mut holders {
-        if let Ok(Ok(Some(StreamMessage { body: Some(Body::Abort(a)) }))) =
-            tokio::time::timeout(Duration::from_millis(500), holder.recv()).await
+        if let Ok(Ok(Some(StreamMessage {
+            body: Some(Body::Abort(a)),
+        }))) = tokio::time::timeout(Duration::from_millis(500), holder.recv()).await
         {
             assert_eq!(a.code, AbortCode::Busy as i32);
             told_busy += 1;
@@ -396,12 +400,15 @@ async fn empty_pusher(addr: SocketAddr, from: Ipv4Addr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "wall-clock measurement"]
 async fn measure_sync_latency_under_64_empty_push_sessions() {
-    let one = |_| Ipv4Addr::LOCALHOST;
-    let many = |i: u8| Ipv4Addr::new(127, 0, 1, i);
-    let cases: [(&str, usize, &dyn Fn(u8) -> Ipv4Addr); 3] = [
-        ("one address", synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP, &one),
-        ("one address, no per-address cap", 10_000, &one),
-        ("64 addresses", synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP, &many),
+    /// Where pusher `i` connects from.
+    type Source = fn(u8) -> Ipv4Addr;
+    let one: Source = |_| Ipv4Addr::LOCALHOST;
+    let many: Source = |i| Ipv4Addr::new(127, 0, 1, i);
+    let per_ip = synctree_manager::DEFAULT_MAX_CONNECTIONS_PER_IP;
+    let cases = [
+        ("one address", per_ip, one),
+        ("one address, no per-address cap", 10_000, one),
+        ("64 addresses", per_ip, many),
     ];
     for (name, cap, from) in cases {
         let server = Server::start(ManagerConfig {

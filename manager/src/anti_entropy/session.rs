@@ -1,13 +1,15 @@
 //! One anti-entropy session: connect, sync under a deadline, and record what
 //! happened whatever the outcome.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use synctree_primitives::{ContextId, Store, SyncTransport};
 use tokio::time::{Instant, timeout_at};
 
 use super::connector::Connector;
+use super::pairs::PairStatus;
 use crate::manager::SyncManager;
 use crate::record::{Outcome, SessionError, SessionRecord};
 use crate::selection::ProtocolChoice;
@@ -55,29 +57,46 @@ impl AntiEntropyStats {
     }
 }
 
-/// [`AntiEntropyStats`] shared between a scheduler and whoever watches it; it
-/// outlives the scheduler (a simulated node keeps its totals across restarts).
+/// [`AntiEntropyStats`] and the per-pair [`PairStatus`] table, shared between a
+/// scheduler and whoever watches it; it outlives the scheduler (a simulated node
+/// keeps its totals across restarts).
 #[derive(Clone, Debug, Default)]
-pub struct SharedStats(Arc<Mutex<AntiEntropyStats>>);
+pub struct SharedStats(Arc<Mutex<Totals>>);
+
+#[derive(Debug, Default)]
+struct Totals {
+    all: AntiEntropyStats,
+    pairs: BTreeMap<(String, ContextId), PairStatus>,
+}
 
 impl SharedStats {
     /// The totals so far.
     pub fn snapshot(&self) -> AntiEntropyStats {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lock().all
+    }
+
+    /// The latest state of every (peer, context) pair that has had a session,
+    /// ordered by peer, then context.
+    pub fn pairs(&self) -> Vec<PairStatus> {
+        self.lock().pairs.values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Totals> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn started(&self) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .attempted += 1;
+        self.lock().all.attempted += 1;
     }
 
     pub(crate) fn finished(&self, record: &SessionRecord) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(record);
+        let mut totals = self.lock();
+        totals.all.record(record);
+        totals
+            .pairs
+            .entry((record.peer.clone(), record.context.clone()))
+            .or_insert_with(|| PairStatus::new(record))
+            .record(record, SystemTime::now());
     }
 }
 

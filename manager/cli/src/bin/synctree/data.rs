@@ -30,20 +30,20 @@ const GEN_BATCH_MAX: usize = 20_000;
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
     /// Context to write in.
-    context: String,
+    pub(crate) context: String,
     /// Key.
-    key: String,
+    pub(crate) key: String,
     /// Value (UTF-8; use `import` for binary data).
-    value: String,
+    pub(crate) value: String,
 }
 
 /// Arguments of `synctree get` and `synctree del`.
 #[derive(Debug, Args)]
 pub(crate) struct KeyArgs {
     /// Context of the key.
-    context: String,
+    pub(crate) context: String,
     /// Key.
-    key: String,
+    pub(crate) key: String,
 }
 
 /// Arguments of `synctree gen`.
@@ -78,28 +78,49 @@ pub(crate) fn del(node: &Node, args: KeyArgs) -> Result<(), CliError> {
 /// `get`: prints the live value of `key`, or fails when it is missing or deleted.
 pub(crate) fn get(node: &Node, args: KeyArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
+    let value = lookup(node, &context, &args.key)?;
+    print_value(&value)
+}
+
+/// The live value of `key`: fails when the context is empty or the key is
+/// missing or deleted.
+pub(crate) fn lookup(node: &Node, context: &ContextId, key: &str) -> Result<Bytes, CliError> {
     let store = node.store();
-    require_context(&**store, &context)?;
-    let entry = store.get(&context, &key_hash(args.key.as_bytes()))?;
-    let key = args.key;
+    require_context(&**store, context)?;
+    let entry = store.get(context, &key_hash(key.as_bytes()))?;
+    let (context, key) = (context.clone(), key.to_owned());
     match entry {
         None => Err(CliError::NoKey { context, key }),
         Some(e) if e.tombstone => Err(CliError::Deleted { context, key }),
-        Some(e) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&e.value)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush())
-                .map_err(CliError::Output)
-        }
+        Some(e) => Ok(e.value),
     }
+}
+
+/// Prints a value and a newline, as `get` does.
+pub(crate) fn print_value(value: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(value)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
 }
 
 /// `contexts`: prints every context holding at least one entry, one per line.
 pub(crate) fn contexts(node: &Node) -> Result<(), CliError> {
+    let names: Vec<String> = node
+        .store()
+        .contexts()?
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    print_contexts(&names)
+}
+
+/// Prints context names, one per line, as `contexts` does.
+pub(crate) fn print_contexts(names: &[String]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    for context in node.store().contexts()? {
-        writeln!(out, "{context}").map_err(CliError::Output)?;
+    for name in names {
+        writeln!(out, "{name}").map_err(CliError::Output)?;
     }
     out.flush().map_err(CliError::Output)
 }
@@ -140,7 +161,7 @@ pub(crate) fn require_context<S: Store + ?Sized>(
 
 /// Writes one local entry (`None`: a tombstone) with a version that supersedes the
 /// key's current one ([`LocalWrites::write_local`]).
-fn write_local(
+pub(crate) fn write_local(
     node: &Node,
     context: &ContextId,
     key: &str,

@@ -161,6 +161,67 @@ pub(crate) enum CliError {
         /// Peer's root (hex).
         remote: String,
     },
+    /// Neither this node nor the peer holds the context.
+    #[error("neither this node nor {peer} holds context `{context}`")]
+    NotHeld {
+        /// The peer.
+        peer: String,
+        /// The context.
+        context: ContextId,
+    },
+    /// `sync` without `--context` on a store holding nothing.
+    #[error("this node holds no context; pass --context NAME to fetch one from the peer")]
+    NothingToSync,
+    /// Some of several sessions failed (each was reported above).
+    #[error("{failed} of {total} contexts did not sync")]
+    SomeSyncsFailed {
+        /// Sessions that failed or diverged.
+        failed: usize,
+        /// Sessions run.
+        total: usize,
+    },
+    /// `--interval` out of range.
+    #[error("--interval {0} is out of range (0.05 to 86400 seconds)")]
+    BadInterval(f64),
+    /// `DIR/api.json` does not hold an endpoint.
+    #[error("{} is damaged: {reason}", path.display())]
+    BadEndpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The system's random source failed.
+    #[error("cannot read random bytes: {0}")]
+    Random(String),
+    /// The running node's API could not be reached or answered badly.
+    #[error("cannot reach the running node's API at {addr}")]
+    ApiUnreachable {
+        /// The API address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The running node refused or failed the request.
+    #[error("{message}")]
+    Remote {
+        /// `not_found`, `bad_request`, `unauthorized` or `failed`.
+        kind: String,
+        /// The node's one-line reason (escaped).
+        message: String,
+    },
+    /// This command cannot run while `serve` holds the store.
+    #[error(
+        "the store at {} is held by a running node, and `{command}` cannot go through its API; stop the node first",
+        dir.display()
+    )]
+    NotRemote {
+        /// The store directory.
+        dir: PathBuf,
+        /// The command.
+        command: &'static str,
+    },
     /// Encoding the JSON output failed.
     #[error("cannot encode the JSON output")]
     Json(#[from] serde_json::Error),

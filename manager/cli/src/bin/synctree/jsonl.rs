@@ -5,7 +5,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 
 use clap::Args;
 use synctree_cli::jsonl::{ImportPolicy, MAX_LINE_BYTES, parse_line, read_line, write_line};
-use synctree_primitives::{ApplyReport, ContextId, Entry, Hash, Store, StoredEntry, WallClock};
+use synctree_primitives::{ContextId, Entry, Hash, Store, StoredEntry, WallClock};
 
 use crate::data::require_context;
 use crate::error::{CliError, context};
@@ -26,35 +26,51 @@ const IMPORT_BATCH_MAX: usize = 20_000;
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// Context to export (to stdout).
-    context: String,
+    pub(crate) context: String,
 }
 
 /// Arguments of `synctree import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
     /// Context to import into.
-    context: String,
+    pub(crate) context: String,
     /// JSON Lines file to read; `-` reads stdin.
-    file: String,
+    pub(crate) file: String,
     /// Import versions that run more than MAX_CLOCK_SKEW_MS (60 s) ahead of this
     /// machine's clock, which sync would refuse: once imported they win over every
     /// write made until the clock catches up. An `hlc` of u64::MAX (the top of the
     /// range) is refused even so: the key could never be written again.
     #[arg(long)]
-    accept_future_versions: bool,
+    pub(crate) accept_future_versions: bool,
 }
 
 /// `export`: writes every entry of the context, tombstones included, to stdout.
 pub(crate) fn export(node: &Node, args: ExportArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
-    let store = node.store();
-    require_context(&**store, &context)?;
-    let bar = progress::bar(store.summary(&context)?.entry_count, "exporting");
     let mut out = BufWriter::new(std::io::stdout().lock());
+    export_to(node, &context, &mut out, true)?;
+    out.flush().map_err(CliError::Output)
+}
+
+/// Writes every entry of `context` to `out` as JSON Lines, with a progress bar
+/// when `progress` (and stderr is a terminal).
+pub(crate) fn export_to(
+    node: &Node,
+    context: &ContextId,
+    out: &mut impl Write,
+    progress: bool,
+) -> Result<(), CliError> {
+    let store = node.store();
+    require_context(&**store, context)?;
+    let total = store.summary(context)?.entry_count;
+    let bar = match progress {
+        true => progress::bar(total, "exporting"),
+        false => indicatif::ProgressBar::hidden(),
+    };
     let mut low = Some(Hash::ZERO);
     while let Some(from) = low {
-        let page = store.range(&context, &from, &Hash::MAX, EXPORT_PAGE)?;
-        write_page(&mut out, &page)?;
+        let page = store.range(context, &from, &Hash::MAX, EXPORT_PAGE)?;
+        write_page(out, &page)?;
         bar.inc(page.len() as u64);
         low = match page.last() {
             Some(last) if page.len() == EXPORT_PAGE => successor(&last.key_hash),
@@ -62,7 +78,7 @@ pub(crate) fn export(node: &Node, args: ExportArgs) -> Result<(), CliError> {
         };
     }
     bar.finish_and_clear();
-    out.flush().map_err(CliError::Output)
+    Ok(())
 }
 
 /// Writes one line per entry.
@@ -76,21 +92,62 @@ fn write_page(out: &mut impl Write, page: &[StoredEntry]) -> Result<(), CliError
     Ok(())
 }
 
+/// What an import did.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Imported {
+    /// Lines holding an entry.
+    pub(crate) entries: u64,
+    /// Entries that were new or newer than what the store held.
+    pub(crate) changed: u64,
+    /// Entries already held, or older.
+    pub(crate) unchanged: u64,
+}
+
 /// `import`: reads and checks every line, then applies the entries in batches.
 pub(crate) fn import(node: &Node, args: ImportArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
-    let policy = ImportPolicy {
-        clock: WallClock::System,
-        accept_future_versions: args.accept_future_versions,
-    };
-    let entries = read_entries(&args.file, &policy)?;
-    let report = apply_in_batches(node, &context, entries.as_slice())?;
+    let entries = read_entries(&args.file, args.accept_future_versions)?;
+    let imported = apply_in_batches(node, &context, entries.as_slice())?;
+    print_imported(&context, &imported)
+}
+
+/// Imports JSON Lines read from `input` (named `name` in errors).
+pub(crate) fn import_from(
+    node: &Node,
+    context: &ContextId,
+    input: impl Read,
+    name: &str,
+    accept_future_versions: bool,
+) -> Result<Imported, CliError> {
+    let entries = parse_entries(input, name, accept_future_versions)?;
+    apply_in_batches(node, context, entries.as_slice())
+}
+
+/// Prints what an import did, as `import` does.
+pub(crate) fn print_imported(context: &ContextId, imported: &Imported) -> Result<(), CliError> {
     emit(&format!(
         "imported {} entries into `{context}` ({} new or changed, {} already held or older)\n",
-        entries.len(),
-        report.changed,
-        report.unchanged
+        imported.entries, imported.changed, imported.unchanged
     ))
+}
+
+/// Reads the whole of `file` (`-`: stdin), bounded by the import limits, for
+/// sending to a running node.
+pub(crate) fn read_input(file: &str) -> Result<Vec<u8>, CliError> {
+    let read_err = |e| CliError::ImportRead(file.to_owned(), e);
+    let mut bytes = Vec::new();
+    open_input(file)
+        .map_err(read_err)?
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    Ok(bytes)
+}
+
+fn open_input(file: &str) -> std::io::Result<Box<dyn Read>> {
+    Ok(match file {
+        "-" => Box::new(std::io::stdin().lock()),
+        path => Box::new(File::open(path)?),
+    })
 }
 
 /// The next key hash in order, `None` after the last one.
@@ -106,13 +163,23 @@ fn successor(hash: &Hash) -> Option<Hash> {
     None
 }
 
-/// Every entry of `file` (`-`: stdin), each line checked, its version against `policy`.
-fn read_entries(file: &str, policy: &ImportPolicy) -> Result<Vec<Entry>, CliError> {
-    let read_err = |e| CliError::ImportRead(file.to_owned(), e);
-    let input: Box<dyn Read> = match file {
-        "-" => Box::new(std::io::stdin().lock()),
-        path => Box::new(File::open(path).map_err(read_err)?),
+/// Every entry of `file` (`-`: stdin), each line checked, its version against the clock.
+fn read_entries(file: &str, accept_future_versions: bool) -> Result<Vec<Entry>, CliError> {
+    let input = open_input(file).map_err(|e| CliError::ImportRead(file.to_owned(), e))?;
+    parse_entries(input, file, accept_future_versions)
+}
+
+/// Every entry of `input`, each line checked, its version against the clock.
+fn parse_entries(
+    input: impl Read,
+    file: &str,
+    accept_future_versions: bool,
+) -> Result<Vec<Entry>, CliError> {
+    let policy = ImportPolicy {
+        clock: WallClock::System,
+        accept_future_versions,
     };
+    let read_err = |e| CliError::ImportRead(file.to_owned(), e);
     let mut reader = BufReader::new(input);
     let spinner = progress::spinner(format!("reading {file}"), false);
     let (mut entries, mut buf, mut number) = (Vec::new(), Vec::new(), 0u64);
@@ -141,9 +208,12 @@ fn apply_in_batches(
     node: &Node,
     context: &ContextId,
     mut entries: &[Entry],
-) -> Result<ApplyReport, CliError> {
+) -> Result<Imported, CliError> {
     let bar = progress::bar(entries.len() as u64, "importing");
-    let mut total = ApplyReport::default();
+    let mut total = Imported {
+        entries: entries.len() as u64,
+        ..Imported::default()
+    };
     while !entries.is_empty() {
         let take = batch_len(entries);
         let (batch, rest) = entries.split_at(take);

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod data;
 mod demo;
 mod error;
@@ -19,9 +20,10 @@ mod progress;
 mod protocol_arg;
 mod root;
 mod simulate;
+mod status;
 
 use std::io::{ErrorKind, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -59,9 +61,10 @@ enum Command {
     Node(NodeCommand),
 }
 
-/// Commands that open the store directory.
+/// Commands that open the store directory (or, while `serve` holds it, go
+/// through the running node's API).
 #[derive(Debug, Subcommand)]
-enum NodeCommand {
+pub(crate) enum NodeCommand {
     /// Write a value, with a version newer than any the key had.
     Put(data::PutArgs),
     /// Print a key's value (fails when the key is missing or deleted).
@@ -74,10 +77,13 @@ enum NodeCommand {
     Gen(data::GenArgs),
     /// Print a context's Merkle root, entry count and tree depth.
     Root(root::RootArgs),
-    /// Answer sync sessions until SIGINT or SIGTERM.
+    /// Run the node until SIGINT or SIGTERM: answer sync sessions, keep every
+    /// context in sync with `--peer`s, and serve the client API.
     Serve(net::ServeArgs),
-    /// Reconcile one context with a serving peer.
+    /// Reconcile one context (or every context this node holds) with a serving peer.
     Sync(net::SyncArgs),
+    /// The node's contexts and, while it serves, its peers.
+    Status(status::StatusArgs),
     /// Write a context's entries to stdout as JSON Lines.
     #[command(after_long_help = jsonl::FORMAT_HELP)]
     Export(jsonl::ExportArgs),
@@ -118,29 +124,50 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a node command on the store directory.
+/// Runs a node command on the store directory, or through the API of the
+/// running node that holds it.
 async fn run(
     store: Option<PathBuf>,
     command: NodeCommand,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = node::store_dir(store)?;
-    let open = |how| Node::open(&dir, how);
-    let outcome = match command {
-        NodeCommand::Put(args) => data::put(&open(Open::Create)?, args),
-        NodeCommand::Get(args) => data::get(&open(Open::Existing)?, args),
-        NodeCommand::Del(args) => data::del(&open(Open::Create)?, args),
-        NodeCommand::Contexts => data::contexts(&open(Open::Existing)?),
-        NodeCommand::Gen(args) => data::gen_entries(&open(Open::Create)?, args),
-        NodeCommand::Root(args) => root::run(&open(Open::Existing)?, args),
-        NodeCommand::Serve(args) => net::serve(open(Open::Create)?, args).await,
-        NodeCommand::Sync(args) => net::sync(open(Open::Create)?, args).await,
-        NodeCommand::Export(args) => jsonl::export(&open(Open::Existing)?, args),
-        NodeCommand::Import(args) => jsonl::import(&open(Open::Create)?, args),
+    let how = match &command {
+        NodeCommand::Get(_)
+        | NodeCommand::Contexts
+        | NodeCommand::Root(_)
+        | NodeCommand::Export(_)
+        | NodeCommand::Status(_) => Open::Existing,
+        _ => Open::Create,
+    };
+    let outcome = match Node::open(&dir, how) {
+        Ok(node) => run_local(node, &dir, command).await,
+        Err(CliError::InUse(held)) => match api::endpoint::find(&dir)? {
+            Some(at) => api::remote::run(&dir, at, command).await,
+            None => Err(CliError::InUse(held)),
+        },
+        Err(e) => Err(e),
     };
     match outcome {
         // A reader that went away (`export | head`) is not an error.
         Err(CliError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
+    }
+}
+
+/// Runs a node command on the store, opened by this process.
+async fn run_local(node: Node, dir: &Path, command: NodeCommand) -> Result<(), CliError> {
+    match command {
+        NodeCommand::Put(args) => data::put(&node, args),
+        NodeCommand::Get(args) => data::get(&node, args),
+        NodeCommand::Del(args) => data::del(&node, args),
+        NodeCommand::Contexts => data::contexts(&node),
+        NodeCommand::Gen(args) => data::gen_entries(&node, args),
+        NodeCommand::Root(args) => root::run(&node, args),
+        NodeCommand::Serve(args) => net::serve(node, dir, args).await,
+        NodeCommand::Sync(args) => net::sync(node, args).await,
+        NodeCommand::Status(args) => status::run(&node, args),
+        NodeCommand::Export(args) => jsonl::export(&node, args),
+        NodeCommand::Import(args) => jsonl::import(&node, args),
     }
 }
 

@@ -1,15 +1,23 @@
-//! Network commands: `serve` answers sync sessions, `sync` opens one.
+//! Network commands: `serve` runs the node (sessions, anti-entropy, client API),
+//! `sync` opens sessions with a peer.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use synctree_manager::{DRAIN_GRACE, ManagerConfig, SessionReport, SyncManager};
-use synctree_primitives::Identity;
+use serde::{Deserialize, Serialize};
+use synctree_manager::{
+    AntiEntropy, AntiEntropyConfig, DRAIN_GRACE, ManagerConfig, ReportJson, SessionReport,
+    SharedStats, SyncManager, TcpConnector,
+};
+use synctree_primitives::{ContextId, Identity, Store};
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
+use crate::api::{Api, endpoint};
 use crate::error::{CliError, context};
 use crate::node::Node;
 use crate::output::emit;
@@ -30,6 +38,18 @@ pub(crate) struct ServeArgs {
     /// `http://ADDR/metrics`.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// The client API's address (HTTP/JSON, docs/openapi.yaml); commands like
+    /// `put` and `sync` on this store directory use it while the node runs. Beyond
+    /// loopback every request needs the token in `DIR/api-token`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    api: std::net::SocketAddr,
+    /// A peer to keep in sync (`HOST:PORT`, repeatable): every context either
+    /// holds is synced with it every `--interval`.
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<String>,
+    /// Seconds between anti-entropy rounds with each peer.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    interval: f64,
 }
 
 /// Arguments of `synctree sync`.
@@ -37,42 +57,102 @@ pub(crate) struct ServeArgs {
 pub(crate) struct SyncArgs {
     /// Address of a node running `synctree serve`.
     #[arg(long, value_name = "ADDR")]
-    peer: String,
-    /// Context to reconcile.
+    pub(crate) peer: String,
+    /// Context to reconcile [default: every context this node holds].
     #[arg(long)]
-    context: String,
+    pub(crate) context: Option<String>,
     /// Protocol to run.
     #[arg(long, value_enum, default_value_t = ProtocolArg::Auto)]
-    protocol: ProtocolArg,
+    pub(crate) protocol: ProtocolArg,
     /// Print one JSON object on stdout (the fields of `demo --json`, with
     /// `root_local` and `root_remote` for this node and the peer).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
-/// `serve`: answers sync sessions until SIGINT or SIGTERM, then lets running
-/// sessions finish (up to the drain grace period) and closes the store.
-pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
-    let identity = Identity::new(node.node_id()?);
+/// Shortest `--interval`: a node cannot be made to sync every pair in a busy loop.
+const MIN_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest `--interval`: a day (anything longer is a typo; it would also overflow
+/// the scheduler's deadlines).
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// `serve`: the long-running node. Answers sync sessions, keeps every context in
+/// sync with `--peer`s, and serves the client API, until SIGINT or SIGTERM; then
+/// lets running sessions finish (up to the drain grace period) and closes the store.
+pub(crate) async fn serve(node: Node, dir: &Path, args: ServeArgs) -> Result<(), CliError> {
+    let interval = interval(args.interval)?;
+    let node_id = node.node_id()?;
     let shutdown = shutdown_signal()?;
-    let listen_err = |source| CliError::Listen {
-        addr: args.listen.clone(),
-        source,
+    let listen_err = |addr: String| move |source| CliError::Listen { addr, source };
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(listen_err(args.listen.clone()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(listen_err(args.listen.clone()))?;
+    let api_listener = TcpListener::bind(args.api)
+        .await
+        .map_err(listen_err(args.api.to_string()))?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(listen_err(args.api.to_string()))?;
+    let token = match api_addr.ip().is_loopback() {
+        true => None,
+        false => Some(endpoint::token(dir)?),
     };
-    let listener = TcpListener::bind(&args.listen).await.map_err(listen_err)?;
-    let addr = listener.local_addr().map_err(listen_err)?;
     if let Some(metrics) = args.metrics {
         synctree_cli::prometheus::install_prometheus(metrics)?;
         eprintln!("synctree: metrics on http://{metrics}/metrics");
     }
+    let node = Arc::new(node);
+    let manager = Arc::new(SyncManager::new(
+        Arc::clone(node.store()),
+        Identity::new(node_id),
+        ManagerConfig::default(),
+    ));
+    let stats = SharedStats::default();
+    let config = AntiEntropyConfig {
+        interval,
+        jitter: interval / 5,
+        seed: node_id.0,
+        ..AntiEntropyConfig::default()
+    };
+    let peers = args.peers.clone();
+    let scheduler = AntiEntropy::new(Arc::clone(&manager), TcpConnector::default(), peers, config)
+        .with_stats(stats.clone());
+    let api = Arc::new(Api {
+        node: Arc::clone(&node),
+        manager: Arc::clone(&manager),
+        peers: args.peers.clone(),
+        stats,
+        node_id: node_id.to_string(),
+        listen: addr,
+        token,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let published = endpoint::publish(dir, api_addr)?;
+    let api_task = tokio::spawn(crate::api::serve(api_listener, api, until(stopped.clone())));
+    let anti_entropy = tokio::spawn(scheduler.run(until(stopped)));
+    eprintln!("synctree: api on http://{api_addr}");
     eprintln!("synctree: listening on {addr}");
-    tracing::info!(node = %identity.node_id, %addr, "serving");
-    let manager = SyncManager::new(Arc::clone(node.store()), identity, ManagerConfig::default());
-    let summary = Arc::new(manager)
-        .serve(listener, shutdown)
+    tracing::info!(node = %node_id, %addr, %api_addr, peers = args.peers.len(), "serving");
+    let summary = Arc::clone(&manager)
+        .serve(listener, async move {
+            shutdown.await;
+            stop.send_replace(true);
+        })
         .await
-        .map_err(listen_err)?;
-    node.close();
+        .map_err(listen_err(addr.to_string()))?;
+    let _ = anti_entropy.await;
+    if let Ok(Err(e)) = api_task.await {
+        tracing::warn!(error = %e, "the client API stopped with an error");
+    }
+    drop(published);
+    drop(manager);
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.close(),
+        Err(_) => tracing::warn!("store still in use; it closes on exit"),
+    }
     eprintln!(
         "synctree: stopped after {} connections ({} refused as busy); store closed",
         summary.accepted, summary.busy
@@ -80,35 +160,171 @@ pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `sync`: one session with the peer as initiator; prints the report. Fails when
-/// the session fails or ends with different roots.
+/// Checks `--interval`.
+fn interval(seconds: f64) -> Result<Duration, CliError> {
+    let interval = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO);
+    match (MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+        true => Ok(interval),
+        false => Err(CliError::BadInterval(seconds)),
+    }
+}
+
+/// Completes once `stopped` turns true (or its sender is gone).
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// What `sync` asks for, on the command line or through the API's "sync now".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SyncRequest {
+    /// The peer (`None` through the API: every configured peer).
+    #[serde(default)]
+    pub(crate) peer: Option<String>,
+    /// The context (`None`: every context this node holds).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// The protocol.
+    #[serde(default)]
+    pub(crate) protocol: ProtocolArg,
+}
+
+/// Each context's session result, in the order they ran.
+pub(crate) type SyncResults = Vec<(ContextId, Result<ReportJson, CliError>)>;
+
+/// How one context's session with one peer went, as the API reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SyncOutcome {
+    /// The peer.
+    pub(crate) peer: String,
+    /// The context.
+    pub(crate) context: String,
+    /// The session's report, when it completed.
+    #[serde(default)]
+    pub(crate) report: Option<ReportJson>,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+}
+
+/// `sync`: one session per context with the peer as initiator; prints each
+/// report. Fails when a session fails, or ends with different roots.
 pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
-    let context = context(&args.context)?;
     let identity = Identity::new(node.node_id()?);
-    let mut transport = connect(&args.peer).await?;
     let manager = SyncManager::new(Arc::clone(node.store()), identity, ManagerConfig::default());
-    let message = format!("syncing `{context}` with {}", args.peer);
-    let spinner = progress::spinner(message, args.json);
-    let report = manager
-        .sync(&mut transport, &context, args.protocol.choice())
-        .await;
-    spinner.finish_and_clear();
+    let request = SyncRequest {
+        peer: Some(args.peer.clone()),
+        context: args.context.clone(),
+        protocol: args.protocol,
+    };
+    let contexts = contexts_to_sync(&**node.store(), request.context.as_deref())?;
+    let mut results = Vec::new();
+    for context in contexts {
+        let synced = sync_one(&manager, &args.peer, &context, args.protocol, !args.json).await;
+        results.push((context, synced.map(|r| r.json())));
+    }
     drop(manager);
     node.close();
-    let report = report.map_err(|source| CliError::Sync {
-        peer: args.peer.clone(),
-        context,
-        source,
-    })?;
-    print_report(&report, &args.peer, args.json)?;
-    if report.converged() {
-        return Ok(());
+    finish_sync(&args.peer, results, args.json)
+}
+
+/// Every context of `request` with `peer`, as the API reports them.
+pub(crate) async fn sync_all<S: Store + 'static>(
+    manager: &SyncManager<S>,
+    store: &S,
+    peer: &str,
+    request: &SyncRequest,
+) -> Result<Vec<SyncOutcome>, CliError> {
+    let mut outcomes = Vec::new();
+    for context in contexts_to_sync(store, request.context.as_deref())? {
+        let synced = sync_one(manager, peer, &context, request.protocol, false).await;
+        let (report, error) = match synced {
+            Ok(report) => (Some(report.json()), None),
+            Err(e) => (None, Some(synctree_primitives::error::error_chain(&e))),
+        };
+        outcomes.push(SyncOutcome {
+            peer: peer.to_owned(),
+            context: context.to_string(),
+            report,
+            error,
+        });
     }
-    let json = report.json();
-    Err(CliError::Diverged {
-        local: json.root_local,
-        remote: json.root_remote,
-    })
+    Ok(outcomes)
+}
+
+/// `--context`, or every context the store holds (none: an error).
+fn contexts_to_sync<S: Store + ?Sized>(
+    store: &S,
+    named: Option<&str>,
+) -> Result<Vec<ContextId>, CliError> {
+    match named {
+        Some(name) => Ok(vec![context(name)?]),
+        None => {
+            let held = store.contexts()?;
+            match held.is_empty() {
+                true => Err(CliError::NothingToSync),
+                false => Ok(held),
+            }
+        }
+    }
+}
+
+/// One session on `context` with `peer`. A context neither side holds is an
+/// error, never a successful sync of nothing.
+async fn sync_one<S: Store + 'static>(
+    manager: &SyncManager<S>,
+    peer: &str,
+    context: &ContextId,
+    protocol: ProtocolArg,
+    show_progress: bool,
+) -> Result<SessionReport, CliError> {
+    let failed = |source| CliError::Sync {
+        peer: peer.to_owned(),
+        context: context.clone(),
+        source,
+    };
+    let mut transport = connect(peer).await?;
+    let message = format!("syncing `{context}` with {peer}");
+    let spinner = progress::spinner(message, !show_progress);
+    let report = manager
+        .sync(&mut transport, context, protocol.choice())
+        .await;
+    spinner.finish_and_clear();
+    let report = report.map_err(failed)?;
+    if !report.local.has_state && !report.remote.has_state {
+        return Err(CliError::NotHeld {
+            peer: peer.to_owned(),
+            context: context.clone(),
+        });
+    }
+    Ok(report)
+}
+
+/// Prints every result; with one context its error is the command's, with
+/// several each failure is printed and the command fails once at the end.
+pub(crate) fn finish_sync(peer: &str, results: SyncResults, json: bool) -> Result<(), CliError> {
+    let total = results.len();
+    let mut failures = Vec::new();
+    for (context, result) in results {
+        let failure = match result {
+            Ok(report) => {
+                print_report(&report, &context, peer, json, total > 1)?;
+                match report.converged {
+                    true => continue,
+                    false => CliError::Diverged {
+                        local: report.root_local,
+                        remote: report.root_remote,
+                    },
+                }
+            }
+            Err(e) => e,
+        };
+        failures.push(failure);
+    }
+    match (failures.len(), failures.pop()) {
+        (_, None) => Ok(()),
+        (1, Some(only)) if total == 1 => Err(only),
+        (failed, Some(_)) => Err(CliError::SomeSyncsFailed { failed, total }),
+    }
 }
 
 /// Connects to `peer` within [`CONNECT_TIMEOUT`].
@@ -157,13 +373,29 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, CliError> {
     })
 }
 
-/// Prints the report: the `--json` object, or a human summary.
-fn print_report(report: &SessionReport, peer: &str, json: bool) -> Result<(), CliError> {
-    let s = report.json();
+/// Prints one report: the `--json` object (one line; with `several`, tagged with
+/// its context), or a human summary.
+fn print_report(
+    s: &ReportJson,
+    context: &ContextId,
+    peer: &str,
+    json: bool,
+    several: bool,
+) -> Result<(), CliError> {
     if json {
-        return emit(&format!("{}\n", serde_json::to_string(&s)?));
+        let line = match several {
+            false => serde_json::to_string(s)?,
+            true => serde_json::to_string(
+                &serde_json::json!({ "context": context.as_str(), "report": s }),
+            )?,
+        };
+        return emit(&format!("{line}\n"));
     }
-    let lines = [
+    let mut lines = Vec::new();
+    if several {
+        lines.push(format!("context         {context}"));
+    }
+    lines.extend([
         format!("synced with     {peer}"),
         format!("protocol        {} ({})", s.protocol, s.reason),
         format!("converged       {}", s.converged),
@@ -183,6 +415,9 @@ fn print_report(report: &SessionReport, peer: &str, json: bool) -> Result<(), Cl
             s.entries_pulled, s.entries_pushed, s.payload_bytes
         ),
         format!("time            {:.1} ms", s.duration_ms),
-    ];
+    ]);
+    if several {
+        lines.push(String::new());
+    }
     emit(&(lines.join("\n") + "\n"))
 }

@@ -12,3 +12,11 @@ pub(crate) fn emit(text: &str) -> Result<(), CliError> {
         .and_then(|()| out.flush())
         .map_err(CliError::Output)
 }
+
+/// Writes `bytes` to stdout as they are (an export's lines).
+pub(crate) fn emit_bytes(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
+}

@@ -5,9 +5,13 @@ use synctree_manager::ProtocolChoice;
 use synctree_primitives::ProtocolKind;
 
 /// Protocol names accepted on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum ProtocolArg {
     /// Let the handshake's decision table choose.
+    #[default]
     Auto,
     /// Merkle descent that skips equal subtrees.
     HashComparison,

@@ -2,7 +2,7 @@
 //! recomputing the root from the entries alone.
 
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use synctree_primitives::{ContextId, Store, TreeSummary};
 
 use crate::data::require_context;
@@ -14,46 +14,62 @@ use crate::output::emit;
 #[derive(Debug, Args)]
 pub(crate) struct RootArgs {
     /// Context to describe.
-    context: String,
+    pub(crate) context: String,
     /// Recompute the root and entry count from the entries alone and fail (exit
     /// status 1) unless they equal the index's.
     #[arg(long)]
-    verify: bool,
+    pub(crate) verify: bool,
     /// Print one JSON object: `{"context", "root", "entries", "depth"}`, plus
     /// `"verified"` with `--verify`.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
-/// The `--json` object of `root`.
-#[derive(Debug, Serialize)]
-struct RootJson<'a> {
+/// The `--json` object of `root` (and the API's answer for a context's root).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RootJson {
     /// The context.
-    context: &'a str,
+    pub(crate) context: String,
     /// Root hash, hex.
-    root: String,
+    pub(crate) root: String,
     /// Entries, tombstones included.
-    entries: u64,
+    pub(crate) entries: u64,
     /// Levels below the root.
-    depth: u8,
+    pub(crate) depth: u8,
     /// With `--verify`: whether the recomputed root and count match.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) verified: Option<bool>,
 }
 
 /// `root`: prints the summary; with `--verify`, fails on a mismatch after printing.
 pub(crate) fn run(node: &Node, args: RootArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
+    let (described, mismatch) = describe(node, &context, args.verify)?;
+    print(&described, args.json)?;
+    mismatch.map_or(Ok(()), Err)
+}
+
+/// The context's summary, and with `verify` the mismatch found (if any).
+pub(crate) fn describe(
+    node: &Node,
+    context: &ContextId,
+    verify: bool,
+) -> Result<(RootJson, Option<CliError>), CliError> {
     let store = node.store();
-    require_context(&**store, &context)?;
-    let summary = store.summary(&context)?;
-    let mismatch = match args.verify {
-        true => verify(node, &context, &summary)?,
+    require_context(&**store, context)?;
+    let summary = store.summary(context)?;
+    let mismatch = match verify {
+        true => self::verify(node, context, &summary)?,
         false => None,
     };
-    let verified = args.verify.then_some(mismatch.is_none());
-    print(&context, &summary, verified, args.json)?;
-    mismatch.map_or(Ok(()), Err)
+    let described = RootJson {
+        context: context.to_string(),
+        root: summary.root.to_hex(),
+        entries: summary.entry_count,
+        depth: summary.depth,
+        verified: verify.then_some(mismatch.is_none()),
+    };
+    Ok((described, mismatch))
 }
 
 /// Recomputes the root from the entries; `Some(error)` on a mismatch.
@@ -76,27 +92,15 @@ fn verify(
 }
 
 /// Prints the summary as JSON or as aligned text.
-fn print(
-    context: &ContextId,
-    summary: &TreeSummary,
-    verified: Option<bool>,
-    json: bool,
-) -> Result<(), CliError> {
+pub(crate) fn print(described: &RootJson, json: bool) -> Result<(), CliError> {
     if json {
-        let object = RootJson {
-            context: context.as_str(),
-            root: summary.root.to_hex(),
-            entries: summary.entry_count,
-            depth: summary.depth,
-            verified,
-        };
-        return emit(&format!("{}\n", serde_json::to_string(&object)?));
+        return emit(&format!("{}\n", serde_json::to_string(described)?));
     }
     let mut text = format!(
-        "context   {context}\nroot      {}\nentries   {}\ndepth     {}\n",
-        summary.root, summary.entry_count, summary.depth
+        "context   {}\nroot      {}\nentries   {}\ndepth     {}\n",
+        described.context, described.root, described.entries, described.depth
     );
-    if let Some(ok) = verified {
+    if let Some(ok) = described.verified {
         let verdict = if ok {
             "yes"
         } else {
