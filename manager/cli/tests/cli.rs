@@ -6,9 +6,7 @@
 
 use std::io::{Read, Write};
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
@@ -17,66 +15,10 @@ use synctree_primitives::{StreamMessage, SyncTransport};
 use tempfile::TempDir;
 
 mod common;
-use common::{BIN, fails, ok, one_connection_peer};
+use common::{Server, fails, ok, one_connection_peer};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).expect("one JSON object")
-}
-
-/// A `synctree serve` process on a free port, stopped with SIGTERM.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Option<JoinHandle<Vec<String>>>,
-}
-
-impl Server {
-    fn start(store: &Path) -> Server {
-        Server::start_with(store, &[])
-    }
-
-    fn start_with(store: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("--store")
-            .arg(store)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start serve");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let addr = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("synctree: listening on ").map(str::to_owned))
-            .expect("serve prints its address");
-        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-        Server {
-            child,
-            addr,
-            log: Some(log),
-        }
-    }
-
-    /// Sends SIGTERM and waits: the exit status and the rest of stderr.
-    fn stop(mut self) -> (ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(killed.expect("run kill").success());
-        let status = self.child.wait().expect("wait for serve");
-        let log = self.log.take().map(|h| h.join().expect("log reader"));
-        (status, log.unwrap_or_default())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -3,8 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::JoinHandle;
 
 use synctree_transport::FramedTransport;
@@ -70,4 +71,61 @@ where
         })
     });
     (addr, peer)
+}
+
+/// A `synctree serve` process on a free port, stopped with SIGTERM.
+pub(crate) struct Server {
+    child: Child,
+    /// The address it listens on for sync sessions.
+    pub(crate) addr: String,
+    log: Option<JoinHandle<Vec<String>>>,
+}
+
+impl Server {
+    pub(crate) fn start(store: &Path) -> Server {
+        Server::start_with(store, &[])
+    }
+
+    pub(crate) fn start_with(store: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--store")
+            .arg(store)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("synctree: listening on ").map(str::to_owned))
+            .expect("serve prints its address");
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Server {
+            child,
+            addr,
+            log: Some(log),
+        }
+    }
+
+    /// Sends SIGTERM and waits: the exit status and the rest of stderr.
+    pub(crate) fn stop(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.expect("run kill").success());
+        let status = self.child.wait().expect("wait for serve");
+        let log = self.log.take().map(|h| h.join().expect("log reader"));
+        (status, log.unwrap_or_default())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

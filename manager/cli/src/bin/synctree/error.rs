@@ -180,6 +180,17 @@ pub(crate) enum CliError {
         /// Sessions run.
         total: usize,
     },
+    /// The config file does not parse.
+    #[error("{} is not a valid config: {reason}", path.display())]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (from the TOML parser, or a limit).
+        reason: String,
+    },
+    /// `serve` without `--listen` and without `listen` in the config file.
+    #[error("no address to listen on: pass --listen ADDR or set `listen` in {}", .0.display())]
+    NoListen(PathBuf),
     /// `--interval` out of range.
     #[error("--interval {0} is out of range (0.05 to 86400 seconds)")]
     BadInterval(f64),

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod config;
 mod data;
 mod demo;
 mod error;
@@ -79,11 +80,13 @@ pub(crate) enum NodeCommand {
     Root(root::RootArgs),
     /// Run the node until SIGINT or SIGTERM: answer sync sessions, keep every
     /// context in sync with `--peer`s, and serve the client API.
-    Serve(net::ServeArgs),
+    Serve(config::ServeArgs),
     /// Reconcile one context (or every context this node holds) with a serving peer.
     Sync(net::SyncArgs),
     /// The node's contexts and, while it serves, its peers.
     Status(status::StatusArgs),
+    /// Print the config `serve` would run with (DIR/config.toml and the defaults).
+    Config(config::ConfigArgs),
     /// Write a context's entries to stdout as JSON Lines.
     #[command(after_long_help = jsonl::FORMAT_HELP)]
     Export(jsonl::ExportArgs),
@@ -137,6 +140,8 @@ async fn run(
         | NodeCommand::Root(_)
         | NodeCommand::Export(_)
         | NodeCommand::Status(_) => Open::Existing,
+        // Reads only the config file, never the store.
+        NodeCommand::Config(args) => return Ok(config::print(&dir, args)?),
         _ => Open::Create,
     };
     let outcome = match Node::open(&dir, how) {
@@ -166,6 +171,7 @@ async fn run_local(node: Node, dir: &Path, command: NodeCommand) -> Result<(), C
         NodeCommand::Serve(args) => net::serve(node, dir, args).await,
         NodeCommand::Sync(args) => net::sync(node, args).await,
         NodeCommand::Status(args) => status::run(&node, args),
+        NodeCommand::Config(args) => config::print(dir, &args),
         NodeCommand::Export(args) => jsonl::export(&node, args),
         NodeCommand::Import(args) => jsonl::import(&node, args),
     }

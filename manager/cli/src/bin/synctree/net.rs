@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::api::{Api, endpoint};
+use crate::config::{self, ServeArgs};
 use crate::error::{CliError, context};
 use crate::node::Node;
 use crate::output::emit;
@@ -26,31 +27,6 @@ use crate::protocol_arg::ProtocolArg;
 
 /// Longest wait for a TCP connection to the peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Arguments of `synctree serve`.
-#[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
-    /// Address to listen on, e.g. `127.0.0.1:7000`; port 0 picks a free port. The
-    /// bound address is printed on stderr as `synctree: listening on ADDR`.
-    #[arg(long, value_name = "ADDR")]
-    listen: String,
-    /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
-    /// `http://ADDR/metrics`.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<std::net::SocketAddr>,
-    /// The client API's address (HTTP/JSON, docs/openapi.yaml); commands like
-    /// `put` and `sync` on this store directory use it while the node runs. Beyond
-    /// loopback every request needs the token in `DIR/api-token`.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    api: std::net::SocketAddr,
-    /// A peer to keep in sync (`HOST:PORT`, repeatable): every context either
-    /// holds is synced with it every `--interval`.
-    #[arg(long = "peer", value_name = "ADDR")]
-    peers: Vec<String>,
-    /// Seconds between anti-entropy rounds with each peer.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    interval: f64,
-}
 
 /// Arguments of `synctree sync`.
 #[derive(Debug, Args)]
@@ -79,17 +55,19 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 /// `serve`: the long-running node. Answers sync sessions, keeps every context in
 /// sync with `--peer`s, and serves the client API, until SIGINT or SIGTERM; then
 /// lets running sessions finish (up to the drain grace period) and closes the store.
-pub(crate) async fn serve(node: Node, dir: &Path, args: ServeArgs) -> Result<(), CliError> {
-    let interval = interval(args.interval)?;
+pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<(), CliError> {
+    let args = config::load(dir)?.effective(Some(&flags))?;
+    let interval = interval(args.interval_secs)?;
+    let Some(listen) = args.listen.clone() else {
+        return Err(CliError::NoListen(dir.join(config::CONFIG_FILE)));
+    };
     let node_id = node.node_id()?;
     let shutdown = shutdown_signal()?;
     let listen_err = |addr: String| move |source| CliError::Listen { addr, source };
-    let listener = TcpListener::bind(&args.listen)
+    let listener = TcpListener::bind(&listen)
         .await
-        .map_err(listen_err(args.listen.clone()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(listen_err(args.listen.clone()))?;
+        .map_err(listen_err(listen.clone()))?;
+    let addr = listener.local_addr().map_err(listen_err(listen))?;
     let api_listener = TcpListener::bind(args.api)
         .await
         .map_err(listen_err(args.api.to_string()))?;

@@ -90,6 +90,7 @@ pub(crate) async fn run(dir: &Path, at: Endpoint, command: NodeCommand) -> Resul
             command: "gen",
         }),
         NodeCommand::Serve(_) => Err(CliError::InUse(dir.to_owned())),
+        NodeCommand::Config(args) => crate::config::print(dir, &args),
     }
 }
 

@@ -1,0 +1,204 @@
+//! The node's config file, `DIR/config.toml`, and the `serve` flags that override
+//! it.
+//!
+//! ```toml
+//! listen = "0.0.0.0:7000"          # sync sessions
+//! api = "127.0.0.1:7001"           # client API (beyond loopback: token required)
+//! metrics = "127.0.0.1:9100"       # Prometheus, optional
+//! peers = ["10.0.0.2:7000", "10.0.0.3:7000"]
+//! interval_secs = 30.0             # anti-entropy interval per peer
+//! ```
+//!
+//! Every key is optional; a flag given to `serve` wins over the file, and
+//! `synctree config` prints what a `serve` without flags would run with.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+use crate::output::emit;
+
+/// The config file inside a store directory.
+pub(crate) const CONFIG_FILE: &str = "config.toml";
+/// Largest config file read: a few peers and addresses fit in far less.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// Anti-entropy interval when neither flag nor file sets one.
+const DEFAULT_INTERVAL_SECS: f64 = 30.0;
+
+/// `serve`'s flags; each overrides the config file's key of the same name.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on, e.g. `127.0.0.1:7000`; port 0 picks a free port. The
+    /// bound address is printed on stderr as `synctree: listening on ADDR`.
+    /// [config: `listen`]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
+    /// `http://ADDR/metrics`. [config: `metrics`]
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// The client API's address (HTTP/JSON, docs/openapi.yaml); commands like
+    /// `put` and `sync` on this store directory use it while the node runs. Beyond
+    /// loopback every request needs the token in `DIR/api-token`.
+    /// [config: `api`; default 127.0.0.1:0, loopback on any port, published in
+    /// `DIR/api.json`]
+    #[arg(long, value_name = "ADDR")]
+    api: Option<SocketAddr>,
+    /// A peer to keep in sync (`HOST:PORT`, repeatable): every context either
+    /// holds is synced with it every `--interval`. [config: `peers`]
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<String>,
+    /// Seconds between anti-entropy rounds with each peer.
+    /// [config: `interval_secs`; default 30]
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<f64>,
+}
+
+/// `DIR/config.toml`, every key optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeConfig {
+    /// Where sync sessions are served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) listen: Option<String>,
+    /// Where the client API listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) api: Option<SocketAddr>,
+    /// Where Prometheus metrics are served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) metrics: Option<SocketAddr>,
+    /// Peers kept in sync.
+    #[serde(default)]
+    pub(crate) peers: Vec<String>,
+    /// Anti-entropy interval, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) interval_secs: Option<f64>,
+}
+
+/// What `serve` runs with: the file, overridden by the flags, then the defaults.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Effective {
+    /// Where sync sessions are served (none: `serve` refuses to start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) listen: Option<String>,
+    /// Where the client API listens.
+    pub(crate) api: SocketAddr,
+    /// Where Prometheus metrics are served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) metrics: Option<SocketAddr>,
+    /// Peers kept in sync.
+    pub(crate) peers: Vec<String>,
+    /// Anti-entropy interval, seconds.
+    pub(crate) interval_secs: f64,
+}
+
+/// Arguments of `synctree config`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// Print one JSON object instead of TOML.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Reads `DIR/config.toml` (missing: every key unset).
+pub(crate) fn load(dir: &Path) -> Result<NodeConfig, CliError> {
+    use std::io::Read;
+    let path = dir.join(CONFIG_FILE);
+    let mut text = String::new();
+    match std::fs::File::open(&path) {
+        Ok(file) => file
+            .take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(CliError::file(&path))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NodeConfig::default()),
+        Err(e) => return Err(CliError::file(path)(e)),
+    };
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        let reason = format!("larger than {MAX_CONFIG_BYTES} bytes");
+        return Err(CliError::BadConfig { path, reason });
+    }
+    toml::from_str(&text).map_err(|e| CliError::BadConfig {
+        path,
+        reason: e.message().to_owned(),
+    })
+}
+
+impl NodeConfig {
+    /// The file's keys overridden by `flags` (`None`: no flags), then the defaults.
+    pub(crate) fn effective(self, flags: Option<&ServeArgs>) -> Result<Effective, CliError> {
+        let default_api = SocketAddr::from(([127, 0, 0, 1], 0));
+        let api = flags
+            .and_then(|f| f.api)
+            .or(self.api)
+            .unwrap_or(default_api);
+        let peers = match flags {
+            Some(f) if !f.peers.is_empty() => f.peers.clone(),
+            _ => self.peers,
+        };
+        Ok(Effective {
+            listen: flags.and_then(|f| f.listen.clone()).or(self.listen),
+            api,
+            metrics: flags.and_then(|f| f.metrics).or(self.metrics),
+            peers,
+            interval_secs: flags
+                .and_then(|f| f.interval)
+                .or(self.interval_secs)
+                .unwrap_or(DEFAULT_INTERVAL_SECS),
+        })
+    }
+}
+
+/// `config`: prints the effective config of a `serve` without flags.
+pub(crate) fn print(dir: &Path, args: &ConfigArgs) -> Result<(), CliError> {
+    let effective = load(dir)?.effective(None)?;
+    if args.json {
+        return emit(&format!("{}\n", serde_json::to_string(&effective)?));
+    }
+    let text = toml::to_string(&effective).map_err(|e| CliError::BadConfig {
+        path: dir.join(CONFIG_FILE),
+        reason: e.to_string(),
+    })?;
+    emit(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file: NodeConfig = toml::from_str(
+            "listen = \"127.0.0.1:7000\"\npeers = [\"127.0.0.1:7001\"]\ninterval_secs = 5.0\n",
+        )
+        .expect("parse");
+        let flags = ServeArgs {
+            listen: None,
+            metrics: None,
+            api: None,
+            peers: vec!["127.0.0.1:9".to_owned()],
+            interval: Some(1.0),
+        };
+        let effective = file.clone().effective(Some(&flags)).expect("effective");
+        assert_eq!(effective.listen.as_deref(), Some("127.0.0.1:7000"));
+        assert_eq!(effective.peers, ["127.0.0.1:9"]);
+        assert_eq!(effective.interval_secs, 1.0);
+        assert!(effective.api.ip().is_loopback());
+        let from_file = file.effective(None).expect("effective");
+        assert_eq!((from_file.peers.len(), from_file.interval_secs), (1, 5.0));
+    }
+
+    #[test]
+    fn unknown_keys_and_huge_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(CONFIG_FILE), "lisen = \"x\"\n").expect("write");
+        assert!(matches!(load(dir.path()), Err(CliError::BadConfig { .. })));
+        let huge = "#".repeat(MAX_CONFIG_BYTES as usize + 10);
+        std::fs::write(dir.path().join(CONFIG_FILE), huge).expect("write");
+        assert!(matches!(load(dir.path()), Err(CliError::BadConfig { .. })));
+        std::fs::remove_file(dir.path().join(CONFIG_FILE)).expect("rm");
+        assert!(load(dir.path()).expect("load").peers.is_empty());
+    }
+}
