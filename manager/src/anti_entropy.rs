@@ -117,14 +117,16 @@ impl<S: Store + 'static, C: Connector> AntiEntropy<S, C> {
         self.stats.snapshot()
     }
 
-    /// When to look at the schedule again if no session ends first. At the cap
-    /// only an ending session can let another start, so due pairs do not count.
+    /// When to look at the schedule again if no session ends first: the next due
+    /// pair, and at least once an interval, so a context created meanwhile (a
+    /// local write, a peer's push) joins the schedule. At the cap only an ending
+    /// session can let another start, so due pairs do not count.
     fn wake_at(&self, schedule: &Schedule, running: &Running, now: Instant) -> Instant {
-        let idle_wake = now + self.config.session_deadline + self.config.interval;
+        let rescan = now + self.config.interval;
         if running.pairs.len() >= self.config.max_concurrent.max(1) {
-            return idle_wake;
+            return rescan;
         }
-        schedule.next_due().unwrap_or(idle_wake)
+        schedule.next_due().map_or(rescan, |due| due.min(rescan))
     }
 
     fn start_due(&self, schedule: &mut Schedule, running: &mut Running, now: Instant) {
