@@ -90,5 +90,5 @@ pub use selection::{ProtocolChoice, Selection, Unconverged, select, select_after
 pub use serve::{
     DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_FIRST_MESSAGE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS, DRAIN_GRACE, STREAM_DEADLINE,
-    ServeSummary,
+    ServeSummary, SessionSlots,
 };

@@ -169,6 +169,18 @@ impl<K: Hash + Eq> Drop for KeyGuard<K> {
     }
 }
 
+/// Session slots shared by the streams of one serve loop (see
+/// [`SyncManager::serve_accepted`]).
+#[derive(Clone, Debug)]
+pub struct SessionSlots(Arc<Semaphore>);
+
+impl SessionSlots {
+    /// `slots` sessions at once (at least one).
+    pub fn new(slots: usize) -> Self {
+        SessionSlots(Arc::new(Semaphore::new(slots.max(1))))
+    }
+}
+
 /// What every connection task shares.
 #[derive(Debug)]
 struct Admission {
@@ -288,6 +300,36 @@ impl<S: Store + 'static> SyncManager<S> {
         drop(pending);
         let Ok(slot) = Arc::clone(&admission.slots).try_acquire_owned() else {
             return refuse_busy(&mut transport, counters, "too many sessions; retry later").await;
+        };
+        self.serve_session(&mut transport, (&peer, &access), slot)
+            .await;
+    }
+
+    /// Serves one stream that is already authenticated (a QUIC stream, say) the
+    /// way [`SyncManager::serve_with`] serves a connection past its acceptor:
+    /// framed with this manager's buffer budget and send timeout, closed when
+    /// its first frame takes longer than `first_message_timeout`, refused with
+    /// `BUSY` when `slots` has none free, then served under
+    /// [`STREAM_DEADLINE`], recorded and logged.
+    pub async fn serve_accepted<T>(&self, accepted: Accepted<T>, slots: &SessionSlots)
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let Accepted {
+            stream,
+            peer,
+            access,
+        } = accepted;
+        let mut transport = self.framed(stream, &peer);
+        let wait = self.config().first_message_timeout;
+        let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
+        if first.await.is_err() {
+            tracing::debug!(%peer, "no first frame in time; closed");
+            return;
+        }
+        let Ok(slot) = Arc::clone(&slots.0).try_acquire_owned() else {
+            let abort = StreamMessage::abort(AbortCode::Busy, "too many sessions; retry later");
+            return send_refusal(&mut transport, &abort).await;
         };
         self.serve_session(&mut transport, (&peer, &access), slot)
             .await;

@@ -1,9 +1,9 @@
 //! `synctree`: a node of a synctree network with its data on disk, and a demo.
 //!
 //! ```text
-//!  put / del / gen / import ──► Node (DIR/synctree.redb, DIR/node-id) ◄── get / root / export
+//!  put / del / gen / import ──► Node (DIR/synctree.redb, DIR/node-id, DIR/node.key) ◄── get / root / export / id
 //!                                  ▲                      ▲
-//!                  serve: SyncManager::serve     sync: SyncManager::sync ──► peer
+//!      serve: SyncManager::serve_with(TlsAcceptor)     sync: SyncManager::sync ──► ID@peer (TLS / QUIC)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -11,12 +11,15 @@
 mod data;
 mod demo;
 mod error;
+mod identity;
 mod jsonl;
 mod net;
 mod node;
 mod output;
+mod peers;
 mod progress;
 mod protocol_arg;
+mod quic_serve;
 mod root;
 mod simulate;
 
@@ -49,7 +52,8 @@ struct Cli {
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build two in-memory nodes with diverged data and sync them over real TCP.
+    /// Build two in-memory nodes with diverged data and sync them over TLS on
+    /// real TCP (ephemeral identities that allow each other).
     Demo(demo::DemoArgs),
     /// Simulate a cluster on a virtual network with faults, then check that every
     /// replica converged (exit 0 only then).
@@ -62,6 +66,9 @@ enum Command {
 /// Commands that open the store directory.
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
+    /// Print this node's ID (created with its key, `DIR/node.key`, at first
+    /// use): give it to the peers that should `--allow` this node.
+    Id(identity::IdArgs),
     /// Write a value, with a version newer than any the key had.
     Put(data::PutArgs),
     /// Print a key's value (fails when the key is missing or deleted).
@@ -126,6 +133,7 @@ async fn run(
     let dir = node::store_dir(store)?;
     let open = |how| Node::open(&dir, how);
     let outcome = match command {
+        NodeCommand::Id(args) => identity::run(&dir, args),
         NodeCommand::Put(args) => data::put(&open(Open::Create)?, args),
         NodeCommand::Get(args) => data::get(&open(Open::Existing)?, args),
         NodeCommand::Del(args) => data::del(&open(Open::Create)?, args),

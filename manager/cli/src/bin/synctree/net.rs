@@ -5,19 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use synctree_manager::{DRAIN_GRACE, ManagerConfig, SessionReport, SyncManager};
-use synctree_primitives::Identity;
+use synctree_manager::{DRAIN_GRACE, ManagerConfig, ServeSummary, SessionReport, SyncManager};
+use synctree_primitives::{Identity, SyncTransport};
+use synctree_secure::{PeerAddr, PeerId, PeerPolicy, Scheme, TlsAcceptor};
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::error::{CliError, context};
+use crate::identity::node_key;
 use crate::node::Node;
 use crate::output::emit;
+use crate::peers::{PEERS_FILE, Peers};
 use crate::progress;
 use crate::protocol_arg::ProtocolArg;
 
-/// Longest wait for a TCP connection to the peer.
+/// Longest wait for a plaintext TCP connection to the peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `--insecure-plaintext` prints, so nobody runs it by accident.
+const PLAINTEXT_WARNING: &str = "synctree: WARNING: --insecure-plaintext: nothing is encrypted or \
+     authenticated; anyone who can reach this node can read and overwrite every context";
 
 /// Arguments of `synctree serve`.
 #[derive(Debug, Args)]
@@ -26,6 +33,19 @@ pub(crate) struct ServeArgs {
     /// bound address is printed on stderr as `synctree: listening on ADDR`.
     #[arg(long, value_name = "ADDR")]
     listen: String,
+    /// Allow the node with this ID (from `synctree id` on it) to connect, with
+    /// read and write access to every context. Repeatable; adds to the peers
+    /// file `DIR/peers` (one `ID [read=CONTEXTS] [write=CONTEXTS]` per line).
+    #[arg(long, value_name = "ID")]
+    allow: Vec<PeerId>,
+    /// Also accept QUIC connections on this UDP address (same identity and
+    /// allowlist). The bound address is printed as `synctree: quic on ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    listen_quic: Option<String>,
+    /// Serve plain TCP: no encryption, no authentication, every client may read
+    /// and write everything. For tests and local demos only.
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
     /// `http://ADDR/metrics`.
     #[arg(long, value_name = "ADDR")]
@@ -35,8 +55,10 @@ pub(crate) struct ServeArgs {
 /// Arguments of `synctree sync`.
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// Address of a node running `synctree serve`.
-    #[arg(long, value_name = "ADDR")]
+    /// The serving node: `ID@HOST:PORT` over TLS, `quic://ID@HOST:PORT` over
+    /// QUIC (ID from `synctree id` on it; the session fails unless the peer
+    /// proves that identity), or `HOST:PORT` with `--insecure-plaintext`.
+    #[arg(long, value_name = "PEER")]
     peer: String,
     /// Context to reconcile.
     #[arg(long)]
@@ -44,6 +66,10 @@ pub(crate) struct SyncArgs {
     /// Protocol to run.
     #[arg(long, value_enum, default_value_t = ProtocolArg::Auto)]
     protocol: ProtocolArg,
+    /// Connect over plain TCP: nothing is encrypted and the peer is not
+    /// authenticated. For tests and local demos only.
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Print one JSON object on stdout (the fields of `demo --json`, with
     /// `root_local` and `root_remote` for this node and the peer).
     #[arg(long)]
@@ -65,19 +91,50 @@ pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
         synctree_cli::prometheus::install_prometheus(metrics)?;
         eprintln!("synctree: metrics on http://{metrics}/metrics");
     }
-    eprintln!("synctree: listening on {addr}");
-    tracing::info!(node = %identity.node_id, %addr, "serving");
-    let manager = SyncManager::new(Arc::clone(node.store()), identity, ManagerConfig::default());
-    let summary = Arc::new(manager)
-        .serve(listener, shutdown)
-        .await
-        .map_err(listen_err)?;
+    let manager = Arc::new(SyncManager::new(
+        Arc::clone(node.store()),
+        identity,
+        ManagerConfig::default(),
+    ));
+    let summary = if args.insecure_plaintext {
+        eprintln!("{PLAINTEXT_WARNING}");
+        eprintln!("synctree: listening on {addr}");
+        manager.serve(listener, shutdown).await
+    } else {
+        let key = node_key(node.dir())?;
+        let peers = Arc::new(Peers::open(node.dir(), &args.allow)?);
+        if peers.count() == 0 {
+            eprintln!(
+                "synctree: no node is allowed to connect yet: pass --allow ID or list IDs in {}",
+                node.dir().join(PEERS_FILE).display()
+            );
+        }
+        let policy: Arc<dyn PeerPolicy> = peers;
+        let acceptor = Arc::new(TlsAcceptor::new(&key, Arc::clone(&policy))?);
+        eprintln!("synctree: node ID {}", key.id());
+        let quic = match &args.listen_quic {
+            Some(quic_addr) => Some(crate::quic_serve::bind(&key, policy, quic_addr)?),
+            None => None,
+        };
+        eprintln!("synctree: listening on {addr}");
+        tracing::info!(node = %key.id(), %addr, "serving");
+        let tls_manager = Arc::clone(&manager);
+        let tls = move |until| -> crate::quic_serve::TcpServe {
+            Box::pin(tls_manager.serve_with(listener, acceptor, until))
+        };
+        crate::quic_serve::alongside(manager, quic, tls, shutdown).await
+    }
+    .map_err(listen_err)?;
     node.close();
-    eprintln!(
-        "synctree: stopped after {} connections ({} refused as busy); store closed",
-        summary.accepted, summary.busy
-    );
+    report_stopped(&summary);
     Ok(())
+}
+
+fn report_stopped(summary: &ServeSummary) {
+    eprintln!(
+        "synctree: stopped after {} connections ({} refused as busy, {} failed the handshake); store closed",
+        summary.accepted, summary.busy, summary.handshake_failures
+    );
 }
 
 /// `sync`: one session with the peer as initiator; prints the report. Fails when
@@ -85,14 +142,15 @@ pub(crate) async fn serve(node: Node, args: ServeArgs) -> Result<(), CliError> {
 pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
     let identity = Identity::new(node.node_id()?);
-    let mut transport = connect(&args.peer).await?;
+    let mut transport = connect(&node, &args).await?;
     let manager = SyncManager::new(Arc::clone(node.store()), identity, ManagerConfig::default());
     let message = format!("syncing `{context}` with {}", args.peer);
     let spinner = progress::spinner(message, args.json);
     let report = manager
-        .sync(&mut transport, &context, args.protocol.choice())
+        .sync(&mut *transport, &context, args.protocol.choice())
         .await;
     spinner.finish_and_clear();
+    drop(transport);
     drop(manager);
     node.close();
     let report = report.map_err(|source| CliError::Sync {
@@ -111,8 +169,27 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
     })
 }
 
-/// Connects to `peer` within [`CONNECT_TIMEOUT`].
-async fn connect(peer: &str) -> Result<FramedTransport<TcpStream>, CliError> {
+/// The transport to the peer of `args`: TLS or QUIC to `ID@ADDR`, or plain TCP
+/// with `--insecure-plaintext`.
+async fn connect(node: &Node, args: &SyncArgs) -> Result<Box<dyn SyncTransport>, CliError> {
+    if args.insecure_plaintext {
+        eprintln!("{PLAINTEXT_WARNING}");
+        return Ok(Box::new(connect_plain(&args.peer).await?));
+    }
+    let peer: PeerAddr = args.peer.parse().map_err(|source| CliError::BadPeer {
+        peer: args.peer.clone(),
+        source,
+    })?;
+    let key = node_key(node.dir())?;
+    let transport: Box<dyn SyncTransport> = match peer.scheme {
+        Scheme::Quic => Box::new(crate::quic_serve::connect(&key, &peer).await?),
+        _ => Box::new(synctree_secure::tls::connect(&peer.addr, &key, peer.id).await?),
+    };
+    Ok(transport)
+}
+
+/// Connects to `peer` over plain TCP within [`CONNECT_TIMEOUT`].
+async fn connect_plain(peer: &str) -> Result<FramedTransport<TcpStream>, CliError> {
     let connect_err = |source| CliError::Connect {
         peer: peer.to_owned(),
         source,
