@@ -150,6 +150,8 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
         .sync(&mut *transport, &context, args.protocol.choice())
         .await;
     spinner.finish_and_clear();
+    // Closing twice is a no-op; a QUIC transport closes its connection here.
+    let _ = transport.close().await;
     drop(transport);
     drop(manager);
     node.close();
