@@ -27,12 +27,22 @@ fn json(text: &str) -> Value {
 struct Server {
     child: Child,
     addr: String,
+    /// `ID@ADDR`, what `sync --peer` takes.
+    peer: String,
+    /// `quic://ID@ADDR`, with `--listen-quic`.
+    quic: Option<String>,
     log: Option<JoinHandle<Vec<String>>>,
 }
 
+/// The node ID of the store directory `store` (`synctree id`).
+fn id(store: &Path) -> String {
+    ok(store, &["id"]).trim().to_owned()
+}
+
 impl Server {
-    fn start(store: &Path) -> Server {
-        Server::start_with(store, &[])
+    /// Serves `store` over TLS to the node of the store directory `client`.
+    fn start(store: &Path, client: &Path) -> Server {
+        Server::start_with(store, &["--allow", &id(client)])
     }
 
     fn start_with(store: &Path, extra: &[&str]) -> Server {
@@ -48,15 +58,25 @@ impl Server {
             .spawn()
             .expect("start serve");
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut quic = None;
         let addr = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("synctree: listening on ").map(str::to_owned))
+            .find_map(|l| {
+                if let Some(q) = l.strip_prefix("synctree: quic on ") {
+                    quic = Some(q.to_owned());
+                }
+                l.strip_prefix("synctree: listening on ").map(str::to_owned)
+            })
             .expect("serve prints its address");
         let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        let peer = format!("{}@{addr}", id(store));
+        let quic = quic.map(|q| format!("quic://{}@{q}", id(store)));
         Server {
             child,
             addr,
+            peer,
+            quic,
             log: Some(log),
         }
     }
@@ -196,7 +216,10 @@ fn unreachable_or_foreign_peers_fail_with_one_line() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let sync = |addr: &str| fails(&store, &["sync", "--peer", addr, "--context", "ctx"]);
+    let sync = |addr: &str| {
+        let args = ["sync", "--peer", addr, "--context", "ctx"];
+        fails(&store, &[&args[..], &["--insecure-plaintext"]].concat())
+    };
     assert!(sync(&addr).contains("cannot connect"));
 
     let (addr, peer) = foreign_peer();
@@ -226,9 +249,14 @@ fn two_nodes_converge_over_tcp() {
     ok(&b, &["gen", "ctx", "--entries", "5000", "--seed", "1"]);
     ok(&b, &["gen", "ctx", "--entries", "50", "--seed", "3"]);
 
-    let server = Server::start(&a);
+    // Each node's ID (from its key, created at first use), given to the other.
+    let (id_a, id_b) = (id(&a), id(&b));
+    assert_eq!(id(&a), id_a, "the ID is stable");
+    assert_ne!(id_a, id_b);
+    let server = Server::start_with(&a, &["--allow", &id_b]);
     assert!(fails(&a, &["root", "ctx"]).contains("in use by another synctree process"));
-    let peer = server.addr.clone();
+    assert_eq!(id(&a), id_a, "`id` works while serve holds the store");
+    let peer = format!("{id_a}@{}", server.addr);
     let report = json(&ok(
         &b,
         &["sync", "--peer", &peer, "--context", "ctx", "--json"],
@@ -259,10 +287,10 @@ fn two_nodes_converge_over_tcp() {
     assert_eq!(root_a["root"], report["root_local"]);
     assert_eq!(root_a["verified"], true);
     // A second sync finds nothing to do.
-    let server = Server::start(&a);
+    let server = Server::start(&a, &b);
     let again = json(&ok(
         &b,
-        &["sync", "--peer", &server.addr, "--context", "ctx", "--json"],
+        &["sync", "--peer", &server.peer, "--context", "ctx", "--json"],
     ));
     assert_eq!(again["protocol"], "none", "{again}");
     assert!(server.stop().0.success());
@@ -279,8 +307,8 @@ fn serve_exposes_prometheus_metrics_that_count_served_sessions() {
         .local_addr()
         .unwrap()
         .to_string();
-    let server = Server::start_with(&a, &["--metrics", &metrics]);
-    ok(&b, &["sync", "--peer", &server.addr, "--context", "ctx"]);
+    let server = Server::start_with(&a, &["--metrics", &metrics, "--allow", &id(&b)]);
+    ok(&b, &["sync", "--peer", &server.peer, "--context", "ctx"]);
     let scrape = || {
         let mut stream = std::net::TcpStream::connect(&metrics).expect("metrics listener");
         stream
@@ -307,5 +335,72 @@ fn serve_exposes_prometheus_metrics_that_count_served_sessions() {
                 && l.ends_with(" 1")),
         "{body}"
     );
+    assert!(server.stop().0.success());
+}
+
+#[test]
+fn id_is_stable_printed_as_json_too_and_its_key_is_owner_only() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("node");
+    let first = id(&store);
+    assert_eq!(first.len(), 63, "{first}");
+    assert_eq!(first.matches('-').count(), 7, "{first}");
+    let object = json(&ok(&store, &["id", "--json"]));
+    assert_eq!(object["id"], first.as_str());
+    assert_eq!(id(&store), first);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(store.join("node.key")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn a_node_not_allowed_or_a_peer_without_its_id_fails_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    ok(&a, &["put", "ctx", "k", "from a"]);
+    ok(&c, &["put", "ctx", "k2", "from a stranger"]);
+    let server = Server::start(&a, &b);
+    let line = fails(&c, &["sync", "--peer", &server.peer, "--context", "ctx"]);
+    assert!(line.contains("sync of `ctx`"), "{line}");
+    let line = fails(&c, &["sync", "--peer", &server.addr, "--context", "ctx"]);
+    assert!(line.contains("ID@HOST:PORT"), "{line}");
+    // Expecting another node's ID at this address: the server is refused.
+    let wrong = format!("{}@{}", id(&b), server.addr);
+    let line = fails(&b, &["sync", "--peer", &wrong, "--context", "ctx"]);
+    assert!(line.contains("handshake"), "{line}");
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("2 failed the handshake")),
+        "{log:?}"
+    );
+    assert!(fails(&a, &["get", "ctx", "k2"]).contains("no key"));
+}
+
+#[test]
+fn two_nodes_sync_over_quic_beside_tcp() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["gen", "ctx", "--entries", "300", "--seed", "1"]);
+    ok(&b, &["gen", "ctx", "--entries", "30", "--seed", "2"]);
+    let server = Server::start_with(&a, &["--allow", &id(&b), "--listen-quic", "127.0.0.1:0"]);
+    let quic = server.quic.clone().expect("serve prints its QUIC address");
+    let report = json(&ok(
+        &b,
+        &["sync", "--peer", &quic, "--context", "ctx", "--json"],
+    ));
+    assert_eq!(report["converged"], true, "{report}");
+    let again = json(&ok(
+        &b,
+        &["sync", "--peer", &server.peer, "--context", "ctx", "--json"],
+    ));
+    assert_eq!(again["protocol"], "none", "{again}");
     assert!(server.stop().0.success());
 }

@@ -175,7 +175,6 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
 /// with `--insecure-plaintext`.
 async fn connect(node: &Node, args: &SyncArgs) -> Result<Box<dyn SyncTransport>, CliError> {
     if args.insecure_plaintext {
-        eprintln!("{PLAINTEXT_WARNING}");
         return Ok(Box::new(connect_plain(&args.peer).await?));
     }
     let peer: PeerAddr = args.peer.parse().map_err(|source| CliError::BadPeer {
