@@ -60,6 +60,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
+pub mod access;
 pub mod anti_entropy;
 mod error;
 pub mod handshake;
@@ -72,6 +74,8 @@ pub mod selection;
 mod serve;
 mod slots;
 
+pub use accept::{AcceptError, Accepted, Acceptor, PlainTcp};
+pub use access::{Access, ContextSet, ReadOnly};
 pub use anti_entropy::{
     AntiEntropy, AntiEntropyConfig, AntiEntropyStats, Connector, PairStatus, SharedStats,
     TcpConnector,
@@ -88,7 +92,7 @@ pub use registry::{
 pub use report::{ReportJson, SessionReport};
 pub use selection::{ProtocolChoice, Selection, Unconverged, select, select_after};
 pub use serve::{
-    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER, DEFAULT_FIRST_MESSAGE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS, DRAIN_GRACE, STREAM_DEADLINE,
-    ServeSummary,
+    DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER,
+    DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS,
+    DRAIN_GRACE, STREAM_DEADLINE, ServeSummary, SessionSlots,
 };

@@ -20,14 +20,15 @@ use synctree_primitives::{
 use synctree_protocols::init_message;
 use tokio::time::Instant;
 
+use crate::access::{Access, ReadOnly};
 use crate::error::ManagerError;
 use crate::handshake::{PeerSummary, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Unconverged, select_after};
 use crate::serve::{
-    DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER, DEFAULT_FIRST_MESSAGE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS,
+    DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER,
+    DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS,
 };
 use synctree_transport::{BufferBudget, DEFAULT_SEND_TIMEOUT};
 
@@ -60,6 +61,9 @@ pub struct ManagerConfig {
     /// Longest a served connection may take to send its first frame, before it
     /// gets a session slot (it is closed otherwise).
     pub first_message_timeout: Duration,
+    /// Longest an acceptor may take to authenticate a served connection (the
+    /// TLS handshake); it is closed otherwise.
+    pub accept_timeout: Duration,
     /// Served connections waiting for their first frame at once; more get `BUSY`.
     pub max_pending_connections: usize,
     /// When every session slot is taken, a holder that has received nothing that
@@ -83,6 +87,7 @@ impl Default for ManagerConfig {
             supported: ProtocolRegistry::standard().kinds(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
+            accept_timeout: DEFAULT_ACCEPT_TIMEOUT,
             max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
             evict_idle_after: DEFAULT_EVICT_IDLE_AFTER,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -239,6 +244,19 @@ impl<S: Store + 'static> SyncManager<S> {
         &self,
         transport: &mut T,
     ) -> Result<Served, ManagerError> {
+        self.handle_stream_as(transport, &Access::all()).await
+    }
+
+    /// [`SyncManager::handle_stream`] for a peer granted `access`: a context it
+    /// may not read is refused at its first message as `UNKNOWN_CONTEXT`, the same
+    /// refusal as a context this node does not know; a context it may not write is
+    /// served read-only, so its pushes end the session with `WRITE_DENIED` and
+    /// nothing applied.
+    pub async fn handle_stream_as<T: SyncTransport + ?Sized>(
+        &self,
+        transport: &mut T,
+        access: &Access,
+    ) -> Result<Served, ManagerError> {
         let mut handshaken: Option<(ContextId, SessionKey)> = None;
         loop {
             let first = self.recv_init(transport, handshaken.is_some()).await;
@@ -258,7 +276,7 @@ impl<S: Store + 'static> SyncManager<S> {
                 Ok(Some(init)) => init,
                 Err(e) => return Err(self.refuse(transport, e).await),
             };
-            let context = match self.check_init(&init) {
+            let context = match self.check_init(&init, access) {
                 Ok(context) => context,
                 Err(e) => return Err(self.rejected(transport, e).await),
             };
@@ -269,7 +287,9 @@ impl<S: Store + 'static> SyncManager<S> {
                 }
                 Some(kind) => {
                     let key = handshaken.map(|(_, key)| key).unwrap_or_default();
-                    let stats = self.respond(transport, (&context, &key), kind).await?;
+                    let writable = access.may_write(&context);
+                    let scope = (&context, &key, writable);
+                    let stats = self.respond(transport, scope, kind).await?;
                     return Ok(Served::Session { context, stats });
                 }
                 None => {
@@ -285,7 +305,7 @@ impl<S: Store + 'static> SyncManager<S> {
     async fn respond<T: SyncTransport + ?Sized>(
         &self,
         transport: &mut T,
-        (context, key): (&ContextId, &SessionKey),
+        (context, key, writable): (&ContextId, &SessionKey, bool),
         kind: Kind,
     ) -> Result<SyncStats, ManagerError> {
         // A second handshake: the first was answered in `handle_stream`.
@@ -300,7 +320,11 @@ impl<S: Store + 'static> SyncManager<S> {
             let e = ProtocolError::UnknownInit("no registered protocol takes this init");
             return Err(self.rejected(transport, e).await);
         };
-        let scope = self.scope(context, key);
+        let read_only = ReadOnly(&*self.store);
+        let mut scope = self.scope(context, key);
+        if !writable {
+            scope.store = &read_only;
+        }
         let outcome = protocol.respond(scope, &mut &mut *transport, kind).await;
         self.handled(transport, outcome).await
     }
@@ -459,7 +483,7 @@ impl<S: Store + 'static> SyncManager<S> {
         }
     }
 
-    fn check_init(&self, init: &InitPayload) -> Result<ContextId, ProtocolError> {
+    fn check_init(&self, init: &InitPayload, access: &Access) -> Result<ContextId, ProtocolError> {
         if init.protocol_version != PROTOCOL_VERSION {
             return Err(ProtocolError::UnsupportedVersion {
                 got: init.protocol_version,
@@ -467,7 +491,8 @@ impl<S: Store + 'static> SyncManager<S> {
             });
         }
         let context = ContextId::new(init.context_id.clone())?;
-        if !self.config.accept_unknown_contexts && !self.holds(&context) {
+        let unknown = !self.config.accept_unknown_contexts && !self.holds(&context);
+        if unknown || !access.may_read(&context) {
             return Err(ProtocolError::UnknownContext(context.to_string()));
         }
         Ok(context)

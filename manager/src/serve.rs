@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,10 +25,13 @@ use synctree_primitives::limits::{IDLE_TIMEOUT, MAX_FIRST_FRAME_BYTES, SESSION_D
 use synctree_primitives::wire::AbortCode;
 use synctree_primitives::{Store, StreamMessage, SyncTransport, TransportError};
 use synctree_transport::{BufferBudget, FramedTransport};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::accept::{Accepted, Acceptor, PlainTcp};
+use crate::access::Access;
 use crate::error::ManagerError;
 use crate::manager::{Served, SyncManager};
 use crate::slots::{Acquired, ProgressTransport, Slot, SlotTable};
@@ -67,6 +71,12 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 16;
 /// keeps 64 stalled sessions (and their codec buffers) under 300 MiB in all.
 pub const DEFAULT_BUFFER_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
+/// Default longest an [`Acceptor`] may take to authenticate a connection (the TLS
+/// handshake: two round trips and two signatures each way), after which it is
+/// closed: seconds cover any honest peer, and a connection that stalls its
+/// handshake holds a pending place no longer.
+pub const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest a refusal (a `BUSY` abort and a close) may take: a peer that does not
 /// read it is dropped.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -80,13 +90,17 @@ pub struct ServeSummary {
     /// Connections refused with `BUSY`: no session slot, no pending place, or the
     /// address was at its cap.
     pub busy: u64,
-    /// Of `busy`: refused because their address was at its connection cap.
+    /// Of `busy`: refused because their address (or authenticated peer) was at
+    /// its connection cap.
     pub busy_per_address: u64,
     /// Connections closed because their first frame did not arrive in time.
     pub first_message_timeouts: u64,
     /// Sessions ended with `BUSY` to give their slot to a newcomer, after going
     /// at least `evict_idle_after` without progress while every slot was taken.
     pub evicted: u64,
+    /// Connections the acceptor refused or that did not finish its handshake in
+    /// time (TLS: a peer not in the allowlist, a bad certificate).
+    pub handshake_failures: u64,
 }
 
 /// The serve loop's counters, shared with its connection tasks.
@@ -97,6 +111,7 @@ struct Counters {
     busy_per_address: AtomicU64,
     first_message_timeouts: AtomicU64,
     evicted: AtomicU64,
+    handshake_failures: AtomicU64,
 }
 
 impl Counters {
@@ -111,51 +126,73 @@ impl Counters {
             busy_per_address: self.busy_per_address.load(Ordering::Relaxed),
             first_message_timeouts: self.first_message_timeouts.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
+            handshake_failures: self.handshake_failures.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Connections per IP address; a [`AddressGuard`] gives its place back on drop.
+/// Open connections per key (IP address, or authenticated peer); a [`KeyGuard`]
+/// gives its place back on drop.
 #[derive(Debug)]
-struct PerAddress {
-    open: Mutex<HashMap<IpAddr, usize>>,
+struct PerKey<K> {
+    open: Mutex<HashMap<K, usize>>,
     cap: usize,
 }
 
 #[derive(Debug)]
-struct AddressGuard {
-    table: Arc<PerAddress>,
-    ip: IpAddr,
+struct KeyGuard<K: Hash + Eq> {
+    table: Arc<PerKey<K>>,
+    key: K,
 }
 
-impl PerAddress {
-    fn admit(table: &Arc<PerAddress>, ip: IpAddr) -> Option<AddressGuard> {
+impl<K: Hash + Eq + Clone> PerKey<K> {
+    fn new(cap: usize) -> Arc<Self> {
+        Arc::new(PerKey {
+            open: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+        })
+    }
+
+    fn admit(table: &Arc<PerKey<K>>, key: K) -> Option<KeyGuard<K>> {
         let mut open = table.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(ip).or_insert(0);
+        let count = open.entry(key.clone()).or_insert(0);
         if *count >= table.cap {
             return None;
         }
         *count += 1;
-        Some(AddressGuard {
+        Some(KeyGuard {
             table: Arc::clone(table),
-            ip,
+            key,
         })
     }
 }
 
-impl Drop for AddressGuard {
+impl<K: Hash + Eq> Drop for KeyGuard<K> {
     fn drop(&mut self) {
         let mut open = self
             .table
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.ip) {
+        if let Some(count) = open.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.ip);
+                open.remove(&self.key);
             }
         }
+    }
+}
+
+/// Session slots shared by the streams of one serve loop (see
+/// [`SyncManager::serve_accepted`]).
+#[derive(Clone, Debug)]
+pub struct SessionSlots(Arc<SlotTable>);
+
+impl SessionSlots {
+    /// `slots` sessions at once (at least one); when all are taken, a holder idle
+    /// for `evict_idle_after` gives way to a newcomer.
+    pub fn new(slots: usize, evict_idle_after: Duration) -> Self {
+        SessionSlots(SlotTable::new(slots, evict_idle_after))
     }
 }
 
@@ -164,32 +201,46 @@ impl Drop for AddressGuard {
 struct Admission {
     slots: Arc<SlotTable>,
     pending: Arc<Semaphore>,
-    per_address: Arc<PerAddress>,
+    per_address: Arc<PerKey<IpAddr>>,
+    /// Connections per authenticated peer (node ID), so one identity cannot
+    /// take more than one address may.
+    per_peer: Arc<PerKey<String>>,
     counters: Counters,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
-    /// Accepts connections on `listener` and serves each on its own task until
-    /// `shutdown` completes; then stops accepting and lets running sessions finish
-    /// for up to [`DRAIN_GRACE`]. A connection is refused with `BUSY` when its
-    /// address already has `max_connections_per_ip` open or
-    /// `max_pending_connections` are waiting for their first frame; it is closed
-    /// when its first frame takes longer than `first_message_timeout`; it then gets
-    /// one of `max_concurrent_sessions` slots (evicting the holder longest without
-    /// progress when all are taken and it has been idle `evict_idle_after`), or `BUSY`.
+    /// [`SyncManager::serve_with`] over plain TCP ([`PlainTcp`]): nothing is
+    /// authenticated or encrypted, every peer may read and write everything.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<ServeSummary> {
+        self.serve_with(listener, Arc::new(PlainTcp), shutdown)
+            .await
+    }
+
+    /// Accepts connections on `listener` and serves each on its own task until
+    /// `shutdown` completes; then stops accepting and lets running sessions finish
+    /// for up to [`DRAIN_GRACE`]. A connection is refused when its address
+    /// already has `max_connections_per_ip` open or `max_pending_connections`
+    /// are waiting; `acceptor` then authenticates it within `accept_timeout`
+    /// (closed otherwise, before any protocol message is decoded); it is refused
+    /// with `BUSY` when its peer already has `max_connections_per_ip` open, closed
+    /// when its first frame takes longer than `first_message_timeout`, and then
+    /// gets one of `max_concurrent_sessions` slots, or `BUSY`.
+    pub async fn serve_with<A: Acceptor>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        acceptor: Arc<A>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<ServeSummary> {
         let config = self.config();
         let admission = Arc::new(Admission {
             slots: SlotTable::new(config.max_concurrent_sessions, config.evict_idle_after),
             pending: Arc::new(Semaphore::new(config.max_pending_connections.max(1))),
-            per_address: Arc::new(PerAddress {
-                open: Mutex::new(HashMap::new()),
-                cap: config.max_connections_per_ip.max(1),
-            }),
+            per_address: PerKey::new(config.max_connections_per_ip),
+            per_peer: PerKey::new(config.max_connections_per_ip),
             counters: Counters::default(),
         });
         let mut sessions = JoinSet::new();
@@ -209,33 +260,56 @@ impl<S: Store + 'static> SyncManager<S> {
             Counters::bump(&admission.counters.accepted);
             let manager = Arc::clone(&self);
             let admission = Arc::clone(&admission);
-            sessions.spawn(async move { manager.admit(stream, addr, &admission).await });
+            let acceptor = Arc::clone(&acceptor);
+            sessions.spawn(async move {
+                manager.admit(stream, addr, &admission, &*acceptor).await;
+            });
         }
         drain(sessions).await;
         Ok(admission.counters.summary())
     }
 
     /// One accepted connection, from the address cap to the end of its session.
-    async fn admit(&self, stream: TcpStream, addr: SocketAddr, admission: &Admission) {
+    async fn admit<A: Acceptor>(
+        &self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        admission: &Admission,
+        acceptor: &A,
+    ) {
         let counters = &admission.counters;
-        let mut transport = self.framed(stream, addr);
-        let Some(_address) = PerAddress::admit(&admission.per_address, addr.ip()) else {
+        let _ = stream.set_nodelay(true);
+        let Some(_address) = PerKey::admit(&admission.per_address, addr.ip()) else {
             Counters::bump(&counters.busy_per_address);
-            return refuse_busy(
-                &mut transport,
-                counters,
-                "too many connections from one address",
-            )
-            .await;
+            Counters::bump(&counters.busy);
+            let why = "too many connections from one address";
+            return acceptor.refuse_early(stream, why).await;
         };
         let Ok(pending) = Arc::clone(&admission.pending).try_acquire_owned() else {
-            return refuse_busy(&mut transport, counters, "too many pending connections").await;
+            Counters::bump(&counters.busy);
+            return acceptor
+                .refuse_early(stream, "too many pending connections")
+                .await;
+        };
+        let Some(accepted) = self.authenticate(acceptor, stream, addr, counters).await else {
+            return;
+        };
+        let Accepted {
+            stream,
+            peer,
+            access,
+        } = accepted;
+        let mut transport = self.framed(stream, &peer);
+        let Some(_peer) = PerKey::admit(&admission.per_peer, peer.clone()) else {
+            Counters::bump(&counters.busy_per_address);
+            let why = "too many connections from one peer";
+            return refuse_busy(&mut transport, counters, why).await;
         };
         let wait = self.config().first_message_timeout;
         let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
         if first.await.is_err() {
             Counters::bump(&counters.first_message_timeouts);
-            tracing::debug!(peer = %addr, "no first frame in time; closed");
+            tracing::debug!(%peer, "no first frame in time; closed");
             return;
         }
         drop(pending);
@@ -250,56 +324,121 @@ impl<S: Store + 'static> SyncManager<S> {
                     .await;
             }
         };
-        self.serve_session(&mut transport, addr, slot).await;
+        self.serve_session(&mut transport, (&peer, &access), slot)
+            .await;
     }
 
-    fn framed(&self, stream: TcpStream, addr: SocketAddr) -> FramedTransport<TcpStream> {
-        let _ = stream.set_nodelay(true);
-        FramedTransport::new(stream, addr.to_string())
+    /// Serves one stream that is already authenticated (a QUIC stream, say) the
+    /// way [`SyncManager::serve_with`] serves a connection past its acceptor:
+    /// framed with this manager's buffer budget and send timeout, closed when
+    /// its first frame takes longer than `first_message_timeout`, refused with
+    /// `BUSY` when `slots` has none free, then served under
+    /// [`STREAM_DEADLINE`], recorded and logged.
+    pub async fn serve_accepted<T>(&self, accepted: Accepted<T>, slots: &SessionSlots)
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let Accepted {
+            stream,
+            peer,
+            access,
+        } = accepted;
+        let mut transport = self.framed(stream, &peer);
+        let wait = self.config().first_message_timeout;
+        let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
+        if first.await.is_err() {
+            tracing::debug!(%peer, "no first frame in time; closed");
+            return;
+        }
+        let slot = match slots.0.acquire() {
+            Some(Acquired::Free(slot) | Acquired::Evicted(slot)) => slot,
+            None => {
+                let abort = StreamMessage::abort(AbortCode::Busy, "too many sessions; retry later");
+                return send_refusal(&mut transport, &abort).await;
+            }
+        };
+        self.serve_session(&mut transport, (&peer, &access), slot)
+            .await;
+    }
+
+    /// Runs `acceptor` on the connection within `accept_timeout`; a refusal or a
+    /// timeout closes it and is counted.
+    async fn authenticate<A: Acceptor>(
+        &self,
+        acceptor: &A,
+        stream: TcpStream,
+        addr: SocketAddr,
+        counters: &Counters,
+    ) -> Option<Accepted<A::Stream>> {
+        let wait = self.config().accept_timeout;
+        match tokio::time::timeout(wait, acceptor.accept(stream, addr)).await {
+            Ok(Ok(accepted)) => return Some(accepted),
+            Ok(Err(e)) => tracing::info!(
+                %addr, error = %synctree_primitives::error::error_chain(&e), "connection refused"
+            ),
+            Err(_) => {
+                tracing::info!(%addr, timeout = ?wait, "connection refused: handshake too slow")
+            }
+        }
+        Counters::bump(&counters.handshake_failures);
+        None
+    }
+
+    fn framed<T>(&self, stream: T, peer: &str) -> FramedTransport<T>
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        FramedTransport::new(stream, peer)
             .with_budget(Arc::clone(self.buffer_budget()))
             .with_send_timeout(self.config().send_timeout)
     }
 
-    async fn serve_session(
+    async fn serve_session<T>(
         &self,
-        transport: &mut FramedTransport<TcpStream>,
-        addr: SocketAddr,
+        transport: &mut FramedTransport<T>,
+        (peer, access): (&str, &Access),
         slot: Slot,
-    ) {
+    ) where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let mut tracked = ProgressTransport::new(transport, slot.progress.clone());
+        let handled = self.handle_stream_as(&mut tracked, access);
         let served = tokio::select! {
-            served = tokio::time::timeout(STREAM_DEADLINE, self.handle_stream(&mut tracked)) => Some(served),
+            served = tokio::time::timeout(STREAM_DEADLINE, handled) => Some(served),
             () = slot.evicted.notified() => None,
         };
         drop(slot);
         let Some(served) = served else {
-            tracing::info!(peer = %addr, "session evicted: no progress while every slot was taken");
+            tracing::info!(%peer, "session evicted: no progress while every slot was taken");
             crate::metrics::record_evicted();
-            return tell_busy(transport, "evicted: no progress while the node was full").await;
+            let abort = StreamMessage::abort(
+                AbortCode::Busy,
+                "evicted: no progress while the node was full",
+            );
+            return send_refusal(transport, &abort).await;
         };
         let outcome = match served {
             Ok(outcome) => outcome,
             Err(_) => Err(ManagerError::Transport {
-                peer: addr.to_string(),
+                peer: peer.to_owned(),
                 phase: "serving",
                 source: TransportError::Timeout(STREAM_DEADLINE),
             }),
         };
         crate::metrics::record_served(&outcome);
-        log_outcome(&addr.to_string(), outcome);
+        log_outcome(peer, outcome);
     }
 }
 
 async fn refuse_busy<T: SyncTransport>(transport: &mut T, counters: &Counters, why: &str) {
     Counters::bump(&counters.busy);
-    tell_busy(transport, why).await;
+    send_refusal(transport, &StreamMessage::abort(AbortCode::Busy, why)).await;
 }
 
-/// Sends a `BUSY` abort and closes, giving up after [`REFUSAL_TIMEOUT`].
-async fn tell_busy<T: SyncTransport>(transport: &mut T, why: &str) {
-    let abort = StreamMessage::abort(AbortCode::Busy, why);
+/// Sends `abort` and closes, within [`REFUSAL_TIMEOUT`].
+pub(crate) async fn send_refusal<T: SyncTransport>(transport: &mut T, abort: &StreamMessage) {
     let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
-        let _ = transport.send(&abort).await;
+        let _ = transport.send(abort).await;
         let _ = transport.close().await;
     })
     .await;

@@ -184,6 +184,13 @@ pub enum StoreError {
     /// Stored data does not decode or does not match its index.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+    /// The session's peer may not write this context (a read-only view of the
+    /// store refused the batch before touching anything).
+    #[error("writes to context `{context}` are not allowed for this peer")]
+    WriteDenied {
+        /// The context the batch was for.
+        context: String,
+    },
     /// An injected fault (tests and fault-injection wrappers).
     #[error("injected fault during {op}")]
     Fault {
@@ -251,6 +258,7 @@ impl SyncErrorKind {
             SyncErrorKind::Protocol(ProtocolError::Aborted { .. }) => None,
             SyncErrorKind::Protocol(ProtocolError::PeerClosed(_)) => None,
             SyncErrorKind::Protocol(e) => Some(e.abort_code()),
+            SyncErrorKind::Store(StoreError::WriteDenied { .. }) => Some(AbortCode::WriteDenied),
             SyncErrorKind::Store(_) => Some(AbortCode::StoreFailure),
             SyncErrorKind::Deadline(_) => Some(AbortCode::Timeout),
             SyncErrorKind::Transport(TransportError::Timeout(_)) => Some(AbortCode::Timeout),

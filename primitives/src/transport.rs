@@ -69,34 +69,49 @@ pub trait SyncTransport: Send {
     fn peer(&self) -> &str;
 }
 
-/// A borrowed transport is a transport: code generic over `T: SyncTransport + ?Sized`
-/// can hand `&mut &mut T` on as a `&mut dyn SyncTransport`.
-#[async_trait]
-impl<T: SyncTransport + ?Sized> SyncTransport for &mut T {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
-        (**self).send(message).await
-    }
+/// Implements [`SyncTransport`] for a pointer to a transport by forwarding.
+macro_rules! forward_transport {
+    ($(#[$doc:meta])* $pointer:ty) => {
+        $(#[$doc])*
+        #[async_trait]
+        impl<T: SyncTransport + ?Sized> SyncTransport for $pointer {
+            async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
+                (**self).send(message).await
+            }
 
-    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
-        (**self).recv().await
-    }
+            async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
+                (**self).recv().await
+            }
 
-    async fn recv_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<StreamMessage>, TransportError> {
-        (**self).recv_timeout(timeout).await
-    }
+            async fn recv_timeout(
+                &mut self,
+                timeout: Duration,
+            ) -> Result<Option<StreamMessage>, TransportError> {
+                (**self).recv_timeout(timeout).await
+            }
 
-    async fn close(&mut self) -> Result<(), TransportError> {
-        (**self).close().await
-    }
+            async fn close(&mut self) -> Result<(), TransportError> {
+                (**self).close().await
+            }
 
-    fn stats(&self) -> TransportStats {
-        (**self).stats()
-    }
+            fn stats(&self) -> TransportStats {
+                (**self).stats()
+            }
 
-    fn peer(&self) -> &str {
-        (**self).peer()
-    }
+            fn peer(&self) -> &str {
+                (**self).peer()
+            }
+        }
+    };
 }
+
+forward_transport!(
+    /// A borrowed transport is a transport: code generic over `T: SyncTransport + ?Sized`
+    /// can hand `&mut &mut T` on as a `&mut dyn SyncTransport`.
+    &mut T
+);
+forward_transport!(
+    /// A boxed transport is a transport: a connector that picks TLS, QUIC or plain
+    /// TCP per peer returns `Box<dyn SyncTransport>`.
+    Box<T>
+);

@@ -15,7 +15,7 @@ use synctree_primitives::{StreamMessage, SyncTransport};
 use tempfile::TempDir;
 
 mod common;
-use common::{Server, fails, ok, one_connection_peer};
+use common::{Server, fails, id, ok, one_connection_peer};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).expect("one JSON object")
@@ -138,7 +138,10 @@ fn unreachable_or_foreign_peers_fail_with_one_line() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let sync = |addr: &str| fails(&store, &["sync", "--peer", addr, "--context", "ctx"]);
+    let sync = |addr: &str| {
+        let args = ["sync", "--peer", addr, "--context", "ctx"];
+        fails(&store, &[&args[..], &["--insecure-plaintext"]].concat())
+    };
     assert!(sync(&addr).contains("cannot connect"));
 
     let (addr, peer) = foreign_peer();
@@ -168,11 +171,16 @@ fn two_nodes_converge_over_tcp() {
     ok(&b, &["gen", "ctx", "--entries", "5000", "--seed", "1"]);
     ok(&b, &["gen", "ctx", "--entries", "50", "--seed", "3"]);
 
-    let server = Server::start(&a);
+    // Each node's ID (from its key, created at first use), given to the other.
+    let (id_a, id_b) = (id(&a), id(&b));
+    assert_eq!(id(&a), id_a, "the ID is stable");
+    assert_ne!(id_a, id_b);
+    let server = Server::start_with(&a, &["--allow", &id_b]);
     // While `serve` holds the store, commands go through its API.
     let held = json(&ok(&a, &["root", "ctx", "--json"]));
     assert_eq!(held["entries"], 5050, "{held}");
-    let peer = server.addr.clone();
+    assert_eq!(id(&a), id_a, "`id` works while serve holds the store");
+    let peer = format!("{id_a}@{}", server.addr);
     let report = json(&ok(
         &b,
         &["sync", "--peer", &peer, "--context", "ctx", "--json"],
@@ -203,10 +211,10 @@ fn two_nodes_converge_over_tcp() {
     assert_eq!(root_a["root"], report["root_local"]);
     assert_eq!(root_a["verified"], true);
     // A second sync finds nothing to do.
-    let server = Server::start(&a);
+    let server = Server::start(&a, &b);
     let again = json(&ok(
         &b,
-        &["sync", "--peer", &server.addr, "--context", "ctx", "--json"],
+        &["sync", "--peer", &server.peer, "--context", "ctx", "--json"],
     ));
     assert_eq!(again["protocol"], "none", "{again}");
     assert!(server.stop().0.success());
@@ -223,8 +231,8 @@ fn serve_exposes_prometheus_metrics_that_count_served_sessions() {
         .local_addr()
         .unwrap()
         .to_string();
-    let server = Server::start_with(&a, &["--metrics", &metrics]);
-    ok(&b, &["sync", "--peer", &server.addr, "--context", "ctx"]);
+    let server = Server::start_with(&a, &["--metrics", &metrics, "--allow", &id(&b)]);
+    ok(&b, &["sync", "--peer", &server.peer, "--context", "ctx"]);
     let scrape = || {
         let mut stream = std::net::TcpStream::connect(&metrics).expect("metrics listener");
         stream
@@ -251,5 +259,72 @@ fn serve_exposes_prometheus_metrics_that_count_served_sessions() {
                 && l.ends_with(" 1")),
         "{body}"
     );
+    assert!(server.stop().0.success());
+}
+
+#[test]
+fn id_is_stable_printed_as_json_too_and_its_key_is_owner_only() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("node");
+    let first = id(&store);
+    assert_eq!(first.len(), 63, "{first}");
+    assert_eq!(first.matches('-').count(), 7, "{first}");
+    let object = json(&ok(&store, &["id", "--json"]));
+    assert_eq!(object["id"], first.as_str());
+    assert_eq!(id(&store), first);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(store.join("node.key")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn a_node_not_allowed_or_a_peer_without_its_id_fails_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    ok(&a, &["put", "ctx", "k", "from a"]);
+    ok(&c, &["put", "ctx", "k2", "from a stranger"]);
+    let server = Server::start(&a, &b);
+    let line = fails(&c, &["sync", "--peer", &server.peer, "--context", "ctx"]);
+    assert!(line.contains("sync of `ctx`"), "{line}");
+    let line = fails(&c, &["sync", "--peer", &server.addr, "--context", "ctx"]);
+    assert!(line.contains("ID@HOST:PORT"), "{line}");
+    // Expecting another node's ID at this address: the server is refused.
+    let wrong = format!("{}@{}", id(&b), server.addr);
+    let line = fails(&b, &["sync", "--peer", &wrong, "--context", "ctx"]);
+    assert!(line.contains("handshake"), "{line}");
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("2 failed the handshake")),
+        "{log:?}"
+    );
+    assert!(fails(&a, &["get", "ctx", "k2"]).contains("no key"));
+}
+
+#[test]
+fn two_nodes_sync_over_quic_beside_tcp() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["gen", "ctx", "--entries", "300", "--seed", "1"]);
+    ok(&b, &["gen", "ctx", "--entries", "30", "--seed", "2"]);
+    let server = Server::start_with(&a, &["--allow", &id(&b), "--listen-quic", "127.0.0.1:0"]);
+    let quic = server.quic.clone().expect("serve prints its QUIC address");
+    let report = json(&ok(
+        &b,
+        &["sync", "--peer", &quic, "--context", "ctx", "--json"],
+    ));
+    assert_eq!(report["converged"], true, "{report}");
+    let again = json(&ok(
+        &b,
+        &["sync", "--peer", &server.peer, "--context", "ctx", "--json"],
+    ));
+    assert_eq!(again["protocol"], "none", "{again}");
     assert!(server.stop().0.success());
 }

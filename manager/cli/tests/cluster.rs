@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, synctree};
+use common::{BIN, id, synctree};
 
 /// Nodes in the cluster.
 const NODES: usize = 3;
@@ -44,7 +44,10 @@ fn free_port() -> u16 {
 struct Node {
     store: PathBuf,
     listen: String,
+    /// The other nodes, `ID@ADDR`.
     peers: Vec<String>,
+    /// The other nodes' IDs, allowed to connect.
+    allowed: Vec<String>,
     child: Option<Child>,
 }
 
@@ -62,6 +65,9 @@ impl Node {
             ]);
             for peer in &self.peers {
                 command.args(["--peer", peer]);
+            }
+            for allowed in &self.allowed {
+                command.args(["--allow", allowed]);
             }
             let mut child = command
                 .env_remove("RUST_LOG")
@@ -171,11 +177,19 @@ fn three_serving_nodes_written_through_the_cli_converge_and_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
     let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let stores: Vec<PathBuf> = (0..NODES)
+        .map(|i| dir.path().join(format!("node{i}")))
+        .collect();
+    let ids: Vec<String> = stores.iter().map(|s| id(s)).collect();
+    let others = |i: usize| (0..NODES).filter(move |&j| j != i);
     let mut nodes: Vec<Node> = (0..NODES)
         .map(|i| Node {
-            store: dir.path().join(format!("node{i}")),
+            store: stores[i].clone(),
             listen: addr(i),
-            peers: (0..NODES).filter(|&j| j != i).map(addr).collect(),
+            peers: others(i)
+                .map(|j| format!("{}@{}", ids[j], addr(j)))
+                .collect(),
+            allowed: others(i).map(|j| ids[j].clone()).collect(),
             child: None,
         })
         .collect();

@@ -115,8 +115,8 @@ fn crash_mid_session(scale: Scale, victim: Victim) {
 
 /// Serves `source`, syncs `target` against it, kills the sync.
 fn kill_syncing(source: &Path, target: &Path) -> Vec<Batch> {
-    let (mut server, addr) = serve(source, false);
-    let mut sync = spawn(target, &sync_args(&addr), true);
+    let (mut server, peer) = serve(source, target, false);
+    let mut sync = spawn(target, &sync_args(&peer), true);
     let committed = kill_after_first_batch(&mut sync);
     stop(&mut server);
     committed
@@ -124,8 +124,8 @@ fn kill_syncing(source: &Path, target: &Path) -> Vec<Batch> {
 
 /// Serves `target`, syncs `source` against it (pushing), kills the server.
 fn kill_serving(source: &Path, target: &Path) -> Vec<Batch> {
-    let (mut server, addr) = serve(target, true);
-    let sync = spawn(source, &sync_args(&addr), false);
+    let (mut server, peer) = serve(target, source, true);
+    let sync = spawn(source, &sync_args(&peer), false);
     let committed = kill_after_first_batch(&mut server);
     let out = sync.wait_with_output().unwrap();
     assert!(!out.status.success(), "the sync outlived its peer");
@@ -137,12 +137,12 @@ fn kill_serving(source: &Path, target: &Path) -> Vec<Batch> {
 
 /// A forced tree protocol: it applies each batch as it arrives (a snapshot would
 /// stage everything and apply it at the end).
-fn sync_args(addr: &str) -> [&str; 7] {
+fn sync_args(peer: &str) -> [&str; 7] {
     let protocol = "hash-comparison";
     [
         "sync",
         "--peer",
-        addr,
+        peer,
         "--context",
         "ctx",
         "--protocol",
@@ -199,11 +199,21 @@ fn kill_after_first_batch(child: &mut Child) -> Vec<Batch> {
     committed
 }
 
-/// Starts `serve` on a free port; returns the child and its address.
-fn serve(store: &Path, debug: bool) -> (Child, String) {
-    let mut child = spawn(store, &["serve", "--listen", "127.0.0.1:0"], debug);
+/// Starts `serve` on a free port, allowing the node of store directory `peer`;
+/// returns the child and its `ID@ADDR`.
+fn serve(store: &Path, peer: &Path, debug: bool) -> (Child, String) {
+    let allowed = ok(peer, &["id"]);
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        allowed.trim(),
+    ];
+    let mut child = spawn(store, &args, debug);
     let addr = read_addr(child.stderr.as_mut().unwrap());
-    (child, addr)
+    let id = ok(store, &["id"]);
+    (child, format!("{}@{addr}", id.trim()))
 }
 
 /// Reads stderr up to the `listening on` line, byte by byte so that the rest

@@ -33,7 +33,7 @@ fn a_held_store_is_written_and_read_through_the_api() {
     let dir = TempDir::new().unwrap();
     let store = dir.path().join("node");
     ok(&store, &["put", "ctx", "before", "1"]);
-    let server = Server::start(&store);
+    let server = Server::start_with(&store, &[]);
     ok(&store, &["put", "ctx", "during", "2"]);
     ok(&store, &["put", "other", "a/b c", "3"]);
     assert_eq!(ok(&store, &["get", "ctx", "during"]), "2\n");
@@ -90,11 +90,11 @@ fn syncing_a_context_neither_node_holds_fails() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     ok(&a, &["put", "ctx", "k", "v"]);
     ok(&b, &["put", "ctx", "k", "v"]);
-    let server = Server::start(&a);
-    let line = fails(&b, &["sync", "--peer", &server.addr, "--context", "nosuch"]);
+    let server = Server::start(&a, &b);
+    let line = fails(&b, &["sync", "--peer", &server.peer, "--context", "nosuch"]);
     assert!(line.contains("neither this node nor"), "{line}");
     // Without --context every context this node holds is synced.
-    let report = ok(&b, &["sync", "--peer", &server.addr, "--json"]);
+    let report = ok(&b, &["sync", "--peer", &server.peer, "--json"]);
     assert_eq!(report.lines().count(), 1, "{report}");
     assert!(server.stop().0.success());
 }

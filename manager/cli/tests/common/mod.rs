@@ -78,12 +78,22 @@ pub(crate) struct Server {
     child: Child,
     /// The address it listens on for sync sessions.
     pub(crate) addr: String,
+    /// `ID@ADDR`, what `sync --peer` takes.
+    pub(crate) peer: String,
+    /// `quic://ID@ADDR`, with `--listen-quic`.
+    pub(crate) quic: Option<String>,
     log: Option<JoinHandle<Vec<String>>>,
 }
 
+/// The node ID of the store directory `store` (`synctree id`).
+pub(crate) fn id(store: &Path) -> String {
+    ok(store, &["id"]).trim().to_owned()
+}
+
 impl Server {
-    pub(crate) fn start(store: &Path) -> Server {
-        Server::start_with(store, &[])
+    /// Serves `store` over TLS to the node of the store directory `client`.
+    pub(crate) fn start(store: &Path, client: &Path) -> Server {
+        Server::start_with(store, &["--allow", &id(client)])
     }
 
     pub(crate) fn start_with(store: &Path, extra: &[&str]) -> Server {
@@ -99,15 +109,25 @@ impl Server {
             .spawn()
             .expect("start serve");
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut quic = None;
         let addr = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("synctree: listening on ").map(str::to_owned))
+            .find_map(|l| {
+                if let Some(q) = l.strip_prefix("synctree: quic on ") {
+                    quic = Some(q.to_owned());
+                }
+                l.strip_prefix("synctree: listening on ").map(str::to_owned)
+            })
             .expect("serve prints its address");
         let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        let peer = format!("{}@{addr}", id(store));
+        let quic = quic.map(|q| format!("quic://{}@{q}", id(store)));
         Server {
             child,
             addr,
+            peer,
+            quic,
             log: Some(log),
         }
     }

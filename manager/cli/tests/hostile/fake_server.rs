@@ -182,7 +182,15 @@ impl Client {
 }
 
 fn sync_fails_cleanly(store: &Path, addr: &str) -> String {
-    let args = ["sync", "--peer", addr, "--context", CTX, "--json"];
+    let args = [
+        "sync",
+        "--peer",
+        addr,
+        "--context",
+        CTX,
+        "--json",
+        "--insecure-plaintext",
+    ];
     let out = Command::new(BIN)
         .arg("--store")
         .arg(store)

@@ -88,7 +88,7 @@ impl Served {
         command
             .arg("--store")
             .arg(&store)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--insecure-plaintext"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -141,7 +141,15 @@ impl Served {
         let fresh = self.dir.path().join("fresh-client");
         let report = ok(
             &fresh,
-            &["sync", "--peer", &self.addr, "--context", CTX, "--json"],
+            &[
+                "sync",
+                "--peer",
+                &self.addr,
+                "--context",
+                CTX,
+                "--json",
+                "--insecure-plaintext",
+            ],
         );
         let report: Value = serde_json::from_str(report.trim()).expect("sync report");
         assert_eq!(report["converged"], true, "(e) {report}");

@@ -2,13 +2,15 @@
 //! it.
 //!
 //! ```toml
-//! listen = "0.0.0.0:7000"          # sync sessions
+//! listen = "0.0.0.0:7000"          # sync sessions (TLS)
+//! listen_quic = "0.0.0.0:7000"     # QUIC beside it, optional
 //! api = "127.0.0.1:7001"           # client API (beyond loopback: token required)
 //! metrics = "127.0.0.1:9100"       # Prometheus, optional
-//! peers = ["10.0.0.2:7000", "10.0.0.3:7000"]
+//! peers = ["ID2@10.0.0.2:7000", "quic://ID3@10.0.0.3:7000"]
 //! interval_secs = 30.0             # anti-entropy interval per peer
 //! ```
 //!
+//! Which nodes may connect is the peers file `DIR/peers` (and `--allow`).
 //! Every key is optional; a flag given to `serve` wins over the file, and
 //! `synctree config` prints what a `serve` without flags would run with.
 
@@ -17,6 +19,7 @@ use std::path::Path;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use synctree_secure::PeerId;
 
 use crate::error::CliError;
 use crate::output::emit;
@@ -36,6 +39,21 @@ pub(crate) struct ServeArgs {
     /// [config: `listen`]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Allow the node with this ID (from `synctree id` on it) to connect, with
+    /// read and write access to every context. Repeatable; adds to the peers
+    /// file `DIR/peers` (one `ID [read=CONTEXTS] [write=CONTEXTS]` per line).
+    #[arg(long, value_name = "ID")]
+    pub(crate) allow: Vec<PeerId>,
+    /// Also accept QUIC connections on this UDP address (same identity and
+    /// allowlist). The bound address is printed as `synctree: quic on ADDR`.
+    /// [config: `listen_quic`]
+    #[arg(long, value_name = "ADDR")]
+    listen_quic: Option<String>,
+    /// Serve plain TCP: no encryption, no authentication, every client may read
+    /// and write everything; peers are then `HOST:PORT`. For tests and local
+    /// demos only.
+    #[arg(long)]
+    pub(crate) insecure_plaintext: bool,
     /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
     /// `http://ADDR/metrics`. [config: `metrics`]
     #[arg(long, value_name = "ADDR")]
@@ -47,8 +65,9 @@ pub(crate) struct ServeArgs {
     /// `DIR/api.json`]
     #[arg(long, value_name = "ADDR")]
     api: Option<SocketAddr>,
-    /// A peer to keep in sync (`HOST:PORT`, repeatable): every context either
-    /// holds is synced with it every `--interval`. [config: `peers`]
+    /// A peer to keep in sync (`ID@HOST:PORT`, `quic://ID@HOST:PORT`, or
+    /// `HOST:PORT` with `--insecure-plaintext`; repeatable): every context this
+    /// node holds is synced with it every `--interval`. [config: `peers`]
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<String>,
     /// Seconds between anti-entropy rounds with each peer.
@@ -64,6 +83,9 @@ pub(crate) struct NodeConfig {
     /// Where sync sessions are served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) listen: Option<String>,
+    /// Where QUIC sessions are served, besides TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) listen_quic: Option<String>,
     /// Where the client API listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) api: Option<SocketAddr>,
@@ -84,6 +106,9 @@ pub(crate) struct Effective {
     /// Where sync sessions are served (none: `serve` refuses to start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) listen: Option<String>,
+    /// Where QUIC sessions are served, besides TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) listen_quic: Option<String>,
     /// Where the client API listens.
     pub(crate) api: SocketAddr,
     /// Where Prometheus metrics are served.
@@ -140,6 +165,9 @@ impl NodeConfig {
         };
         Ok(Effective {
             listen: flags.and_then(|f| f.listen.clone()).or(self.listen),
+            listen_quic: flags
+                .and_then(|f| f.listen_quic.clone())
+                .or(self.listen_quic),
             api,
             metrics: flags.and_then(|f| f.metrics).or(self.metrics),
             peers,
@@ -176,6 +204,9 @@ mod tests {
         .expect("parse");
         let flags = ServeArgs {
             listen: None,
+            allow: Vec::new(),
+            listen_quic: None,
+            insecure_plaintext: false,
             metrics: None,
             api: None,
             peers: vec!["127.0.0.1:9".to_owned()],

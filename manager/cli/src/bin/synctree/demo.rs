@@ -1,4 +1,6 @@
-//! `synctree demo`: two in-memory nodes, diverged data, one sync over real TCP.
+//! `synctree demo`: two in-memory nodes, diverged data, one sync over real TCP,
+//! mutually authenticated TLS 1.3 by default (ephemeral identities that allow
+//! each other), QUIC with `--quic`, plaintext with `--insecure-plaintext`.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -8,7 +10,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synctree_cli::generate::{generate, generated_version, value_bytes};
 use synctree_manager::{ManagerConfig, SessionReport, SyncManager};
-use synctree_primitives::{ContextId, Entry, Hash, Identity, NodeId, Store, merkle};
+use synctree_primitives::{ContextId, Entry, Hash, Identity, NodeId, Store, SyncTransport, merkle};
+use synctree_secure::quic::{self, QuicServer};
+use synctree_secure::{AllowList, NodeKey, PeerPolicy, TlsAcceptor, tls};
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
 use tokio::net::{TcpListener, TcpStream};
@@ -40,9 +44,41 @@ pub(crate) struct DemoArgs {
     /// Start node A with nothing, as a fresh node joining (auto selects snapshot).
     #[arg(long)]
     empty_a: bool,
+    /// Sync over QUIC (UDP on loopback) instead of TLS over TCP.
+    #[arg(long, conflicts_with = "insecure_plaintext")]
+    quic: bool,
+    /// Sync over plain TCP: no encryption, no authentication (to compare the cost).
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Print one JSON object on stdout instead of a human summary.
     #[arg(long)]
     json: bool,
+}
+
+/// The transport a demo runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    Tls,
+    Quic,
+    Plain,
+}
+
+impl Wire {
+    fn of(args: &DemoArgs) -> Self {
+        match (args.quic, args.insecure_plaintext) {
+            (true, _) => Wire::Quic,
+            (false, true) => Wire::Plain,
+            (false, false) => Wire::Tls,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Wire::Tls => "tls",
+            Wire::Quic => "quic",
+            Wire::Plain => "plain",
+        }
+    }
 }
 
 const NODE_A: NodeId = NodeId(0xA);
@@ -53,35 +89,64 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
     let (a, b) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
     fill(&args, &context, &a, &b)?;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let wire = Wire::of(&args);
     let server = Arc::new(SyncManager::new(
         Arc::clone(&b),
         Identity::new(NODE_B),
         ManagerConfig::default(),
     ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(listener, async {
-        let _ = stopped.await;
-    }));
-
-    let spinner = progress(args.json, None, "syncing over TCP");
     let client = SyncManager::new(
         Arc::clone(&a),
         Identity::new(NODE_A),
         ManagerConfig::default(),
     );
-    let mut transport = FramedTransport::tcp(TcpStream::connect(addr).await?)?;
-    let report = client
-        .sync(&mut transport, &context, args.protocol.choice())
-        .await;
+    let (key_a, key_b) = (NodeKey::generate()?, NodeKey::generate()?);
+    let allow_a: Arc<dyn PeerPolicy> = AllowList::of([key_a.id()]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let spinner = progress(args.json, None, "syncing");
+    let choice = args.protocol.choice();
+    let report = match wire {
+        Wire::Quic => {
+            let endpoint = QuicServer::bind(&key_b, allow_a, "127.0.0.1:0".parse()?)?;
+            let addr = endpoint.local_addr()?.to_string();
+            let serving = tokio::spawn(endpoint.serve(server, stopped));
+            let mut transport = quic::connect(&addr, &key_a, key_b.id()).await?;
+            let report = client.sync(&mut transport, &context, choice).await;
+            let _ = transport.close().await;
+            let _ = stop.send(());
+            serving.await?;
+            report
+        }
+        Wire::Tls | Wire::Plain => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let report = if wire == Wire::Plain {
+                let serving = tokio::spawn(server.serve(listener, stopped));
+                let mut transport = FramedTransport::tcp(TcpStream::connect(addr).await?)?;
+                let report = client.sync(&mut transport, &context, choice).await;
+                let _ = stop.send(());
+                serving.await??;
+                report
+            } else {
+                let acceptor = Arc::new(TlsAcceptor::new(&key_b, allow_a)?);
+                let serving = tokio::spawn(server.serve_with(listener, acceptor, stopped));
+                let mut transport = tls::connect(&addr.to_string(), &key_a, key_b.id()).await?;
+                let report = client.sync(&mut transport, &context, choice).await;
+                let _ = stop.send(());
+                serving.await??;
+                report
+            };
+            report
+        }
+    };
     spinner.finish_and_clear();
-    let _ = stop.send(());
-    serving.await??;
     let report = report?;
 
     let outcome = Outcome::measure(&context, &a, &b)?;
-    print(&args, &report, &outcome)?;
+    print(&args, wire, &report, &outcome)?;
     Ok(if outcome.converged() {
         ExitCode::SUCCESS
     } else {
@@ -193,7 +258,12 @@ impl Outcome {
     }
 }
 
-fn print(args: &DemoArgs, report: &SessionReport, outcome: &Outcome) -> Result<(), Box<dyn Error>> {
+fn print(
+    args: &DemoArgs,
+    wire: Wire,
+    report: &SessionReport,
+    outcome: &Outcome,
+) -> Result<(), Box<dyn Error>> {
     let summary = report.json();
     if args.json {
         let mut object = serde_json::to_value(&summary)?;
@@ -207,6 +277,7 @@ fn print(args: &DemoArgs, report: &SessionReport, outcome: &Outcome) -> Result<(
             map.insert("entries".into(), args.entries.into());
             map.insert("diff".into(), args.diff.into());
             map.insert("empty_a".into(), args.empty_a.into());
+            map.insert("transport".into(), wire.name().into());
         }
         println!("{object}");
         return Ok(());
@@ -218,6 +289,7 @@ fn print(args: &DemoArgs, report: &SessionReport, outcome: &Outcome) -> Result<(
         args.value_size,
         if args.empty_a { ", A starts empty" } else { "" }
     );
+    println!("transport       {}", wire.name());
     println!("protocol        {} ({})", summary.protocol, summary.reason);
     println!("converged       {}", outcome.converged());
     println!("root A          {}", outcome.root_a);

@@ -233,6 +233,21 @@ pub(crate) enum CliError {
         /// The command.
         command: &'static str,
     },
+    /// A node key, certificate or secure connection failed.
+    #[error(transparent)]
+    Secure(#[from] synctree_secure::SecureError),
+    /// The peers file does not parse or cannot be read.
+    #[error(transparent)]
+    Peers(#[from] crate::peers::PeersError),
+    /// `--peer` is not `ID@HOST:PORT` (or `quic://ID@HOST:PORT`).
+    #[error("bad --peer `{peer}`")]
+    BadPeer {
+        /// What was given.
+        peer: String,
+        /// Why it does not parse.
+        #[source]
+        source: synctree_secure::peer_addr::PeerAddrError,
+    },
     /// Encoding the JSON output failed.
     #[error("cannot encode the JSON output")]
     Json(#[from] serde_json::Error),

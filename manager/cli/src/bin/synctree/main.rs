@@ -1,25 +1,30 @@
 //! `synctree`: a node of a synctree network with its data on disk, and a demo.
 //!
 //! ```text
-//!  put / del / gen / import ──► Node (DIR/synctree.redb, DIR/node-id) ◄── get / root / export
+//!  put / del / gen / import ──► Node (DIR/synctree.redb, DIR/node-id, DIR/node.key) ◄── get / root / export / id
 //!                                  ▲                      ▲
-//!                  serve: SyncManager::serve     sync: SyncManager::sync ──► peer
+//!      serve: SyncManager::serve_with(TlsAcceptor)     sync: SyncManager::sync ──► ID@peer (TLS / QUIC)
 //! ```
 
 #![forbid(unsafe_code)]
 
 mod api;
 mod config;
+mod connector;
 mod data;
 mod demo;
 mod error;
+mod identity;
 mod jsonl;
 mod net;
 mod node;
 mod output;
+mod peers;
 mod progress;
 mod protocol_arg;
+mod quic_serve;
 mod root;
+mod serve;
 mod simulate;
 mod status;
 
@@ -52,7 +57,8 @@ struct Cli {
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build two in-memory nodes with diverged data and sync them over real TCP.
+    /// Build two in-memory nodes with diverged data and sync them over TLS on
+    /// real TCP (ephemeral identities that allow each other).
     Demo(demo::DemoArgs),
     /// Simulate a cluster on a virtual network with faults, then check that every
     /// replica converged (exit 0 only then).
@@ -66,6 +72,9 @@ enum Command {
 /// through the running node's API).
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
+    /// Print this node's ID (created with its key, `DIR/node.key`, at first
+    /// use): give it to the peers that should `--allow` this node.
+    Id(identity::IdArgs),
     /// Write a value, with a version newer than any the key had.
     Put(data::PutArgs),
     /// Print a key's value (fails when the key is missing or deleted).
@@ -140,8 +149,9 @@ async fn run(
         | NodeCommand::Root(_)
         | NodeCommand::Export(_)
         | NodeCommand::Status(_) => Open::Existing,
-        // Reads only the config file, never the store.
+        // Read only the config file or the node key, never the store.
         NodeCommand::Config(args) => return Ok(config::print(&dir, args)?),
+        NodeCommand::Id(args) => return Ok(identity::run(&dir, args)?),
         _ => Open::Create,
     };
     let outcome = match Node::open(&dir, how) {
@@ -168,10 +178,11 @@ async fn run_local(node: Node, dir: &Path, command: NodeCommand) -> Result<(), C
         NodeCommand::Contexts => data::contexts(&node),
         NodeCommand::Gen(args) => data::gen_entries(&node, args),
         NodeCommand::Root(args) => root::run(&node, args),
-        NodeCommand::Serve(args) => net::serve(node, dir, args).await,
+        NodeCommand::Serve(args) => serve::serve(node, dir, args).await,
         NodeCommand::Sync(args) => net::sync(node, args).await,
         NodeCommand::Status(args) => status::run(&node, args),
         NodeCommand::Config(args) => config::print(dir, &args),
+        NodeCommand::Id(args) => identity::run(dir, &args),
         NodeCommand::Export(args) => jsonl::export(&node, args),
         NodeCommand::Import(args) => jsonl::import(&node, args),
     }

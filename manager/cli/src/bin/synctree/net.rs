@@ -1,38 +1,29 @@
-//! Network commands: `serve` runs the node (sessions, anti-entropy, client API),
-//! `sync` opens sessions with a peer.
+//! `sync`: sessions with a peer as initiator, one per context; and what `serve`
+//! and the API share with it (the shutdown signal, the sync request and outcomes).
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use synctree_manager::{
-    AntiEntropy, AntiEntropyConfig, DRAIN_GRACE, ManagerConfig, ReportJson, SessionReport,
-    SharedStats, SyncManager, TcpConnector,
-};
+use synctree_manager::{DRAIN_GRACE, ManagerConfig, ReportJson, SessionReport, SyncManager};
 use synctree_primitives::{ContextId, Identity, Store};
-use synctree_transport::FramedTransport;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
-use crate::api::{Api, endpoint};
-use crate::config::{self, ServeArgs};
+use crate::connector::PeerConnector;
 use crate::error::{CliError, context};
+use crate::identity::node_key;
 use crate::node::Node;
 use crate::output::emit;
 use crate::progress;
 use crate::protocol_arg::ProtocolArg;
 
-/// Longest wait for a TCP connection to the peer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Arguments of `synctree sync`.
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// Address of a node running `synctree serve`.
-    #[arg(long, value_name = "ADDR")]
+    /// The serving node: `ID@HOST:PORT` over TLS, `quic://ID@HOST:PORT` over
+    /// QUIC (ID from `synctree id` on it; the session fails unless the peer
+    /// proves that identity), or `HOST:PORT` with `--insecure-plaintext`.
+    #[arg(long, value_name = "PEER")]
     pub(crate) peer: String,
     /// Context to reconcile [default: every context this node holds].
     #[arg(long)]
@@ -40,116 +31,14 @@ pub(crate) struct SyncArgs {
     /// Protocol to run.
     #[arg(long, value_enum, default_value_t = ProtocolArg::Auto)]
     pub(crate) protocol: ProtocolArg,
+    /// Connect over plain TCP: nothing is encrypted and the peer is not
+    /// authenticated. For tests and local demos only.
+    #[arg(long)]
+    pub(crate) insecure_plaintext: bool,
     /// Print one JSON object on stdout (the fields of `demo --json`, with
     /// `root_local` and `root_remote` for this node and the peer).
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-/// Shortest `--interval`: a node cannot be made to sync every pair in a busy loop.
-const MIN_INTERVAL: Duration = Duration::from_millis(50);
-/// Longest `--interval`: a day (anything longer is a typo; it would also overflow
-/// the scheduler's deadlines).
-const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
-
-/// `serve`: the long-running node. Answers sync sessions, keeps every context in
-/// sync with `--peer`s, and serves the client API, until SIGINT or SIGTERM; then
-/// lets running sessions finish (up to the drain grace period) and closes the store.
-pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<(), CliError> {
-    let args = config::load(dir)?.effective(Some(&flags))?;
-    let interval = interval(args.interval_secs)?;
-    let Some(listen) = args.listen.clone() else {
-        return Err(CliError::NoListen(dir.join(config::CONFIG_FILE)));
-    };
-    let node_id = node.node_id()?;
-    let shutdown = shutdown_signal()?;
-    let listen_err = |addr: String| move |source| CliError::Listen { addr, source };
-    let listener = TcpListener::bind(&listen)
-        .await
-        .map_err(listen_err(listen.clone()))?;
-    let addr = listener.local_addr().map_err(listen_err(listen))?;
-    let api_listener = TcpListener::bind(args.api)
-        .await
-        .map_err(listen_err(args.api.to_string()))?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(listen_err(args.api.to_string()))?;
-    let token = match api_addr.ip().is_loopback() {
-        true => None,
-        false => Some(endpoint::token(dir)?),
-    };
-    if let Some(metrics) = args.metrics {
-        synctree_cli::prometheus::install_prometheus(metrics)?;
-        eprintln!("synctree: metrics on http://{metrics}/metrics");
-    }
-    let node = Arc::new(node);
-    let manager = Arc::new(SyncManager::new(
-        Arc::clone(node.store()),
-        Identity::new(node_id),
-        ManagerConfig::default(),
-    ));
-    let stats = SharedStats::default();
-    let config = AntiEntropyConfig {
-        interval,
-        jitter: interval / 5,
-        seed: node_id.0,
-        ..AntiEntropyConfig::default()
-    };
-    let peers = args.peers.clone();
-    let scheduler = AntiEntropy::new(Arc::clone(&manager), TcpConnector::default(), peers, config)
-        .with_stats(stats.clone());
-    let api = Arc::new(Api {
-        node: Arc::clone(&node),
-        manager: Arc::clone(&manager),
-        peers: args.peers.clone(),
-        stats,
-        node_id: node_id.to_string(),
-        listen: addr,
-        token,
-    });
-    let (stop, stopped) = watch::channel(false);
-    let published = endpoint::publish(dir, api_addr)?;
-    let api_task = tokio::spawn(crate::api::serve(api_listener, api, until(stopped.clone())));
-    let anti_entropy = tokio::spawn(scheduler.run(until(stopped)));
-    eprintln!("synctree: api on http://{api_addr}");
-    eprintln!("synctree: listening on {addr}");
-    tracing::info!(node = %node_id, %addr, %api_addr, peers = args.peers.len(), "serving");
-    let summary = Arc::clone(&manager)
-        .serve(listener, async move {
-            shutdown.await;
-            stop.send_replace(true);
-        })
-        .await
-        .map_err(listen_err(addr.to_string()))?;
-    let _ = anti_entropy.await;
-    if let Ok(Err(e)) = api_task.await {
-        tracing::warn!(error = %e, "the client API stopped with an error");
-    }
-    drop(published);
-    drop(manager);
-    match Arc::try_unwrap(node) {
-        Ok(node) => node.close(),
-        Err(_) => tracing::warn!("store still in use; it closes on exit"),
-    }
-    eprintln!(
-        "synctree: stopped after {} connections ({} refused as busy); store closed",
-        summary.accepted, summary.busy
-    );
-    Ok(())
-}
-
-/// Checks `--interval`.
-fn interval(seconds: f64) -> Result<Duration, CliError> {
-    let interval = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO);
-    match (MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
-        true => Ok(interval),
-        false => Err(CliError::BadInterval(seconds)),
-    }
-}
-
-/// Completes once `stopped` turns true (or its sender is gone).
-async fn until(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// What `sync` asks for, on the command line or through the API's "sync now".
@@ -188,6 +77,11 @@ pub(crate) struct SyncOutcome {
 /// report. Fails when a session fails, or ends with different roots.
 pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
     let identity = Identity::new(node.node_id()?);
+    let key = match args.insecure_plaintext {
+        true => None,
+        false => Some(Arc::new(node_key(node.dir())?)),
+    };
+    let connector = PeerConnector::new(key);
     let manager = SyncManager::new(Arc::clone(node.store()), identity, ManagerConfig::default());
     let request = SyncRequest {
         peer: Some(args.peer.clone()),
@@ -197,7 +91,14 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
     let contexts = contexts_to_sync(&**node.store(), request.context.as_deref())?;
     let mut results = Vec::new();
     for context in contexts {
-        let synced = sync_one(&manager, &args.peer, &context, args.protocol, !args.json).await;
+        let synced = sync_one(
+            &manager,
+            &connector,
+            &args.peer,
+            (&context, args.protocol),
+            !args.json,
+        )
+        .await;
         results.push((context, synced.map(|r| r.json())));
     }
     drop(manager);
@@ -207,14 +108,21 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
 
 /// Every context of `request` with `peer`, as the API reports them.
 pub(crate) async fn sync_all<S: Store + 'static>(
-    manager: &SyncManager<S>,
+    (manager, connector): (&SyncManager<S>, &PeerConnector),
     store: &S,
     peer: &str,
     request: &SyncRequest,
 ) -> Result<Vec<SyncOutcome>, CliError> {
     let mut outcomes = Vec::new();
     for context in contexts_to_sync(store, request.context.as_deref())? {
-        let synced = sync_one(manager, peer, &context, request.protocol, false).await;
+        let synced = sync_one(
+            manager,
+            connector,
+            peer,
+            (&context, request.protocol),
+            false,
+        )
+        .await;
         let (report, error) = match synced {
             Ok(report) => (Some(report.json()), None),
             Err(e) => (None, Some(synctree_primitives::error::error_chain(&e))),
@@ -250,9 +158,9 @@ fn contexts_to_sync<S: Store + ?Sized>(
 /// error, never a successful sync of nothing.
 async fn sync_one<S: Store + 'static>(
     manager: &SyncManager<S>,
+    connector: &PeerConnector,
     peer: &str,
-    context: &ContextId,
-    protocol: ProtocolArg,
+    (context, protocol): (&ContextId, ProtocolArg),
     show_progress: bool,
 ) -> Result<SessionReport, CliError> {
     let failed = |source| CliError::Sync {
@@ -260,13 +168,15 @@ async fn sync_one<S: Store + 'static>(
         context: context.clone(),
         source,
     };
-    let mut transport = connect(peer).await?;
+    let mut transport = connector.open(peer).await?;
     let message = format!("syncing `{context}` with {peer}");
     let spinner = progress::spinner(message, !show_progress);
     let report = manager
         .sync(&mut transport, context, protocol.choice())
         .await;
     spinner.finish_and_clear();
+    // Closing twice is a no-op; a QUIC transport closes its connection here.
+    let _ = transport.close().await;
     let report = report.map_err(failed)?;
     if !report.local.has_state && !report.remote.has_state {
         return Err(CliError::NotHeld {
@@ -305,27 +215,8 @@ pub(crate) fn finish_sync(peer: &str, results: SyncResults, json: bool) -> Resul
     }
 }
 
-/// Connects to `peer` within [`CONNECT_TIMEOUT`].
-async fn connect(peer: &str) -> Result<FramedTransport<TcpStream>, CliError> {
-    let connect_err = |source| CliError::Connect {
-        peer: peer.to_owned(),
-        source,
-    };
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
-        Ok(connected) => connected.map_err(connect_err)?,
-        Err(_) => {
-            let timeout = std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {CONNECT_TIMEOUT:?}"),
-            );
-            return Err(connect_err(timeout));
-        }
-    };
-    FramedTransport::tcp(stream).map_err(connect_err)
-}
-
 /// Completes on the first SIGINT or SIGTERM (Ctrl-C only, off Unix).
-fn shutdown_signal() -> Result<impl Future<Output = ()>, CliError> {
+pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()>, CliError> {
     #[cfg(unix)]
     let signalled = {
         use tokio::signal::unix::{SignalKind, signal};

@@ -4,7 +4,9 @@
 //! ```text
 //!  DIR/
 //!    synctree.redb   every context's entries and Merkle index (RedbStore)
-//!    node-id         16 hex digits and a newline: this node's writer id
+//!    node-id         16 hex digits and a newline: this node's writer id (in versions)
+//!    node.key        Ed25519 PKCS#8, mode 0600: this node's identity (`synctree id`)
+//!    peers           who may connect to `serve`, and their access (peers.rs)
 //! ```
 
 use std::collections::hash_map::RandomState;
@@ -76,6 +78,11 @@ impl Node {
             dir: dir.to_owned(),
             store: Arc::new(Logged { inner: backend }),
         })
+    }
+
+    /// The store directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The store.

@@ -29,6 +29,7 @@ use serde::Serialize;
 use synctree_manager::{SharedStats, SyncManager};
 use tokio::net::TcpListener;
 
+use crate::connector::PeerConnector;
 use crate::error::CliError;
 use crate::node::{Backend, Logged, Node};
 
@@ -42,6 +43,8 @@ pub(crate) struct Api {
     pub(crate) node: Arc<Node>,
     /// The node's sync manager (for "sync now").
     pub(crate) manager: Arc<SyncManager<Logged<Backend>>>,
+    /// How "sync now" reaches a peer.
+    pub(crate) connector: PeerConnector,
     /// Configured peers, for "sync now" without a peer and for the status page.
     pub(crate) peers: Vec<String>,
     /// Anti-entropy totals and the per-pair table.

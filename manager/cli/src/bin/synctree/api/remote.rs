@@ -91,6 +91,7 @@ pub(crate) async fn run(dir: &Path, at: Endpoint, command: NodeCommand) -> Resul
         }),
         NodeCommand::Serve(_) => Err(CliError::InUse(dir.to_owned())),
         NodeCommand::Config(args) => crate::config::print(dir, &args),
+        NodeCommand::Id(args) => crate::identity::run(dir, &args),
     }
 }
 

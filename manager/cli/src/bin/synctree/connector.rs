@@ -1,0 +1,74 @@
+//! Connecting to a peer named on the command line: `ID@HOST:PORT` over TLS,
+//! `quic://ID@HOST:PORT` over QUIC, or `HOST:PORT` over plain TCP when this node
+//! runs with `--insecure-plaintext` (no key). `sync` and anti-entropy both use it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use synctree_manager::Connector;
+use synctree_primitives::SyncTransport;
+use synctree_secure::{NodeKey, PeerAddr, Scheme};
+use synctree_transport::FramedTransport;
+use tokio::net::TcpStream;
+
+use crate::error::CliError;
+
+/// Longest wait for a plaintext TCP connection to the peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens transports to peers with this node's key (`None`: plain TCP).
+#[derive(Clone)]
+pub(crate) struct PeerConnector {
+    key: Option<Arc<NodeKey>>,
+}
+
+impl PeerConnector {
+    /// Connects with `key`, or over plain TCP without one.
+    pub(crate) fn new(key: Option<Arc<NodeKey>>) -> Self {
+        PeerConnector { key }
+    }
+
+    /// The transport to `peer`.
+    pub(crate) async fn open(&self, peer: &str) -> Result<Box<dyn SyncTransport>, CliError> {
+        let Some(key) = &self.key else {
+            return Ok(Box::new(connect_plain(peer).await?));
+        };
+        let parsed: PeerAddr = peer.parse().map_err(|source| CliError::BadPeer {
+            peer: peer.to_owned(),
+            source,
+        })?;
+        let transport: Box<dyn SyncTransport> = match parsed.scheme {
+            Scheme::Quic => Box::new(crate::quic_serve::connect(key, &parsed).await?),
+            _ => Box::new(synctree_secure::tls::connect(&parsed.addr, key, parsed.id).await?),
+        };
+        Ok(transport)
+    }
+}
+
+impl Connector for PeerConnector {
+    type Transport = Box<dyn SyncTransport>;
+    type Error = CliError;
+
+    async fn connect(&self, peer: &str) -> Result<Self::Transport, CliError> {
+        self.open(peer).await
+    }
+}
+
+/// Connects to `peer` over plain TCP within [`CONNECT_TIMEOUT`].
+async fn connect_plain(peer: &str) -> Result<FramedTransport<TcpStream>, CliError> {
+    let connect_err = |source| CliError::Connect {
+        peer: peer.to_owned(),
+        source,
+    };
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+        Ok(connected) => connected.map_err(connect_err)?,
+        Err(_) => {
+            let timeout = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {CONNECT_TIMEOUT:?}"),
+            );
+            return Err(connect_err(timeout));
+        }
+    };
+    FramedTransport::tcp(stream).map_err(connect_err)
+}
