@@ -4,7 +4,7 @@
 //!
 //! | metric | kind | labels | what |
 //! |---|---|---|---|
-//! | [`SESSIONS`] | counter | `protocol`, `outcome` | initiated sessions that ended |
+//! | [`SESSIONS`] | counter | `protocol`, `outcome`, `peer` | initiated sessions that ended |
 //! | [`SESSION_DURATION`] | histogram (s) | `protocol`, `outcome` | connect + sync time |
 //! | [`SESSION_PHASE`] | histogram (s) | `phase` = `connect` / `sync` | time per phase |
 //! | [`SESSION_ROUNDS`] | histogram | `protocol` | round trips of completed sessions |
@@ -17,15 +17,26 @@
 //! | [`RUNNING`] | gauge | | anti-entropy sessions in progress |
 //! | [`PEER_FAILURES`] | gauge | `peer` | failures in a row (0 after a success) |
 //! | [`PEER_BACKOFF`] | gauge (s) | `peer` | current backoff of the peer |
-//! | [`SERVED`] | counter | `protocol`, `outcome` | streams answered as responder |
+//! | [`SERVED`] | counter | `protocol`, `outcome`, `peer` | streams answered as responder |
+//! | [`SERVED_DURATION`] | histogram (s) | `protocol`, `outcome` | time from a served stream's first frame to its end |
+//! | [`SERVED_ROUNDS`] | histogram | `protocol` | round trips of served sessions |
+//! | [`SERVED_BYTES`] | counter (B) | `direction` = `sent` / `received` | bytes of served streams, failed ones included |
+//! | [`SERVED_ENTRIES`] | counter | `direction` = `pulled` / `pushed` | entries a served session received / sent |
 //! | [`ENTRIES_REFUSED`] | counter | `reason` = `clock_ahead` | received entries refused, initiated and served sessions |
 //!
 //! `outcome` is one of [`Outcome::name`]'s values; `protocol` is a protocol name,
-//! `none` (roots matched) or `unknown` (failed before one was picked).
+//! `none` (roots matched) or `unknown` (failed before one was picked). `peer` is
+//! the peer as the node names it: the node ID (or `ID@ADDR`) when authenticated,
+//! else the IP address without the port, so the label's values stay as few as
+//! the peers.
 
 use ::metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
+
+use std::time::Duration;
+
+use synctree_primitives::TransportStats;
 
 use crate::error::ManagerError;
 use crate::manager::Served;
@@ -58,8 +69,17 @@ pub const RUNNING: &str = "synctree_anti_entropy_sessions_running";
 pub const PEER_FAILURES: &str = "synctree_peer_consecutive_failures";
 /// Current backoff in seconds, per peer.
 pub const PEER_BACKOFF: &str = "synctree_peer_backoff_seconds";
-/// Streams answered as responder, by protocol and outcome.
+/// Streams answered as responder, by protocol, outcome and peer.
 pub const SERVED: &str = "synctree_served_sessions_total";
+/// Seconds a served stream took, by protocol and outcome.
+pub const SERVED_DURATION: &str = "synctree_served_session_duration_seconds";
+/// Round trips of served sessions, by protocol.
+pub const SERVED_ROUNDS: &str = "synctree_served_session_rounds";
+/// Bytes moved by served streams, by direction (`sent`, `received`).
+pub const SERVED_BYTES: &str = "synctree_served_bytes_total";
+/// Entries moved by served sessions, by direction (`pulled`: received and
+/// merged, `pushed`: sent).
+pub const SERVED_ENTRIES: &str = "synctree_served_entries_total";
 
 /// Received entries refused, by reason (`clock_ahead`: a version more than
 /// `MAX_CLOCK_SKEW_MS` ahead of this node's clock).
@@ -70,7 +90,7 @@ pub const ENTRIES_REFUSED: &str = "synctree_entries_refused_total";
 pub const ON_MISBEHAVIOUR: [&str; 1] = [ENTRIES_REFUSED];
 
 /// Every metric this module records.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 19] = [
     SESSIONS,
     SESSION_DURATION,
     SESSION_PHASE,
@@ -85,6 +105,10 @@ pub const ALL: [&str; 15] = [
     PEER_FAILURES,
     PEER_BACKOFF,
     SERVED,
+    SERVED_DURATION,
+    SERVED_ROUNDS,
+    SERVED_BYTES,
+    SERVED_ENTRIES,
     ENTRIES_REFUSED,
 ];
 
@@ -119,6 +143,10 @@ pub fn describe() {
     describe_gauge!(PEER_FAILURES, "failed sessions in a row with the peer");
     describe_gauge!(PEER_BACKOFF, Unit::Seconds, "current backoff of the peer");
     describe_counter!(SERVED, "streams answered as responder");
+    describe_histogram!(SERVED_DURATION, Unit::Seconds, "time of a served stream");
+    describe_histogram!(SERVED_ROUNDS, "round trips of served sessions");
+    describe_counter!(SERVED_BYTES, Unit::Bytes, "bytes moved by served streams");
+    describe_counter!(SERVED_ENTRIES, "entries moved by served sessions");
     describe_counter!(ENTRIES_REFUSED, "received entries refused, by reason");
 }
 
@@ -133,7 +161,8 @@ pub fn record_refused_ahead(count: u64) {
 /// Records an ended initiated session.
 pub fn record_session(record: &SessionRecord) {
     let (protocol, outcome) = (record.protocol_label(), record.outcome.name());
-    counter!(SESSIONS, "protocol" => protocol, "outcome" => outcome).increment(1);
+    let peer = peer_label(&record.peer);
+    counter!(SESSIONS, "protocol" => protocol, "outcome" => outcome, "peer" => peer).increment(1);
     histogram!(SESSION_DURATION, "protocol" => protocol, "outcome" => outcome)
         .record(record.duration().as_secs_f64());
     histogram!(SESSION_PHASE, "phase" => "connect").record(record.connect_time.as_secs_f64());
@@ -173,32 +202,60 @@ pub fn record_backoff(peer: &str, backoff: PeerBackoff) {
     gauge!(PEER_BACKOFF, "peer" => peer.to_owned()).set(backoff.delay.as_secs_f64());
 }
 
-/// Records how an incoming stream was answered.
-pub fn record_served(outcome: &Result<Served, ManagerError>) {
-    if let Ok(Served::Session { stats, .. }) = outcome {
-        record_refused_ahead(stats.entries_refused_ahead);
-    }
-    let (protocol, outcome) = match outcome {
+/// What a served stream moved, for [`record_served`].
+#[derive(Clone, Copy, Debug)]
+pub struct ServedStream<'a> {
+    /// The peer (node ID when authenticated, else its address).
+    pub peer: &'a str,
+    /// What the transport moved, failed streams included.
+    pub transport: TransportStats,
+    /// From the first frame to the end.
+    pub duration: Duration,
+}
+
+/// Records how an incoming stream was answered and what it moved.
+pub fn record_served(outcome: &Result<Served, ManagerError>, stream: ServedStream<'_>) {
+    let (protocol, label) = match outcome {
         Ok(Served::Session { stats, .. }) => (stats.protocol.name(), "session"),
         Ok(Served::HandshakeOnly { .. }) => ("none", "handshake_only"),
         Err(ManagerError::Rejected { .. }) => ("unknown", "rejected"),
         Err(_) => ("unknown", "failed"),
     };
-    counter!(SERVED, "protocol" => protocol, "outcome" => outcome).increment(1);
+    let peer = peer_label(stream.peer);
+    counter!(SERVED, "protocol" => protocol, "outcome" => label, "peer" => peer).increment(1);
+    histogram!(SERVED_DURATION, "protocol" => protocol, "outcome" => label)
+        .record(stream.duration.as_secs_f64());
+    let t = stream.transport;
+    counter!(SERVED_BYTES, "direction" => "sent").increment(t.bytes_sent);
+    counter!(SERVED_BYTES, "direction" => "received").increment(t.bytes_received);
+    if let Ok(Served::Session { stats, .. }) = outcome {
+        record_refused_ahead(stats.entries_refused_ahead);
+        histogram!(SERVED_ROUNDS, "protocol" => protocol).record(f64::from(stats.rounds));
+        counter!(SERVED_ENTRIES, "direction" => "pulled").increment(stats.entries_pulled);
+        counter!(SERVED_ENTRIES, "direction" => "pushed").increment(stats.entries_pushed);
+    }
+}
+
+/// The `peer` label: an address loses its port (a new one per connection), any
+/// other name (a node ID, `ID@ADDR`) is kept.
+fn peer_label(peer: &str) -> String {
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().to_string(),
+        Err(_) => peer.to_owned(),
+    }
 }
 
 /// Records a served stream ended to give its slot to a newcomer.
-pub fn record_evicted() {
-    counter!(SERVED, "protocol" => "unknown", "outcome" => "evicted").increment(1);
+pub fn record_evicted(peer: &str) {
+    let peer = peer_label(peer);
+    counter!(SERVED, "protocol" => "unknown", "outcome" => "evicted", "peer" => peer).increment(1);
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     use metrics_util::{CompositeKey, MetricKind};
-    use synctree_primitives::{ContextId, ProtocolError, ProtocolKind, TransportStats};
+    use synctree_primitives::{ContextId, ProtocolError, ProtocolKind};
 
     use super::*;
 
@@ -249,6 +306,19 @@ mod tests {
         }
     }
 
+    fn stream(peer: &str) -> ServedStream<'_> {
+        ServedStream {
+            peer,
+            transport: TransportStats {
+                messages_sent: 2,
+                messages_received: 2,
+                bytes_sent: 30,
+                bytes_received: 40,
+            },
+            duration: Duration::from_millis(12),
+        }
+    }
+
     #[test]
     fn a_session_moves_every_per_session_metric() {
         let snapshot = recorded(|| {
@@ -256,8 +326,16 @@ mod tests {
             record_session(&session(Outcome::ConnectFailed));
         });
         let hc = [("protocol", "hash-comparison"), ("outcome", "converged")];
-        assert_eq!(value(&snapshot, SESSIONS, &hc), &DebugValue::Counter(1));
-        let failed = [("protocol", "unknown"), ("outcome", "connect_failed")];
+        let by_peer = [hc[0], hc[1], ("peer", "peer-1")];
+        assert_eq!(
+            value(&snapshot, SESSIONS, &by_peer),
+            &DebugValue::Counter(1)
+        );
+        let failed = [
+            ("protocol", "unknown"),
+            ("outcome", "connect_failed"),
+            ("peer", "peer-1"),
+        ];
         assert_eq!(value(&snapshot, SESSIONS, &failed), &DebugValue::Counter(1));
         let DebugValue::Histogram(d) = value(&snapshot, SESSION_DURATION, &hc) else {
             panic!()
@@ -316,14 +394,17 @@ mod tests {
                     delay: Duration::from_secs(4),
                 },
             );
-            record_served(&Ok(Served::HandshakeOnly {
-                context: ContextId::new("c").unwrap(),
-            }));
+            record_served(
+                &Ok(Served::HandshakeOnly {
+                    context: ContextId::new("c").unwrap(),
+                }),
+                stream("10.0.0.1:4711"),
+            );
             let refused = ManagerError::Rejected {
                 peer: "x".into(),
                 source: ProtocolError::UnknownInit("junk"),
             };
-            record_served(&Err(refused));
+            record_served(&Err(refused), stream("10.0.0.1:4712"));
         });
         assert_eq!(value(&snapshot, ATTEMPTED, &[]), &DebugValue::Counter(2));
         assert_eq!(
@@ -338,10 +419,15 @@ mod tests {
             value(&snapshot, PEER_BACKOFF, &[("peer", "peer-1")]),
             &DebugValue::Gauge(4.0.into())
         );
-        let quiet = [("protocol", "none"), ("outcome", "handshake_only")];
+        let ip = ("peer", "10.0.0.1");
+        let quiet = [("protocol", "none"), ("outcome", "handshake_only"), ip];
         assert_eq!(value(&snapshot, SERVED, &quiet), &DebugValue::Counter(1));
-        let refused = [("protocol", "unknown"), ("outcome", "rejected")];
+        let refused = [("protocol", "unknown"), ("outcome", "rejected"), ip];
         assert_eq!(value(&snapshot, SERVED, &refused), &DebugValue::Counter(1));
+        assert_eq!(
+            value(&snapshot, SERVED_BYTES, &[("direction", "received")]),
+            &DebugValue::Counter(2 * 40)
+        );
         assert!(snapshot.iter().all(|(k, _)| ALL.contains(&k.key().name())));
         assert!(snapshot.iter().any(|(k, _)| k.kind() == MetricKind::Gauge));
     }
@@ -355,7 +441,24 @@ mod tests {
         );
         stats.entries_refused_ahead = 3;
         let context = ContextId::new("c").unwrap();
-        let snapshot = recorded(|| record_served(&Ok(Served::Session { context, stats })));
+        stats.rounds = 2;
+        stats.entries_pulled = 5;
+        let peer = "ABC@127.0.0.1:7000";
+        let served = Ok(Served::Session { context, stats });
+        let snapshot = recorded(|| record_served(&served, stream(peer)));
+        let session = [("protocol", "hash-comparison"), ("outcome", "session")];
+        let by_peer = [session[0], session[1], ("peer", peer)];
+        assert_eq!(value(&snapshot, SERVED, &by_peer), &DebugValue::Counter(1));
+        let DebugValue::Histogram(d) = value(&snapshot, SERVED_DURATION, &session) else {
+            panic!()
+        };
+        assert_eq!(d.len(), 1);
+        let rounds = value(&snapshot, SERVED_ROUNDS, &[session[0]]);
+        assert_eq!(rounds, &DebugValue::Histogram(vec![2.0.into()]));
+        assert_eq!(
+            value(&snapshot, SERVED_ENTRIES, &[("direction", "pulled")]),
+            &DebugValue::Counter(5)
+        );
         let ahead = [("reason", "clock_ahead")];
         assert_eq!(
             value(&snapshot, ENTRIES_REFUSED, &ahead),

@@ -401,6 +401,7 @@ impl<S: Store + 'static> SyncManager<S> {
     ) where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        let started = tokio::time::Instant::now();
         let mut tracked = ProgressTransport::new(transport, slot.progress.clone());
         let handled = self.handle_stream_as(&mut tracked, access);
         let served = tokio::select! {
@@ -410,7 +411,7 @@ impl<S: Store + 'static> SyncManager<S> {
         drop(slot);
         let Some(served) = served else {
             tracing::info!(%peer, "session evicted: no progress while every slot was taken");
-            crate::metrics::record_evicted();
+            crate::metrics::record_evicted(peer);
             let abort = StreamMessage::abort(
                 AbortCode::Busy,
                 "evicted: no progress while the node was full",
@@ -425,7 +426,12 @@ impl<S: Store + 'static> SyncManager<S> {
                 source: TransportError::Timeout(STREAM_DEADLINE),
             }),
         };
-        crate::metrics::record_served(&outcome);
+        let stream = crate::metrics::ServedStream {
+            peer,
+            transport: transport.stats(),
+            duration: started.elapsed(),
+        };
+        crate::metrics::record_served(&outcome, stream);
         log_outcome(peer, outcome);
     }
 }

@@ -79,7 +79,12 @@ impl Connector for MeshConnector {
             let remote = Arc::clone(&mesh.nodes[peer]);
             tokio::spawn(async move {
                 let served = remote.handle_stream(&mut server).await;
-                synctree_manager::metrics::record_served(&served);
+                let stream = synctree_manager::metrics::ServedStream {
+                    peer: server.peer(),
+                    transport: server.stats(),
+                    duration: Duration::ZERO,
+                };
+                synctree_manager::metrics::record_served(&served, stream);
             });
         } else {
             tokio::spawn(async move {

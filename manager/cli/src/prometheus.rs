@@ -1,17 +1,22 @@
 //! The Prometheus exporter: serves what [`synctree_manager::metrics`] records at
-//! `/metrics` over HTTP.
+//! `/metrics` over HTTP (every other path is 404).
 
 use std::net::SocketAddr;
 
-use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use synctree_manager::metrics::describe;
 
 /// The Prometheus exporter could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetricsError {
-    /// Binding the listener or installing the global recorder failed.
-    #[error("starting the Prometheus exporter on {addr} failed")]
+    /// Installing the global recorder failed (one is installed already).
+    #[error("installing the Prometheus recorder for {addr} failed")]
     Install {
         /// The address asked for.
         addr: SocketAddr,
@@ -19,18 +24,47 @@ pub enum MetricsError {
         #[source]
         source: BuildError,
     },
+    /// Binding the listener failed.
+    #[error("cannot serve metrics on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Installs a Prometheus recorder as the global one and serves `/metrics` over
-/// HTTP on `addr`. Call once, inside the tokio runtime that should run the
-/// listener (outside one, the exporter starts a thread with its own).
-pub fn install_prometheus(addr: SocketAddr) -> Result<(), MetricsError> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
+/// HTTP on `addr` from a task of the current tokio runtime; returns the bound
+/// address (port 0 picks a free one).
+pub async fn install_prometheus(addr: SocketAddr) -> Result<SocketAddr, MetricsError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
         .map_err(|source| MetricsError::Install { addr, source })?;
     describe();
-    Ok(())
+    let app = Router::new()
+        .route("/metrics", get(render))
+        .with_state(handle);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(bound)
+}
+
+async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
 }
 
 #[cfg(test)]
@@ -38,16 +72,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_prometheus_exporter_reports_a_bad_address_as_a_typed_error() {
+    fn a_taken_address_is_a_typed_error() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let result = runtime.block_on(async { install_prometheus(addr) });
+        let result = runtime.block_on(install_prometheus(addr));
         assert!(
-            matches!(result, Err(MetricsError::Install { addr: a, .. }) if a == addr),
+            matches!(result, Err(MetricsError::Bind { addr: a, .. }) if a == addr),
             "{result:?}"
         );
     }

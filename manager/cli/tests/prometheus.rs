@@ -12,11 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn metrics_are_scraped_over_http() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
+    let addr = install_prometheus("127.0.0.1:0".parse().unwrap())
+        .await
         .unwrap();
-    install_prometheus(addr).unwrap();
     metrics::record_attempt();
     metrics::record_backoff(
         "10.0.0.9:7000",
@@ -26,18 +24,7 @@ async fn metrics_are_scraped_over_http() {
         },
     );
 
-    let mut body = String::new();
-    for _ in 0..50 {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
-            stream
-                .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-                .await
-                .unwrap();
-            stream.read_to_string(&mut body).await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let body = get(addr, "/metrics").await;
     assert!(body.contains("200 OK"), "{body}");
     assert!(
         body.contains("synctree_anti_entropy_sessions_attempted_total 1"),
@@ -51,4 +38,17 @@ async fn metrics_are_scraped_over_http() {
         body.contains("# HELP synctree_peer_backoff_seconds current backoff of the peer"),
         "{body}"
     );
+    // Only /metrics is served.
+    let elsewhere = get(addr, "/").await;
+    assert!(elsewhere.starts_with("HTTP/1.1 404"), "{elsewhere}");
+}
+
+/// One HTTP/1.1 GET; the whole answer.
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use synctree_primitives::{Identity, NodeId};
+use synctree_primitives::{Identity, NodeId, SyncTransport};
 use synctree_store::MemoryStore;
 use synctree_transport::sim::{FaultPlan, SimFaults, SimTransport};
 use tokio::sync::Notify;
@@ -165,9 +165,15 @@ async fn serve(
         let manager = Arc::clone(&manager);
         let deadline = setup.stream_deadline;
         streams.spawn(async move {
+            let started = tokio::time::Instant::now();
             let served = tokio::time::timeout(deadline, manager.handle_stream(&mut transport));
             if let Ok(outcome) = served.await {
-                synctree_manager::metrics::record_served(&outcome);
+                let stream = synctree_manager::metrics::ServedStream {
+                    peer: transport.peer(),
+                    transport: transport.stats(),
+                    duration: started.elapsed(),
+                };
+                synctree_manager::metrics::record_served(&outcome, stream);
             }
         });
     }

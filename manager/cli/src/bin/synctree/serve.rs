@@ -71,8 +71,8 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
     };
     let (api_listener, api_addr, token) = bind_api(dir, args.api).await?;
     if let Some(metrics) = args.metrics {
-        synctree_cli::prometheus::install_prometheus(metrics)?;
-        eprintln!("synctree: metrics on http://{metrics}/metrics");
+        let bound = synctree_cli::prometheus::install_prometheus(metrics).await?;
+        eprintln!("synctree: metrics on http://{bound}/metrics");
     }
     let node = Arc::new(node);
     let manager = Arc::new(SyncManager::new(
