@@ -55,8 +55,11 @@ pub fn peer_of(cert: &CertificateDer<'_>) -> Result<(PeerId, Vec<u8>), rustls::E
     Ok((PeerId::from_public_key(key), spki.to_vec()))
 }
 
-/// One DER element: (tag, whole element, contents), and what follows it.
-fn element(der: &[u8]) -> Option<((u8, &[u8], &[u8]), &[u8])> {
+/// One DER element: its tag, the whole element, and its contents.
+type Element<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// The first DER element of `der`, and what follows it.
+fn element(der: &[u8]) -> Option<(Element<'_>, &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

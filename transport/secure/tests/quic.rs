@@ -1,6 +1,8 @@
 //! Two nodes over QUIC: the same identity and allowlist as TLS over TCP, one
 //! connection, several contexts syncing at once on their own streams.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

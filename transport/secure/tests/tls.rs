@@ -1,6 +1,8 @@
 //! Two nodes over mutually authenticated TLS: the allowlist, the expected server
 //! ID, access rules, and what an observer of the wire sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Shared helpers of the secure transport tests: a serving node over TLS, and a
 //! recording TCP relay.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

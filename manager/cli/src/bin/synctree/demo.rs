@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synctree_cli::generate::{generate, generated_version, value_bytes};
-use synctree_manager::{ManagerConfig, SessionReport, SyncManager};
+use synctree_manager::{ManagerConfig, ManagerError, ProtocolChoice, SessionReport, SyncManager};
 use synctree_primitives::{ContextId, Entry, Hash, Identity, NodeId, Store, SyncTransport, merkle};
 use synctree_secure::quic::{self, QuicServer};
 use synctree_secure::{AllowList, NodeKey, PeerPolicy, TlsAcceptor, tls};
@@ -100,48 +100,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
         Identity::new(NODE_A),
         ManagerConfig::default(),
     );
-    let (key_a, key_b) = (NodeKey::generate()?, NodeKey::generate()?);
-    let allow_a: Arc<dyn PeerPolicy> = AllowList::of([key_a.id()]);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopped = async {
-        let _ = stopped.await;
-    };
     let spinner = progress(args.json, None, "syncing");
-    let choice = args.protocol.choice();
-    let report = match wire {
-        Wire::Quic => {
-            let endpoint = QuicServer::bind(&key_b, allow_a, "127.0.0.1:0".parse()?)?;
-            let addr = endpoint.local_addr()?.to_string();
-            let serving = tokio::spawn(endpoint.serve(server, stopped));
-            let mut transport = quic::connect(&addr, &key_a, key_b.id()).await?;
-            let report = client.sync(&mut transport, &context, choice).await;
-            let _ = transport.close().await;
-            let _ = stop.send(());
-            serving.await?;
-            report
-        }
-        Wire::Tls | Wire::Plain => {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            let report = if wire == Wire::Plain {
-                let serving = tokio::spawn(server.serve(listener, stopped));
-                let mut transport = FramedTransport::tcp(TcpStream::connect(addr).await?)?;
-                let report = client.sync(&mut transport, &context, choice).await;
-                let _ = stop.send(());
-                serving.await??;
-                report
-            } else {
-                let acceptor = Arc::new(TlsAcceptor::new(&key_b, allow_a)?);
-                let serving = tokio::spawn(server.serve_with(listener, acceptor, stopped));
-                let mut transport = tls::connect(&addr.to_string(), &key_a, key_b.id()).await?;
-                let report = client.sync(&mut transport, &context, choice).await;
-                let _ = stop.send(());
-                serving.await??;
-                report
-            };
-            report
-        }
-    };
+    let report = session(wire, server, &client, &context, args.protocol.choice()).await?;
     spinner.finish_and_clear();
     let report = report?;
 
@@ -152,6 +112,53 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Serves `server` on a loopback listener of `wire` and syncs `client` with it
+/// once; the outer error is the setup's, the inner the session's.
+async fn session(
+    wire: Wire,
+    server: Arc<SyncManager<MemoryStore>>,
+    client: &SyncManager<MemoryStore>,
+    context: &ContextId,
+    choice: ProtocolChoice,
+) -> Result<Result<SessionReport, ManagerError>, Box<dyn Error>> {
+    let (key_a, key_b) = (NodeKey::generate()?, NodeKey::generate()?);
+    let allow_a: Arc<dyn PeerPolicy> = AllowList::of([key_a.id()]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    if wire == Wire::Quic {
+        let endpoint = QuicServer::bind(&key_b, allow_a, "127.0.0.1:0".parse()?)?;
+        let addr = endpoint.local_addr()?.to_string();
+        let serving = tokio::spawn(endpoint.serve(server, stopped));
+        let mut transport = quic::connect(&addr, &key_a, key_b.id()).await?;
+        let report = client.sync(&mut transport, context, choice).await;
+        let _ = transport.close().await;
+        let _ = stop.send(());
+        serving.await?;
+        return Ok(report);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let report = if wire == Wire::Plain {
+        let serving = tokio::spawn(server.serve(listener, stopped));
+        let mut transport = FramedTransport::tcp(TcpStream::connect(addr).await?)?;
+        let report = client.sync(&mut transport, context, choice).await;
+        let _ = stop.send(());
+        serving.await??;
+        report
+    } else {
+        let acceptor = Arc::new(TlsAcceptor::new(&key_b, allow_a)?);
+        let serving = tokio::spawn(server.serve_with(listener, acceptor, stopped));
+        let mut transport = tls::connect(&addr.to_string(), &key_a, key_b.id()).await?;
+        let report = client.sync(&mut transport, context, choice).await;
+        let _ = stop.send(());
+        serving.await??;
+        report
+    };
+    Ok(report)
 }
 
 /// Fills both stores: shared entries, then the differences.
