@@ -610,7 +610,8 @@ impl From<TransportError> for DispatchFailure {
             TransportError::Decode(_) => {
                 DispatchFailure::Protocol(ProtocolError::UnknownInit("undecodable frame"))
             }
-            TransportError::FrameTooLarge { len, max } => {
+            TransportError::FrameTooLarge { len, max }
+            | TransportError::ForeignProtocol { len, max, .. } => {
                 DispatchFailure::Protocol(ProtocolError::too_many("frame bytes", max, len))
             }
             other => DispatchFailure::Transport(other),

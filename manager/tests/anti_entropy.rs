@@ -80,8 +80,8 @@ impl Connector for MeshConnector {
             tokio::spawn(async move {
                 let served = remote.handle_stream(&mut server).await;
                 let stream = synctree_manager::metrics::ServedStream {
-                    peer: server.peer(),
-                    transport: server.stats(),
+                    peer: synctree_primitives::SyncTransport::peer(&server),
+                    transport: synctree_primitives::SyncTransport::stats(&server),
                     duration: Duration::ZERO,
                 };
                 synctree_manager::metrics::record_served(&served, stream);

@@ -214,6 +214,20 @@ pub enum TransportError {
         /// The limit.
         max: usize,
     },
+    /// The stream's first bytes are another protocol's greeting (HTTP, TLS, SSH,
+    /// text), read as a length over the limit: the peer is not a synctree node
+    /// (or speaks TLS where plain TCP was expected, or the other way round).
+    #[error(
+        "not a synctree node (got {looks_like}?): its first bytes declare a frame of {len} bytes"
+    )]
+    ForeignProtocol {
+        /// What the bytes look like.
+        looks_like: &'static str,
+        /// The length they declare.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A whole frame did not decode as a `StreamMessage`.
     #[error("frame does not decode")]
     Decode(#[from] prost::DecodeError),
@@ -262,9 +276,9 @@ impl SyncErrorKind {
             SyncErrorKind::Store(_) => Some(AbortCode::StoreFailure),
             SyncErrorKind::Deadline(_) => Some(AbortCode::Timeout),
             SyncErrorKind::Transport(TransportError::Timeout(_)) => Some(AbortCode::Timeout),
-            SyncErrorKind::Transport(TransportError::FrameTooLarge { .. }) => {
-                Some(AbortCode::LimitExceeded)
-            }
+            SyncErrorKind::Transport(
+                TransportError::FrameTooLarge { .. } | TransportError::ForeignProtocol { .. },
+            ) => Some(AbortCode::LimitExceeded),
             SyncErrorKind::Transport(TransportError::Decode(_)) => Some(AbortCode::Malformed),
             SyncErrorKind::Transport(_) => None,
         }

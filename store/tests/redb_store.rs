@@ -130,8 +130,12 @@ fn bad_files_are_typed_errors() {
 
     let empty = tmp.path().join("empty.redb");
     std::fs::write(&empty, b"").expect("write");
-    let store = RedbStore::open(&empty).expect("an empty file becomes a new store");
-    assert!(store.contexts().expect("contexts").is_empty());
+    let err = RedbStore::open(&empty).expect_err("an empty file is refused, not replaced");
+    assert!(
+        matches!(source_of(&err, "open"), RedbStoreError::EmptyFile { .. }),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::metadata(&empty).expect("still there").len(), 0);
 }
 
 /// Truncated or overwritten files: every outcome is a value (`Ok` or a typed

@@ -74,9 +74,37 @@ impl Decoder for FrameDecoder {
     }
 }
 
+/// What a stream that starts with `src` speaks instead, when its first bytes
+/// declare a frame longer than `max` and look like a well-known protocol's greeting.
+pub(crate) fn foreign_protocol(src: &[u8], max: usize) -> Option<&'static str> {
+    let prefix: [u8; LENGTH_PREFIX_BYTES] = src.get(..LENGTH_PREFIX_BYTES)?.try_into().ok()?;
+    if (u32::from_be_bytes(prefix) as usize) <= max {
+        return None;
+    }
+    match prefix {
+        [b'H', b'T', b'T', b'P'] => Some("HTTP"),
+        [b'S', b'S', b'H', b'-'] => Some("SSH"),
+        [0x16, 0x03, ..] | [0x15, 0x03, ..] => Some("TLS"),
+        _ if prefix.iter().all(|b| b.is_ascii_graphic() || *b == b' ') => Some("text"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_foreign_greeting_is_named() {
+        assert_eq!(foreign_protocol(b"HTTP/1.1 400", 1 << 22), Some("HTTP"));
+        assert_eq!(foreign_protocol(b"GET / HTTP/1.1", 1 << 22), Some("text"));
+        assert_eq!(
+            foreign_protocol(&[0x16, 0x03, 0x01, 0x02], 1 << 22),
+            Some("TLS")
+        );
+        assert_eq!(foreign_protocol(&[0, 0, 0, 5], 1 << 22), None);
+        assert_eq!(foreign_protocol(b"HT", 1 << 22), None);
+    }
 
     #[test]
     fn end_after_a_prefix_is_an_error_and_after_a_frame_is_not() {

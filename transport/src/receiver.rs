@@ -114,17 +114,28 @@ impl<R: AsyncRead + Unpin> Receiver<R> {
     }
 
     /// Maps the codec's oversized-frame error to [`TransportError::FrameTooLarge`]
-    /// (with the cap in force, at most `MAX_FRAME_BYTES`).
+    /// (with the cap in force, at most `MAX_FRAME_BYTES`), or, when it is the
+    /// stream's first frame and looks like another protocol's greeting, to
+    /// [`TransportError::ForeignProtocol`].
     fn classify(&self, error: io::Error) -> TransportError {
         let too_large = error.kind() == io::ErrorKind::InvalidData
             && error
                 .get_ref()
                 .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>());
-        if too_large {
-            TransportError::FrameTooLarge {
-                len: self.declared_len().unwrap_or(0),
-                max: self.frames.decoder().max_frame(),
+        let len = self.declared_len().unwrap_or(0);
+        let max = self.frames.decoder().max_frame();
+        let greeting = match self.messages {
+            0 => crate::codec::foreign_protocol(self.frames.read_buffer(), max),
+            _ => None,
+        };
+        if let (true, Some(looks_like)) = (too_large, greeting) {
+            TransportError::ForeignProtocol {
+                looks_like,
+                len,
+                max,
             }
+        } else if too_large {
+            TransportError::FrameTooLarge { len, max }
         } else {
             TransportError::Io(error)
         }

@@ -115,3 +115,67 @@ fn config_prints_the_file_merged_with_the_defaults_and_refuses_unknown_keys() {
     assert!(fails(&store, &["config"]).contains("unknown field `lisen`"));
     assert!(fails(&store, &["serve"]).contains("not a valid config"));
 }
+
+#[test]
+fn errors_name_what_to_fix_and_not_found_has_its_own_exit_status() {
+    let dir = TempDir::new().unwrap();
+    // A store path that is a file; an empty database file (refused, left as is).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    assert!(fails(&file, &["put", "c", "k", "v"]).contains("is a file, not a store directory"));
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("synctree.redb"), "").unwrap();
+    assert!(fails(&empty, &["put", "c", "k", "v"]).contains("is an empty file, not a store"));
+    assert_eq!(
+        std::fs::metadata(empty.join("synctree.redb"))
+            .unwrap()
+            .len(),
+        0
+    );
+    // `demo` checks its value size before building anything.
+    assert!(fails(&empty, &["demo", "--value-size", "100000000"]).contains("exceeds the limit"));
+
+    // Not found: exit status 3, and under --json the error is JSON on stdout.
+    let store = dir.path().join("node");
+    ok(&store, &["put", "c", "k", "v"]);
+    let out = common::synctree(&store, &["get", "c", "missing", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["kind"], "not_found", "{error}");
+    assert!(out.stderr.is_empty());
+    let written = ok(&store, &["put", "c", "k2", "v2", "--json"]);
+    let entry: serde_json::Value = serde_json::from_str(written.trim()).unwrap();
+    assert_eq!(
+        (entry["key"].as_str(), entry["value"].as_str()),
+        (Some("k2"), Some("v2"))
+    );
+    assert_eq!(
+        ok(&store, &["contexts", "--json"]).trim(),
+        r#"{"contexts":["c"]}"#
+    );
+}
+
+#[test]
+fn a_peer_that_does_not_speak_synctree_is_named() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("node");
+    ok(&store, &["put", "c", "k", "v"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let http = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    });
+    let args = [
+        "sync",
+        "--peer",
+        &addr,
+        "--insecure-plaintext",
+        "--context",
+        "c",
+    ];
+    let line = fails(&store, &args);
+    assert!(line.contains("not a synctree node (got HTTP?)"), "{line}");
+    http.join().unwrap();
+}

@@ -55,6 +55,13 @@ pub enum RedbStoreError {
         /// The version this build reads and writes.
         supported: u32,
     },
+    /// The database file exists but is empty (a truncated copy, a failed
+    /// restore): it is refused rather than replaced by a new, empty store.
+    #[error("{} is an empty file, not a store; move it away to start a new store", path.display())]
+    EmptyFile {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The file is a redb database with other tables, not a synctree store;
     /// it was left untouched.
     #[error("{} is a redb database but not a synctree store (tables: {tables:?})", path.display())]

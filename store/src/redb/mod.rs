@@ -88,11 +88,16 @@ impl RedbStore {
     /// [`RedbStoreError`]: [`RedbStoreError::Open`] when redb cannot open the
     /// file (held by another process, not a redb file, an older redb format,
     /// I/O), [`RedbStoreError::UnsupportedFormat`] or
-    /// [`RedbStoreError::NotAStore`] when it is not a store this build reads;
+    /// [`RedbStoreError::NotAStore`] when it is not a store this build reads,
+    /// [`RedbStoreError::EmptyFile`] when the file is there but empty;
     /// with [`StoreError::Corrupt`] when redb or the format check finds the
     /// file damaged.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
         let path = path.as_ref();
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            let path = path.to_owned();
+            return Err(backend("open", RedbStoreError::EmptyFile { path }));
+        }
         let db = guard::contain("open", path, || {
             let db = Database::create(path).map_err(|source| open_error(path, source))?;
             schema::prepare(&db, path).map_err(|e| with_path(path, e))?;

@@ -34,13 +34,17 @@ pub(crate) fn ok(store: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
-/// Runs a command that must fail with exit status 1 and one `error:` line, no
-/// panic text; returns that line.
+/// Runs a command that must fail with exit status 1 (or 3: not found) and one
+/// `error:` line, no panic text; returns that line.
 pub(crate) fn fails(store: &Path, args: &[&str]) -> String {
     let out = synctree(store, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        matches!(out.status.code(), Some(1 | 3)),
+        "{args:?}: {:?} {stderr}",
+        out.status
+    );
     assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
     assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");

@@ -200,13 +200,19 @@ fn sync_fails_cleanly(store: &Path, addr: &str) -> String {
         .stdin(Stdio::null())
         .output()
         .unwrap();
+    // Under --json the error is one JSON object on stdout; stderr stays quiet.
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!out.stderr.contains(&0x1b), "{stderr}");
-    stderr
+    assert!(stderr.is_empty(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let error: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON error");
+    let message = error["error"].as_str().expect("an error message");
+    assert!(!message.contains("panicked"), "{message}");
+    assert!(
+        !message.contains('\x1b') && !out.stdout.contains(&0x1b),
+        "{message}"
+    );
+    format!("error: {message}\n")
 }
 
 /// Runs a fake server with `script` against the client; returns what it saw.

@@ -74,6 +74,10 @@ pub(crate) struct ServeArgs {
     /// [config: `interval_secs`; default 30]
     #[arg(long, value_name = "SECONDS")]
     interval: Option<f64>,
+    /// Print one JSON object on stdout once listening: `{"node", "listen",
+    /// "quic", "api", "metrics"}` (stderr keeps the human lines).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `DIR/config.toml`, every key optional.
@@ -125,7 +129,7 @@ pub(crate) struct Effective {
 pub(crate) struct ConfigArgs {
     /// Print one JSON object instead of TOML.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Reads `DIR/config.toml` (missing: every key unset).
@@ -207,6 +211,7 @@ mod tests {
             allow: Vec::new(),
             listen_quic: None,
             insecure_plaintext: false,
+            json: false,
             metrics: None,
             api: None,
             peers: vec!["127.0.0.1:9".to_owned()],

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use clap::Args;
 use synctree_cli::generate::{generate, generated_version};
 use synctree_primitives::local::{LocalWrites, WriteLocalError, is_ahead_of_clock};
-use synctree_primitives::{ContextId, Store, key_hash};
+use synctree_primitives::{ContextId, Entry, Store, key_hash};
 
 use crate::error::{CliError, context};
 use crate::node::Node;
@@ -35,6 +35,9 @@ pub(crate) struct PutArgs {
     pub(crate) key: String,
     /// Value (UTF-8; use `import` for binary data).
     pub(crate) value: String,
+    /// Print the written entry as one JSON object (an `export` line).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Arguments of `synctree get` and `synctree del`.
@@ -44,6 +47,18 @@ pub(crate) struct KeyArgs {
     pub(crate) context: String,
     /// Key.
     pub(crate) key: String,
+    /// Print the entry (`get`: the live one; `del`: the tombstone written) as one
+    /// JSON object (an `export` line).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Arguments of `synctree contexts`.
+#[derive(Debug, Args)]
+pub(crate) struct ContextsArgs {
+    /// Print `{"contexts": [...]}`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Arguments of `synctree gen`.
@@ -60,31 +75,54 @@ pub(crate) struct GenArgs {
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Print `{"context", "entries", "changed"}`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `put`: writes `value` under `key` with a version newer than any the key had.
 pub(crate) fn put(node: &Node, args: PutArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
     let value = Bytes::from(args.value.into_bytes());
-    write_local(node, &context, &args.key, Some(value))
+    let written = write_local(node, &context, &args.key, Some(value))?;
+    print_written(&written, args.json)
 }
 
 /// `del`: writes a tombstone for `key`, newer than any version the key had.
 pub(crate) fn del(node: &Node, args: KeyArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
-    write_local(node, &context, &args.key, None)
+    let written = write_local(node, &context, &args.key, None)?;
+    print_written(&written, args.json)
+}
+
+/// After `put` or `del`: nothing, or with `--json` the entry as an export line.
+pub(crate) fn print_written(entry: &Entry, json: bool) -> Result<(), CliError> {
+    match json {
+        true => print_entry(entry),
+        false => Ok(()),
+    }
+}
+
+/// Prints `entry` as one JSON object, an `export` line.
+pub(crate) fn print_entry(entry: &Entry) -> Result<(), CliError> {
+    let mut line = Vec::new();
+    synctree_cli::jsonl::write_line(&mut line, entry)?;
+    crate::output::emit_bytes(&line)
 }
 
 /// `get`: prints the live value of `key`, or fails when it is missing or deleted.
 pub(crate) fn get(node: &Node, args: KeyArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
-    let value = lookup(node, &context, &args.key)?;
-    print_value(&value)
+    let entry = lookup(node, &context, &args.key)?;
+    match args.json {
+        true => print_entry(&entry),
+        false => print_value(&entry.value),
+    }
 }
 
-/// The live value of `key`: fails when the context is empty or the key is
+/// The live entry of `key`: fails when the context is empty or the key is
 /// missing or deleted.
-pub(crate) fn lookup(node: &Node, context: &ContextId, key: &str) -> Result<Bytes, CliError> {
+pub(crate) fn lookup(node: &Node, context: &ContextId, key: &str) -> Result<Entry, CliError> {
     let store = node.store();
     require_context(&**store, context)?;
     let entry = store.get(context, &key_hash(key.as_bytes()))?;
@@ -92,7 +130,7 @@ pub(crate) fn lookup(node: &Node, context: &ContextId, key: &str) -> Result<Byte
     match entry {
         None => Err(CliError::NoKey { context, key }),
         Some(e) if e.tombstone => Err(CliError::Deleted { context, key }),
-        Some(e) => Ok(e.value),
+        Some(e) => Ok(e),
     }
 }
 
@@ -106,18 +144,22 @@ pub(crate) fn print_value(value: &[u8]) -> Result<(), CliError> {
 }
 
 /// `contexts`: prints every context holding at least one entry, one per line.
-pub(crate) fn contexts(node: &Node) -> Result<(), CliError> {
+pub(crate) fn contexts(node: &Node, args: &ContextsArgs) -> Result<(), CliError> {
     let names: Vec<String> = node
         .store()
         .contexts()?
         .iter()
         .map(|c| c.to_string())
         .collect();
-    print_contexts(&names)
+    print_contexts(&names, args.json)
 }
 
-/// Prints context names, one per line, as `contexts` does.
-pub(crate) fn print_contexts(names: &[String]) -> Result<(), CliError> {
+/// Prints context names, one per line or as `{"contexts": [...]}`.
+pub(crate) fn print_contexts(names: &[String], json: bool) -> Result<(), CliError> {
+    if json {
+        let object = serde_json::json!({ "contexts": names });
+        return crate::output::emit(&format!("{object}\n"));
+    }
     let mut out = std::io::stdout().lock();
     for name in names {
         writeln!(out, "{name}").map_err(CliError::Output)?;
@@ -142,6 +184,12 @@ pub(crate) fn gen_entries(node: &Node, args: GenArgs) -> Result<(), CliError> {
         start = end;
     }
     bar.finish_and_clear();
+    if args.json {
+        let object = serde_json::json!({
+            "context": context.as_str(), "entries": args.entries, "changed": changed,
+        });
+        return emit(&format!("{object}\n"));
+    }
     emit(&format!(
         "generated {} entries in `{context}` ({changed} new or changed)\n",
         args.entries
@@ -166,7 +214,7 @@ pub(crate) fn write_local(
     context: &ContextId,
     key: &str,
     value: Option<Bytes>,
-) -> Result<(), CliError> {
+) -> Result<Entry, CliError> {
     let key_bytes = Bytes::copy_from_slice(key.as_bytes());
     let (store, now) = (node.store(), now_ms());
     if let Some(current) = store.get(context, &key_hash(&key_bytes))?
@@ -178,7 +226,7 @@ pub(crate) fn write_local(
         );
     }
     match store.write_local(context, key_bytes, value, node.node_id()?, now) {
-        Ok(_) => Ok(()),
+        Ok(entry) => Ok(entry),
         Err(WriteLocalError::ClockExhausted { .. }) => {
             Err(CliError::ClockExhausted(key.to_owned()))
         }
@@ -196,7 +244,7 @@ fn now_ms() -> u64 {
 }
 
 /// Checks `--value-size` against the value limit.
-fn check_value_size(len: usize) -> Result<(), CliError> {
+pub(crate) fn check_value_size(len: usize) -> Result<(), CliError> {
     let max = synctree_primitives::limits::MAX_VALUE_BYTES;
     synctree_primitives::ProtocolError::check_limit("value bytes", max, len)
         .map_err(CliError::BadEntry)
@@ -205,8 +253,8 @@ fn check_value_size(len: usize) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synctree_primitives::NodeId;
     use synctree_primitives::local::next_version;
-    use synctree_primitives::{Entry, NodeId};
 
     #[test]
     fn local_writes_supersede_generated_versions() {

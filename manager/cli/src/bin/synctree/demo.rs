@@ -85,6 +85,7 @@ const NODE_A: NodeId = NodeId(0xA);
 const NODE_B: NodeId = NodeId(0xB);
 
 pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
+    crate::data::check_value_size(args.value_size)?;
     let context = ContextId::new("demo")?;
     let (a, b) = (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
     fill(&args, &context, &a, &b)?;

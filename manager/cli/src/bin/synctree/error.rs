@@ -21,6 +21,9 @@ pub(crate) enum CliError {
         .0.display()
     )]
     NoStore(PathBuf),
+    /// `--store` names a file, not a directory.
+    #[error("{} is a file, not a store directory", .0.display())]
+    NotADirectory(PathBuf),
     /// The store directory exists but the database would not open.
     #[error("cannot open the store at {}", path.display())]
     Open {
@@ -253,7 +256,59 @@ pub(crate) enum CliError {
     Json(#[from] serde_json::Error),
 }
 
+/// What kind of failure an error is: it picks the exit status and the `kind` of
+/// the JSON error (`--json`, the API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The key, context or store asked for does not exist (exit status 3).
+    NotFound,
+    /// The input was refused: a bad name, entry, line or config (exit status 1).
+    BadRequest,
+    /// Anything else (exit status 1).
+    Failed,
+}
+
+impl Failure {
+    /// The name used in JSON errors.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Failure::NotFound => "not_found",
+            Failure::BadRequest => "bad_request",
+            Failure::Failed => "failed",
+        }
+    }
+
+    /// The process exit status.
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Failure::NotFound => 3,
+            Failure::BadRequest | Failure::Failed => 1,
+        }
+    }
+}
+
 impl CliError {
+    /// What kind of failure this is.
+    pub(crate) fn failure(&self) -> Failure {
+        match self {
+            CliError::NoKey { .. }
+            | CliError::Deleted { .. }
+            | CliError::UnknownContext(_)
+            | CliError::NoStore(_)
+            | CliError::NotHeld { .. } => Failure::NotFound,
+            CliError::Remote { kind, .. } if kind == "not_found" => Failure::NotFound,
+            CliError::BadContext { .. }
+            | CliError::BadEntry(_)
+            | CliError::ImportLine { .. }
+            | CliError::ClockExhausted(_)
+            | CliError::BadConfig { .. }
+            | CliError::BadInterval(_)
+            | CliError::BadPeer { .. } => Failure::BadRequest,
+            CliError::Remote { kind, .. } if kind == "bad_request" => Failure::BadRequest,
+            _ => Failure::Failed,
+        }
+    }
+
     /// Wraps an I/O error on a file of the store directory.
     pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CliError {
         let path = path.into();

@@ -14,7 +14,7 @@ use crate::output::emit;
 pub(crate) struct IdArgs {
     /// Print `{"id": …, "key_file": …}` on stdout instead of the bare ID.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// The node key of the store directory `dir`, created (with the directory) at

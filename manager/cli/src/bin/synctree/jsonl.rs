@@ -42,6 +42,9 @@ pub(crate) struct ImportArgs {
     /// range) is refused even so: the key could never be written again.
     #[arg(long)]
     pub(crate) accept_future_versions: bool,
+    /// Print `{"context", "entries", "changed", "unchanged"}`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `export`: writes every entry of the context, tombstones included, to stdout.
@@ -108,7 +111,7 @@ pub(crate) fn import(node: &Node, args: ImportArgs) -> Result<(), CliError> {
     let context = context(&args.context)?;
     let entries = read_entries(&args.file, args.accept_future_versions)?;
     let imported = apply_in_batches(node, &context, entries.as_slice())?;
-    print_imported(&context, &imported)
+    print_imported(&context, &imported, args.json)
 }
 
 /// Imports JSON Lines read from `input` (named `name` in errors).
@@ -124,7 +127,20 @@ pub(crate) fn import_from(
 }
 
 /// Prints what an import did, as `import` does.
-pub(crate) fn print_imported(context: &ContextId, imported: &Imported) -> Result<(), CliError> {
+pub(crate) fn print_imported(
+    context: &ContextId,
+    imported: &Imported,
+    json: bool,
+) -> Result<(), CliError> {
+    if json {
+        let object = serde_json::json!({
+            "context": context.as_str(),
+            "entries": imported.entries,
+            "changed": imported.changed,
+            "unchanged": imported.unchanged,
+        });
+        return emit(&format!("{object}\n"));
+    }
     emit(&format!(
         "imported {} entries into `{context}` ({} new or changed, {} already held or older)\n",
         imported.entries, imported.changed, imported.unchanged

@@ -82,7 +82,7 @@ pub(crate) enum NodeCommand {
     /// Delete a key (writes a tombstone, which syncs like any write).
     Del(data::KeyArgs),
     /// List the contexts holding at least one entry.
-    Contexts,
+    Contexts(data::ContextsArgs),
     /// Write deterministic entries: the same seed gives the same entries on any node.
     Gen(data::GenArgs),
     /// Print a context's Merkle root, entry count and tree depth.
@@ -126,9 +126,13 @@ fn main() -> ExitCode {
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         // turmoil drives its own runtimes: run outside ours.
         Command::Simulate(args) => simulate::run(args),
-        Command::Node(command) => runtime
-            .block_on(run(cli.store, command))
-            .map(|()| ExitCode::SUCCESS),
+        Command::Node(command) => {
+            let json = command.json();
+            return match runtime.block_on(run(cli.store, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail_node(&e, json),
+            };
+        }
     };
     match outcome {
         Ok(code) => code,
@@ -138,20 +142,17 @@ fn main() -> ExitCode {
 
 /// Runs a node command on the store directory, or through the API of the
 /// running node that holds it.
-async fn run(
-    store: Option<PathBuf>,
-    command: NodeCommand,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(store: Option<PathBuf>, command: NodeCommand) -> Result<(), CliError> {
     let dir = node::store_dir(store)?;
     let how = match &command {
         NodeCommand::Get(_)
-        | NodeCommand::Contexts
+        | NodeCommand::Contexts(_)
         | NodeCommand::Root(_)
         | NodeCommand::Export(_)
         | NodeCommand::Status(_) => Open::Existing,
         // Read only the config file or the node key, never the store.
-        NodeCommand::Config(args) => return Ok(config::print(&dir, args)?),
-        NodeCommand::Id(args) => return Ok(identity::run(&dir, args)?),
+        NodeCommand::Config(args) => return config::print(&dir, args),
+        NodeCommand::Id(args) => return identity::run(&dir, args),
         _ => Open::Create,
     };
     let outcome = match Node::open(&dir, how) {
@@ -165,7 +166,7 @@ async fn run(
     match outcome {
         // A reader that went away (`export | head`) is not an error.
         Err(CliError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
+        other => other,
     }
 }
 
@@ -175,7 +176,7 @@ async fn run_local(node: Node, dir: &Path, command: NodeCommand) -> Result<(), C
         NodeCommand::Put(args) => data::put(&node, args),
         NodeCommand::Get(args) => data::get(&node, args),
         NodeCommand::Del(args) => data::del(&node, args),
-        NodeCommand::Contexts => data::contexts(&node),
+        NodeCommand::Contexts(args) => data::contexts(&node, &args),
         NodeCommand::Gen(args) => data::gen_entries(&node, args),
         NodeCommand::Root(args) => root::run(&node, args),
         NodeCommand::Serve(args) => serve::serve(node, dir, args).await,
@@ -186,6 +187,40 @@ async fn run_local(node: Node, dir: &Path, command: NodeCommand) -> Result<(), C
         NodeCommand::Export(args) => jsonl::export(&node, args),
         NodeCommand::Import(args) => jsonl::import(&node, args),
     }
+}
+
+impl NodeCommand {
+    /// Whether the command was asked for JSON output (its errors are JSON too).
+    fn json(&self) -> bool {
+        match self {
+            NodeCommand::Put(a) => a.json,
+            NodeCommand::Get(a) | NodeCommand::Del(a) => a.json,
+            NodeCommand::Contexts(a) => a.json,
+            NodeCommand::Gen(a) => a.json,
+            NodeCommand::Root(a) => a.json,
+            NodeCommand::Serve(a) => a.json,
+            NodeCommand::Sync(a) => a.json,
+            NodeCommand::Status(a) => a.json,
+            NodeCommand::Config(a) => a.json,
+            NodeCommand::Id(a) => a.json,
+            NodeCommand::Import(a) => a.json,
+            NodeCommand::Export(_) => false,
+        }
+    }
+}
+
+/// A node command's failure: one `error:` line on stderr, or with `--json` one
+/// `{"error", "kind"}` object on stdout; exit status 3 for "not found", else 1.
+fn fail_node(error: &CliError, json: bool) -> ExitCode {
+    let failure = error.failure();
+    let message = synctree_primitives::error::error_chain(error);
+    if json {
+        let object = serde_json::json!({ "error": message, "kind": failure.name() });
+        let _ = crate::output::emit(&format!("{object}\n"));
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(failure.exit_code())
 }
 
 /// One clear line on stderr, never a backtrace.

@@ -59,6 +59,9 @@ pub(crate) struct Node {
 impl Node {
     /// Opens the store in `dir` as `how` allows.
     pub(crate) fn open(dir: &Path, how: Open) -> Result<Self, CliError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(CliError::NotADirectory(dir.to_owned()));
+        }
         if how == Open::Existing && !dir.join(DB_FILE).is_file() {
             return Err(CliError::NoStore(dir.to_owned()));
         }

@@ -70,10 +70,14 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
         Some(key) => secure(listener, key, dir, &flags, &args)?,
     };
     let (api_listener, api_addr, token) = bind_api(dir, args.api).await?;
-    if let Some(metrics) = args.metrics {
-        let bound = synctree_cli::prometheus::install_prometheus(metrics).await?;
-        eprintln!("synctree: metrics on http://{bound}/metrics");
-    }
+    let metrics_addr = match args.metrics {
+        Some(metrics) => {
+            let bound = synctree_cli::prometheus::install_prometheus(metrics).await?;
+            eprintln!("synctree: metrics on http://{bound}/metrics");
+            Some(bound)
+        }
+        None => None,
+    };
     let node = Arc::new(node);
     let manager = Arc::new(SyncManager::new(
         Arc::clone(node.store()),
@@ -86,6 +90,9 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
         stop.send_replace(true);
     });
     let stats = SharedStats::default();
+    let node_label = key
+        .as_ref()
+        .map_or_else(|| node_id.to_string(), |k| k.id().to_string());
     let ae_config = AntiEntropyConfig {
         interval,
         jitter: interval / 5,
@@ -117,6 +124,17 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
     let anti_entropy = tokio::spawn(scheduler.run(until(stopped.clone())));
     eprintln!("synctree: api on http://{api_addr}");
     eprintln!("synctree: listening on {addr}");
+    if flags.json {
+        let quic = match &listening {
+            Listening::Secure { quic: Some(q), .. } => q.local_addr().ok().map(|a| a.to_string()),
+            _ => None,
+        };
+        let started = serde_json::json!({
+            "node": node_label, "listen": addr.to_string(), "quic": quic,
+            "api": api_addr.to_string(), "metrics": metrics_addr.map(|a| a.to_string()),
+        });
+        crate::output::emit(&format!("{started}\n"))?;
+    }
     tracing::info!(node = %node_id, %addr, %api_addr, peers = args.peers.len(), "serving");
     let summary = sessions(Arc::clone(&manager), listening, stopped).await;
     let _ = anti_entropy.await;

@@ -30,7 +30,7 @@ use synctree_manager::{SharedStats, SyncManager};
 use tokio::net::TcpListener;
 
 use crate::connector::PeerConnector;
-use crate::error::CliError;
+use crate::error::{CliError, Failure};
 use crate::node::{Backend, Logged, Node};
 
 /// Largest request body the API reads (an import): bounded so one request cannot
@@ -86,18 +86,14 @@ impl ApiError {
 
 impl From<CliError> for ApiError {
     fn from(e: CliError) -> Self {
-        let (status, kind) = match &e {
-            CliError::NoKey { .. } | CliError::Deleted { .. } | CliError::UnknownContext(_) => {
-                (StatusCode::NOT_FOUND, "not_found")
-            }
-            CliError::BadContext { .. }
-            | CliError::BadEntry(_)
-            | CliError::ImportLine { .. }
-            | CliError::ClockExhausted(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
+        let failure = e.failure();
+        let status = match failure {
+            Failure::NotFound => StatusCode::NOT_FOUND,
+            Failure::BadRequest => StatusCode::BAD_REQUEST,
+            Failure::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = synctree_primitives::error::error_chain(&e);
-        ApiError::new(status, kind, message)
+        ApiError::new(status, failure.name(), message)
     }
 }
 

@@ -18,24 +18,32 @@ pub(crate) async fn run(dir: &Path, at: Endpoint, command: NodeCommand) -> Resul
     match command {
         NodeCommand::Put(args) => {
             let path = entry_path(&args.context, &args.key)?;
-            client
+            let line = client
                 .call(Method::PUT, &path, args.value.into_bytes())
                 .await?;
-            Ok(())
+            print_line_if(&line, args.json)
         }
         NodeCommand::Del(args) => {
             let path = entry_path(&args.context, &args.key)?;
-            client.call(Method::DELETE, &path, Vec::new()).await?;
-            Ok(())
+            let line = client.call(Method::DELETE, &path, Vec::new()).await?;
+            print_line_if(&line, args.json)
         }
         NodeCommand::Get(args) => {
-            let path = entry_path(&args.context, &args.key)?;
-            data::print_value(&client.call(Method::GET, &path, Vec::new()).await?)
+            let path = format!(
+                "{}?json={}",
+                entry_path(&args.context, &args.key)?,
+                args.json
+            );
+            let answer = client.call(Method::GET, &path, Vec::new()).await?;
+            match args.json {
+                true => crate::output::emit_bytes(&answer),
+                false => data::print_value(&answer),
+            }
         }
-        NodeCommand::Contexts => {
+        NodeCommand::Contexts(args) => {
             let answer = client.call(Method::GET, "/v1/contexts", Vec::new()).await?;
             let listed: ContextsJson = parse(&answer)?;
-            data::print_contexts(&listed.contexts)
+            data::print_contexts(&listed.contexts, args.json)
         }
         NodeCommand::Root(args) => {
             let path = format!(
@@ -68,7 +76,7 @@ pub(crate) async fn run(dir: &Path, at: Endpoint, command: NodeCommand) -> Resul
             );
             let body = jsonl::read_input(&args.file)?;
             let answer = client.call(Method::POST, &path, body).await?;
-            jsonl::print_imported(&name, &parse(&answer)?)
+            jsonl::print_imported(&name, &parse(&answer)?, args.json)
         }
         NodeCommand::Sync(args) => {
             let request = SyncRequest {
@@ -113,6 +121,14 @@ fn results(outcomes: Vec<SyncOutcome>) -> Result<SyncResults, CliError> {
             Ok((name, result))
         })
         .collect()
+}
+
+/// Prints the entry the node answered (an export line) when `--json` asked for it.
+fn print_line_if(line: &[u8], json: bool) -> Result<(), CliError> {
+    match json {
+        true => crate::output::emit_bytes(line),
+        false => Ok(()),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CliError> {

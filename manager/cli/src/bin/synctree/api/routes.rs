@@ -85,42 +85,64 @@ async fn root_of(
     Ok(axum::Json(described))
 }
 
+/// Query of `GET /v1/contexts/{context}/entries/{key}`.
+#[derive(Debug, Deserialize)]
+struct GetQuery {
+    /// Answer the whole entry as JSON (an export line) instead of the value.
+    #[serde(default)]
+    json: bool,
+}
+
 async fn get_entry(
     State(api): Shared,
     Path((name, key)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
+    Query(query): Query<GetQuery>,
+) -> Result<axum::response::Response, ApiError> {
     let context = context(&name)?;
-    let value = blocking(&api, move |node| data::lookup(node, &context, &key)).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], value))
+    let entry = blocking(&api, move |node| data::lookup(node, &context, &key)).await?;
+    if query.json {
+        return entry_json(&entry).map(IntoResponse::into_response);
+    }
+    let octets = [(header::CONTENT_TYPE, "application/octet-stream")];
+    Ok((octets, entry.value).into_response())
+}
+
+/// An entry as the API answers it: one export line, `application/json`.
+fn entry_json(entry: &synctree_primitives::Entry) -> Result<impl IntoResponse + use<>, ApiError> {
+    let mut line = Vec::new();
+    synctree_cli::jsonl::write_line(&mut line, entry)
+        .map_err(|e| ApiError::from(CliError::from(e)))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], line))
 }
 
 async fn put_entry(
     State(api): Shared,
     Path((name, key)): Path<(String, String)>,
     value: Bytes,
-) -> Result<StatusCode, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     write(api, name, key, Some(value)).await
 }
 
 async fn delete_entry(
     State(api): Shared,
     Path((name, key)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     write(api, name, key, None).await
 }
 
+/// Writes locally; answers the entry written.
 async fn write(
     api: Arc<Api>,
     name: String,
     key: String,
     value: Option<Bytes>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let context = context(&name)?;
-    blocking(&api, move |node| {
+    let written = blocking(&api, move |node| {
         data::write_local(node, &context, &key, value)
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    entry_json(&written)
 }
 
 async fn export(
