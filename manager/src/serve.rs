@@ -34,7 +34,8 @@ use crate::accept::{Accepted, Acceptor, PlainTcp};
 use crate::access::Access;
 use crate::error::ManagerError;
 use crate::manager::{Served, SyncManager};
-use crate::slots::{Acquired, ProgressTransport, Slot, SlotTable};
+use crate::slots::{Acquired, ProgressHook, Slot, SlotTable};
+use synctree_primitives::tap::Tap;
 
 /// How long sessions in progress may run on after shutdown is requested.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -305,11 +306,8 @@ impl<S: Store + 'static> SyncManager<S> {
             let why = "too many connections from one peer";
             return refuse_busy(&mut transport, counters, why).await;
         };
-        let wait = self.config().first_message_timeout;
-        let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
-        if first.await.is_err() {
+        if !self.first_frame_in_time(&mut transport, &peer).await {
             Counters::bump(&counters.first_message_timeouts);
-            tracing::debug!(%peer, "no first frame in time; closed");
             return;
         }
         drop(pending);
@@ -344,10 +342,7 @@ impl<S: Store + 'static> SyncManager<S> {
             access,
         } = accepted;
         let mut transport = self.framed(stream, &peer);
-        let wait = self.config().first_message_timeout;
-        let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
-        if first.await.is_err() {
-            tracing::debug!(%peer, "no first frame in time; closed");
+        if !self.first_frame_in_time(&mut transport, &peer).await {
             return;
         }
         let slot = match slots.0.acquire() {
@@ -359,6 +354,22 @@ impl<S: Store + 'static> SyncManager<S> {
         };
         self.serve_session(&mut transport, (&peer, &access), slot)
             .await;
+    }
+
+    /// Waits for the connection's first frame (at most `MAX_FIRST_FRAME_BYTES`)
+    /// for up to `first_message_timeout`; false (and the connection is to be
+    /// closed) when it does not come.
+    async fn first_frame_in_time<T>(&self, transport: &mut FramedTransport<T>, peer: &str) -> bool
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let wait = self.config().first_message_timeout;
+        let first = tokio::time::timeout(wait, transport.wait_first_frame(MAX_FIRST_FRAME_BYTES));
+        let arrived = first.await.is_ok();
+        if !arrived {
+            tracing::debug!(%peer, "no first frame in time; closed");
+        }
+        arrived
     }
 
     /// Runs `acceptor` on the connection within `accept_timeout`; a refusal or a
@@ -402,7 +413,7 @@ impl<S: Store + 'static> SyncManager<S> {
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let started = tokio::time::Instant::now();
-        let mut tracked = ProgressTransport::new(transport, slot.progress.clone());
+        let mut tracked = Tap::new(&mut *transport, ProgressHook(slot.progress.clone()));
         let handled = self.handle_stream_as(&mut tracked, access);
         let served = tokio::select! {
             served = tokio::time::timeout(STREAM_DEADLINE, handled) => Some(served),

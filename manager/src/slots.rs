@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use synctree_primitives::{StreamMessage, SyncTransport, TransportError, TransportStats};
+use synctree_primitives::StreamMessage;
+use synctree_primitives::tap::TransportHook;
 use synctree_protocols::machine::makes_progress;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -167,58 +167,16 @@ impl Drop for Slot {
     }
 }
 
-/// A transport that marks its slot's [`Progress`] on every received message that
-/// makes progress (sending does not count: a peer reading slowly is not working).
-pub(crate) struct ProgressTransport<'a, T: ?Sized> {
-    inner: &'a mut T,
-    progress: Progress,
-}
+/// A [`TransportHook`] that marks a slot's [`Progress`] on every received message
+/// that makes progress (sending does not count: a peer reading slowly is not
+/// working). Wrap a session's transport in a [`Tap`](synctree_primitives::tap::Tap) with it.
+pub(crate) struct ProgressHook(pub(crate) Progress);
 
-impl<'a, T: SyncTransport + ?Sized> ProgressTransport<'a, T> {
-    pub(crate) fn new(inner: &'a mut T, progress: Progress) -> Self {
-        ProgressTransport { inner, progress }
-    }
-
-    fn seen(&self, received: &Result<Option<StreamMessage>, TransportError>) {
-        if let Ok(Some(message)) = received
-            && makes_progress(message)
-        {
-            self.progress.mark();
+impl TransportHook for ProgressHook {
+    fn after_recv(&mut self, message: Option<&StreamMessage>) {
+        if message.is_some_and(makes_progress) {
+            self.0.mark();
         }
-    }
-}
-
-#[async_trait]
-impl<T: SyncTransport + ?Sized> SyncTransport for ProgressTransport<'_, T> {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), TransportError> {
-        self.inner.send(message).await
-    }
-
-    async fn recv(&mut self) -> Result<Option<StreamMessage>, TransportError> {
-        let received = self.inner.recv().await;
-        self.seen(&received);
-        received
-    }
-
-    async fn recv_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<StreamMessage>, TransportError> {
-        let received = self.inner.recv_timeout(timeout).await;
-        self.seen(&received);
-        received
-    }
-
-    async fn close(&mut self) -> Result<(), TransportError> {
-        self.inner.close().await
-    }
-
-    fn stats(&self) -> TransportStats {
-        self.inner.stats()
-    }
-
-    fn peer(&self) -> &str {
-        self.inner.peer()
     }
 }
 

@@ -41,6 +41,7 @@ pub mod merkle;
 pub mod protocol;
 pub mod salt;
 pub mod store;
+pub mod tap;
 pub mod transport;
 pub mod wire;
 

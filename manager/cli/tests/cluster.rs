@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -76,7 +75,7 @@ impl Node {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            if wait_listening(&mut child) {
+            if common::listening_addr(child.stderr.as_mut().unwrap()).is_some() {
                 self.child = Some(child);
                 return;
             }
@@ -107,25 +106,6 @@ impl Node {
             "{} shut down cleanly",
             self.listen
         );
-    }
-}
-
-/// Reads stderr to the `listening on` line; false when serve exited first.
-fn wait_listening(child: &mut Child) -> bool {
-    let stderr = child.stderr.as_mut().unwrap();
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    loop {
-        match stderr.read(&mut byte) {
-            Ok(1) if byte[0] == b'\n' => {
-                if line.starts_with(b"synctree: listening on ") {
-                    return true;
-                }
-                line.clear();
-            }
-            Ok(1) => line.push(byte[0]),
-            _ => return false,
-        }
     }
 }
 

@@ -10,14 +10,15 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 
+use common::{BIN, ok};
 use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_synctree");
 const SIGKILL: i32 = 9;
 /// Writes acknowledged (their `put` exited 0) before the session starts.
 const ACKED_PUTS: usize = 3;
@@ -216,21 +217,9 @@ fn serve(store: &Path, peer: &Path, debug: bool) -> (Child, String) {
     (child, format!("{}@{addr}", id.trim()))
 }
 
-/// Reads stderr up to the `listening on` line, byte by byte so that the rest
-/// stays in the pipe for whoever reads it next.
+/// Reads stderr up to the `listening on` line.
 fn read_addr(stderr: &mut ChildStderr) -> String {
-    loop {
-        let mut line = Vec::new();
-        let mut byte = [0u8];
-        while stderr.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-            line.push(byte[0]);
-        }
-        let line = String::from_utf8_lossy(&line);
-        if let Some(addr) = line.strip_prefix("synctree: listening on ") {
-            return addr.to_owned();
-        }
-        assert!(!line.is_empty(), "serve ended before listening");
-    }
+    common::listening_addr(stderr).expect("serve ended before listening")
 }
 
 /// Sends SIGTERM to a server and checks it shut down cleanly.
@@ -256,17 +245,4 @@ fn spawn(store: &Path, args: &[&str], debug: bool) -> Child {
     let stdio = (Stdio::null(), Stdio::null(), Stdio::piped());
     command.stdin(stdio.0).stdout(stdio.1).stderr(stdio.2);
     command.spawn().unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let out: Output = Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

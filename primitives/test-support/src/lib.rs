@@ -4,8 +4,9 @@
 //! store, but one write lands mid-session". Instead of each test writing its own
 //! seven-method forwarding wrapper, this crate has exactly one of each:
 //!
-//! - [`Tap`]: wraps any [`SyncTransport`](synctree_primitives::SyncTransport) and
-//!   calls a [`TransportHook`] around every send and receive (count, cut, trigger).
+//! - [`Tap`] (re-exported from `synctree_primitives::tap`): wraps any
+//!   [`SyncTransport`](synctree_primitives::SyncTransport) and calls a
+//!   [`TransportHook`] around every send and receive (count, cut, trigger).
 //! - [`StoreTap`]: wraps any [`Store`](synctree_primitives::Store) and calls a
 //!   [`StoreHook`] before every operation and after every apply (fail, log, move the
 //!   state), or replaces `range` (crowd a bucket). [`FaultyStore`] is one such hook:
@@ -49,8 +50,8 @@
 
 mod faults;
 mod store;
-mod transport;
 
 pub use faults::{Faults, FaultyStore};
 pub use store::{StoreHook, StoreOp, StoreTap};
-pub use transport::{Tap, TransportHook};
+/// The delegating transport lives in `synctree-primitives` (nodes use it too).
+pub use synctree_primitives::tap::{Tap, TransportHook};

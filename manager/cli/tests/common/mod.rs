@@ -3,9 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
 use std::thread::JoinHandle;
 
 use synctree_transport::FramedTransport;
@@ -151,5 +151,25 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Reads a `serve` child's stderr up to its `listening on` line, byte by byte so
+/// the rest stays in the pipe; the address, or `None` when serve exited first.
+pub(crate) fn listening_addr(stderr: &mut ChildStderr) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        match stderr.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => {
+                let text = String::from_utf8_lossy(&line);
+                if let Some(addr) = text.strip_prefix("synctree: listening on ") {
+                    return Some(addr.to_owned());
+                }
+                line.clear();
+            }
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
     }
 }

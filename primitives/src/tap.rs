@@ -1,9 +1,12 @@
-//! [`Tap`]: the one delegating [`SyncTransport`].
+//! [`Tap`]: the one delegating [`SyncTransport`]: a transport that forwards to
+//! another and calls a [`TransportHook`] around every send and receive. A node
+//! uses it to watch a session's progress; tests use it to count, cut and trigger.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use synctree_primitives::{StreamMessage, SyncTransport, TransportError, TransportStats};
+
+use crate::{StreamMessage, SyncTransport, TransportError, TransportStats};
 
 /// What a [`Tap`] does around the transport it wraps. Every method has a
 /// pass-through default, so a hook implements only what it watches.
@@ -79,11 +82,12 @@ impl<T: SyncTransport, H: TransportHook> SyncTransport for Tap<T, H> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::wire::Finish;
+    use crate::wire::stream_message::Body;
     use std::collections::VecDeque;
-    use synctree_primitives::wire::Finish;
-    use synctree_primitives::wire::stream_message::Body;
 
     /// Sends into its own receive queue.
     #[derive(Default)]
