@@ -26,12 +26,13 @@ pub(crate) fn synctree(store: &Path, args: &[&str]) -> Output {
         .expect("run synctree")
 }
 
-/// Runs a command that must succeed; returns its stdout.
+/// Runs a command that must succeed; returns its stdout (invalid UTF-8, as a
+/// binary value, replaced).
 pub(crate) fn ok(store: &Path, args: &[&str]) -> String {
     let out = synctree(store, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs a command that must fail with exit status 1 (or 3: not found) and one
