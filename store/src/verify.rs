@@ -38,6 +38,16 @@ pub fn recompute_root<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
 ) -> Result<(Hash, u64), StoreError> {
+    recompute_root_with_progress(store, context, |_| {})
+}
+
+/// [`recompute_root`], calling `progress` with the number of entries of every
+/// bucket as it is rehashed (for a progress bar over the context's entry count).
+pub fn recompute_root_with_progress<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    mut progress: impl FnMut(u64),
+) -> Result<(Hash, u64), StoreError> {
     let (mut fold, mut count, mut leaf) = (Fold::default(), 0u64, 0u32);
     while leaf < LEAF_COUNT {
         let pos = NodePos::new(TREE_DEPTH, leaf);
@@ -51,6 +61,7 @@ pub fn recompute_root<S: Store + ?Sized>(
         }
         let digests = rehash_bucket(context, pos, &entries)?;
         count += digests.len() as u64;
+        progress(digests.len() as u64);
         fold.push(TREE_DEPTH, leaf, merkle::leaf_hash(digests.iter()));
         leaf += 1;
     }

@@ -78,7 +78,10 @@ fn verify(
     context: &ContextId,
     summary: &TreeSummary,
 ) -> Result<Option<CliError>, CliError> {
-    let (root, count) = synctree_store::recompute_root(&**node.store(), context)?;
+    let bar = crate::progress::bar(summary.entry_count, "verifying");
+    let (root, count) =
+        synctree_store::recompute_root_with_progress(&**node.store(), context, |n| bar.inc(n))?;
+    bar.finish_and_clear();
     if root == summary.root && count == summary.entry_count {
         return Ok(None);
     }
