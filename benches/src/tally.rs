@@ -71,6 +71,7 @@ pub fn kind(message: &StreamMessage) -> &'static str {
         Some(Body::SnapshotBegin(_)) => "snapshot_begin",
         Some(Body::SnapshotPage(_)) => "snapshot_page",
         Some(Body::SnapshotAck(_)) => "snapshot_ack",
+        Some(Body::ContextList(_)) => "context_list",
         Some(Body::Abort(_)) => "abort",
     }
 }

@@ -65,6 +65,7 @@ pub mod access;
 pub mod anti_entropy;
 mod error;
 pub mod handshake;
+mod listing;
 mod manager;
 pub mod metrics;
 mod record;
@@ -82,6 +83,7 @@ pub use anti_entropy::{
 };
 pub use error::ManagerError;
 pub use handshake::{PeerSummary, TopFingerprint};
+pub use listing::PeerContexts;
 pub use manager::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, MAX_REMEMBERED_UNCONVERGED,
     ManagerConfig, Served, SyncManager,

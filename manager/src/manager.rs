@@ -100,6 +100,11 @@ impl Default for ManagerConfig {
 /// How a served stream ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Served {
+    /// The peer asked which contexts this node holds, and was told.
+    Listed {
+        /// How many contexts were listed.
+        contexts: usize,
+    },
     /// Only a handshake: the initiator found nothing to do.
     HandshakeOnly {
         /// The context.
@@ -276,6 +281,12 @@ impl<S: Store + 'static> SyncManager<S> {
                 Ok(Some(init)) => init,
                 Err(e) => return Err(self.refuse(transport, e).await),
             };
+            if matches!(init.kind, Some(Kind::ListContexts(_)))
+                && handshaken.is_none()
+                && init.protocol_version == PROTOCOL_VERSION
+            {
+                return self.answer_listing(transport, access).await;
+            }
             let context = match self.check_init(&init, access) {
                 Ok(context) => context,
                 Err(e) => return Err(self.rejected(transport, e).await),

@@ -218,6 +218,7 @@ pub fn record_served(outcome: &Result<Served, ManagerError>, stream: ServedStrea
     let (protocol, label) = match outcome {
         Ok(Served::Session { stats, .. }) => (stats.protocol.name(), "session"),
         Ok(Served::HandshakeOnly { .. }) => ("none", "handshake_only"),
+        Ok(Served::Listed { .. }) => ("none", "listed"),
         Err(ManagerError::Rejected { .. }) => ("unknown", "rejected"),
         Err(_) => ("unknown", "failed"),
     };

@@ -469,6 +469,7 @@ pub(crate) fn budget_for(bytes: usize) -> Arc<BufferBudget> {
 fn log_outcome(peer: &str, outcome: Result<Served, ManagerError>) {
     match outcome {
         Ok(Served::HandshakeOnly { context }) => tracing::info!(%peer, %context, "in sync"),
+        Ok(Served::Listed { contexts }) => tracing::info!(%peer, contexts, "contexts listed"),
         Ok(Served::Session { context, stats }) => tracing::info!(
             %peer, %context, protocol = stats.protocol.name(),
             pulled = stats.entries_pulled, pushed = stats.entries_pushed, "session served"

@@ -115,6 +115,11 @@ pub const MAX_SNAPSHOT_STAGED_BYTES: usize = 4 * 1024 * 1024 * 1024;
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 
+/// Most context names one `ContextList` carries: at most 4,096 × 128 bytes of
+/// names (512 KiB) fit one frame, and a node syncs far fewer contexts with one
+/// peer; beyond it the list says `truncated`.
+pub const MAX_LISTED_CONTEXTS: usize = 4096;
+
 /// Longest a node waits for the peer's next message before giving up the session.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 

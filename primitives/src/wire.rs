@@ -31,6 +31,7 @@ impl StreamMessage {
             Some(Body::SnapshotBegin(_)) => "snapshot begin",
             Some(Body::SnapshotPage(_)) => "snapshot page",
             Some(Body::SnapshotAck(_)) => "snapshot ack",
+            Some(Body::ContextList(_)) => "context list",
             Some(Body::Abort(_)) => "abort",
         }
     }

@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use common::{Server, fails, ok};
+use common::{Server, fails, id, ok};
 use tempfile::TempDir;
 
 /// Sends one raw HTTP/1.1 request; the status line of the answer.
@@ -93,10 +93,32 @@ fn syncing_a_context_neither_node_holds_fails() {
     let server = Server::start(&a, &b);
     let line = fails(&b, &["sync", "--peer", &server.peer, "--context", "nosuch"]);
     assert!(line.contains("neither this node nor"), "{line}");
-    // Without --context every context this node holds is synced.
-    let report = ok(&b, &["sync", "--peer", &server.peer, "--json"]);
-    assert_eq!(report.lines().count(), 1, "{report}");
+    // Without --context every context either node holds is synced: `only-a`
+    // comes from the peer's list.
+    ok(&a, &["put", "only-a", "k", "v"]);
+    let reports = ok(&b, &["sync", "--peer", &server.peer, "--json"]);
+    let contexts: Vec<String> = reports
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["context"].to_string())
+        .collect();
+    assert_eq!(contexts, [r#""ctx""#, r#""only-a""#], "{reports}");
     assert!(server.stop().0.success());
+    assert_eq!(ok(&b, &["get", "only-a", "k"]), "v\n");
+}
+
+#[test]
+fn a_peer_lists_only_the_contexts_it_may_read() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["put", "open", "k", "v"]);
+    ok(&a, &["put", "secret", "k", "v"]);
+    std::fs::write(a.join("peers"), format!("{} read=open\n", id(&b))).unwrap();
+    let server = Server::start_with(&a, &[]);
+    let reports = ok(&b, &["sync", "--peer", &server.peer, "--json"]);
+    assert_eq!(reports.lines().count(), 1, "{reports}");
+    assert!(!reports.contains("secret"), "{reports}");
+    assert!(server.stop().0.success());
+    assert_eq!(ok(&b, &["contexts"]), "open\n");
 }
 
 #[test]

@@ -153,7 +153,9 @@ pub async fn respond<T: SyncTransport>(
             let init = SnapshotResponderInit::try_from(&init).expect("init");
             Snapshot::run_responder(transport, store, &context, &id, init).await
         }
-        Kind::Handshake(_) => panic!("no handshake in this test"),
+        Kind::Handshake(_) | Kind::ListContexts(_) => {
+            panic!("no handshake or listing in this test")
+        }
     }
 }
 

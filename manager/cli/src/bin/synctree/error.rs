@@ -172,9 +172,18 @@ pub(crate) enum CliError {
         /// The context.
         context: ContextId,
     },
-    /// `sync` without `--context` on a store holding nothing.
-    #[error("this node holds no context; pass --context NAME to fetch one from the peer")]
+    /// `sync` without `--context`, and neither node holds anything.
+    #[error("neither this node nor the peer holds any context")]
     NothingToSync,
+    /// Asking the peer for its contexts failed.
+    #[error("cannot list the contexts of {peer}")]
+    Listing {
+        /// The peer.
+        peer: String,
+        /// What went wrong.
+        #[source]
+        source: ManagerError,
+    },
     /// Some of several sessions failed (each was reported above).
     #[error("{failed} of {total} contexts did not sync")]
     SomeSyncsFailed {

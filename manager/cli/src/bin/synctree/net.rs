@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use synctree_manager::{DRAIN_GRACE, ManagerConfig, ReportJson, SessionReport, SyncManager};
+use synctree_manager::{
+    DRAIN_GRACE, ManagerConfig, ManagerError, ReportJson, SessionReport, SyncManager,
+};
 use synctree_primitives::{ContextId, Identity, Store};
 
 use crate::connector::PeerConnector;
@@ -25,7 +27,7 @@ pub(crate) struct SyncArgs {
     /// proves that identity), or `HOST:PORT` with `--insecure-plaintext`.
     #[arg(long, value_name = "PEER")]
     pub(crate) peer: String,
-    /// Context to reconcile [default: every context this node holds].
+    /// Context to reconcile [default: every context this node or the peer holds].
     #[arg(long)]
     pub(crate) context: Option<String>,
     /// Protocol to run.
@@ -88,7 +90,8 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
         context: args.context.clone(),
         protocol: args.protocol,
     };
-    let contexts = contexts_to_sync(&**node.store(), request.context.as_deref())?;
+    let named = request.context.as_deref();
+    let contexts = contexts_to_sync((&manager, &connector), &args.peer, named).await?;
     let mut results = Vec::new();
     for context in contexts {
         let synced = sync_one(
@@ -109,12 +112,12 @@ pub(crate) async fn sync(node: Node, args: SyncArgs) -> Result<(), CliError> {
 /// Every context of `request` with `peer`, as the API reports them.
 pub(crate) async fn sync_all<S: Store + 'static>(
     (manager, connector): (&SyncManager<S>, &PeerConnector),
-    store: &S,
     peer: &str,
     request: &SyncRequest,
 ) -> Result<Vec<SyncOutcome>, CliError> {
     let mut outcomes = Vec::new();
-    for context in contexts_to_sync(store, request.context.as_deref())? {
+    let named = request.context.as_deref();
+    for context in contexts_to_sync((manager, connector), peer, named).await? {
         let synced = sync_one(
             manager,
             connector,
@@ -137,20 +140,39 @@ pub(crate) async fn sync_all<S: Store + 'static>(
     Ok(outcomes)
 }
 
-/// `--context`, or every context the store holds (none: an error).
-fn contexts_to_sync<S: Store + ?Sized>(
-    store: &S,
+/// `--context`, or every context this node or the peer holds (none: an error).
+/// A peer that cannot list its contexts (an older node) leaves this node's own.
+async fn contexts_to_sync<S: Store + 'static>(
+    (manager, connector): (&SyncManager<S>, &PeerConnector),
+    peer: &str,
     named: Option<&str>,
 ) -> Result<Vec<ContextId>, CliError> {
-    match named {
-        Some(name) => Ok(vec![context(name)?]),
-        None => {
-            let held = store.contexts()?;
-            match held.is_empty() {
-                true => Err(CliError::NothingToSync),
-                false => Ok(held),
+    if let Some(name) = named {
+        return Ok(vec![context(name)?]);
+    }
+    let mut all = manager.store().contexts()?;
+    let mut transport = connector.open(peer).await?;
+    match manager.list_contexts(&mut transport).await {
+        Ok(listed) => {
+            if listed.truncated {
+                tracing::warn!(%peer, "the peer holds more contexts than it listed");
             }
+            all.extend(listed.contexts);
         }
+        Err(ManagerError::Rejected { source, .. }) => {
+            let why = synctree_primitives::error::error_chain(&source);
+            tracing::warn!(%peer, reason = %why, "the peer did not list its contexts");
+        }
+        Err(source) => {
+            let peer = peer.to_owned();
+            return Err(CliError::Listing { peer, source });
+        }
+    }
+    all.sort();
+    all.dedup();
+    match all.is_empty() {
+        true => Err(CliError::NothingToSync),
+        false => Ok(all),
     }
 }
 

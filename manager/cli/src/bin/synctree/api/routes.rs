@@ -201,13 +201,8 @@ async fn sync_now(
     }
     let mut outcomes = Vec::new();
     for peer in peers {
-        let sessions = crate::net::sync_all(
-            (&api.manager, &api.connector),
-            api.node.store(),
-            &peer,
-            &request,
-        )
-        .await?;
+        let sessions =
+            crate::net::sync_all((&api.manager, &api.connector), &peer, &request).await?;
         outcomes.extend(sessions);
     }
     Ok(axum::Json(outcomes))
