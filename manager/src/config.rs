@@ -44,7 +44,7 @@ pub struct ManagerConfig {
     /// Served connections (pending or in a session) from one IP address at once;
     /// more get `BUSY`.
     pub max_connections_per_ip: usize,
-    /// Bytes all served transports together may buffer (see [`BufferBudget`]).
+    /// Bytes all served transports together may buffer (see [`BufferBudget`](synctree_transport::BufferBudget)).
     pub buffer_budget_bytes: usize,
     /// Longest a served transport's `send` or `close` waits for the peer to take
     /// bytes; then the session fails with `TransportError::Timeout`.
