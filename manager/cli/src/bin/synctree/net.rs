@@ -44,7 +44,7 @@ pub(crate) struct ServeArgs {
     listen_quic: Option<String>,
     /// Serve plain TCP: no encryption, no authentication, every client may read
     /// and write everything. For tests and local demos only.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["allow", "listen_quic"])]
     insecure_plaintext: bool,
     /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
     /// `http://ADDR/metrics`.
