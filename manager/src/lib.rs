@@ -63,6 +63,7 @@
 pub mod accept;
 pub mod access;
 pub mod anti_entropy;
+mod config;
 mod error;
 pub mod handshake;
 mod listing;

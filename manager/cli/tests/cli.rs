@@ -328,3 +328,26 @@ fn two_nodes_sync_over_quic_beside_tcp() {
     assert_eq!(again["protocol"], "none", "{again}");
     assert!(server.stop().0.success());
 }
+
+/// The peers file: a read-only peer's push is refused and nothing lands; a peer
+/// removed from the file while `serve` runs is refused on its next connection.
+#[test]
+fn the_peers_file_grants_read_only_access_and_removal_takes_effect() {
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["put", "ctx", "on-a", "1"]);
+    ok(&b, &["put", "ctx", "on-b", "2"]);
+    let peers = a.join("peers");
+    std::fs::write(&peers, format!("# b may read only\n{} write=-\n", id(&b))).unwrap();
+    let server = Server::start_with(&a, &[]);
+    let args = ["sync", "--peer", &server.peer, "--context", "ctx"];
+    let forced = [&args[..], &["--protocol", "hash-comparison"]].concat();
+    let line = fails(&b, &forced);
+    assert!(line.contains("WriteDenied"), "{line}");
+    std::fs::write(&peers, "# nobody\n").unwrap();
+    let line = fails(&b, &args);
+    assert!(line.contains("AccessDenied"), "{line}");
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log:?}");
+    assert!(fails(&a, &["get", "ctx", "on-b"]).contains("no key"));
+}

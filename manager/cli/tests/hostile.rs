@@ -1,4 +1,4 @@
-//! A hostile-peer suite against the real `synctree` binary over TCP.
+//! A hostile-peer suite against the real `synctree` binary over TLS on TCP.
 //!
 //! Run it with `cargo test -p synctree-cli --test hostile`; the timing-dependent
 //! cases (idle timeouts, stalls; each waits about 30 s) with
@@ -6,8 +6,11 @@
 //! `#[ignore = "BUG: ..."]` fail today and describe the bug.
 //!
 //! Every server-side case starts its own `synctree serve --listen 127.0.0.1:0` on a
-//! temporary store filled with `gen`, attacks it with raw frames
-//! (`hostile/wire.rs`: a 4-byte big-endian length and a prost-encoded
+//! temporary store filled with `gen`, over mutually authenticated TLS with this
+//! test process's client key allowed (so the attacker is an admitted peer, the
+//! worst case: a stranger is refused in the handshake; `Served::start_plaintext`
+//! serves `--insecure-plaintext` instead), attacks it with raw frames inside the
+//! TLS stream (`hostile/wire.rs`: a 4-byte big-endian length and a prost-encoded
 //! `StreamMessage`) and asserts (a) the answer, a typed `Abort` with the expected
 //! `AbortCode` or a clean close, then, through `Served::survived`
 //! (`hostile/harness.rs`): (b) a fresh handshake still gets a `Handshake`, (c) the
@@ -30,7 +33,9 @@
 //!   `synctree sync --protocol snapshot`: oversized pages, forged roots, LZ4
 //!   bombs, pages past the window, endless snapshots, huge counts, forged abort
 //!   text, garbage. The client must fail with one `error:` line and no panic
-//!   text, send the expected abort, and keep its store (`root --json`).
+//!   text, send the expected abort, and keep its store (`root --json`). The fake
+//!   server speaks plaintext (`sync --insecure-plaintext`): what the client's
+//!   protocol code accepts does not depend on the transport under it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

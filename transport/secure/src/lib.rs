@@ -7,7 +7,8 @@
 //!                 ServerVerifier: exactly the expected PeerId     ClientVerifier: the PeerPolicy (allowlist)
 //!                        │                                                │
 //!               tls::connect ─► FramedTransport<TlsStream>      TlsAcceptor ─► SyncManager::serve_with
-//!               quic::QuicNode::connect ─► one bidi stream per session ─► FramedTransport<QuicStream>
+//!               QuicClient::connect ─► one bidi stream per session ─► QuicTransport
+//!               SecureConnector: anti-entropy's Connector for `[quic://]ID@ADDR` peers
 //! ```
 //!
 //! The protocols and the manager do not change: a secure connection is a
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+mod connector;
 mod error;
 pub mod id;
 pub mod key;
@@ -30,6 +32,7 @@ pub mod quic;
 pub mod tls;
 pub mod verify;
 
+pub use connector::{SecureConnector, SecureTransport};
 pub use error::SecureError;
 pub use id::{IdError, PeerId};
 pub use key::NodeKey;

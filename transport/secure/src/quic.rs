@@ -193,6 +193,13 @@ impl QuicClient {
         Ok(QuicTransport::new(send, recv, &self.peer))
     }
 
+    /// UDP payload bytes this connection sent and received so far, QUIC headers,
+    /// handshake and acknowledgements included: what it cost on the wire.
+    pub fn udp_bytes(&self) -> u64 {
+        let stats = self.connection.stats();
+        stats.udp_tx.bytes + stats.udp_rx.bytes
+    }
+
     /// Closes the connection and waits (briefly) for the peer to learn it.
     pub async fn close(self) {
         self.connection.close(VarInt::from_u32(CLOSE_DONE), b"done");

@@ -128,6 +128,9 @@ impl Acceptor for TlsAcceptor {
     }
 }
 
+/// The client side of a TLS connection over TCP.
+pub type ClientStream = tokio_rustls::client::TlsStream<TcpStream>;
+
 /// A framed transport over TLS to the node `expected` at `addr`, presenting
 /// `key`; labelled with `expected`'s ID. Fails when the server's key is not
 /// `expected`'s, or when the server does not allow us.
@@ -135,7 +138,17 @@ pub async fn connect(
     addr: &str,
     key: &NodeKey,
     expected: PeerId,
-) -> Result<FramedTransport<tokio_rustls::client::TlsStream<TcpStream>>, SecureError> {
+) -> Result<FramedTransport<ClientStream>, SecureError> {
+    let tls = connect_stream(addr, key, expected).await?;
+    Ok(FramedTransport::new(tls, expected.to_string()))
+}
+
+/// The TLS stream under [`connect`], unframed (tests that write raw bytes).
+pub async fn connect_stream(
+    addr: &str,
+    key: &NodeKey,
+    expected: PeerId,
+) -> Result<ClientStream, SecureError> {
     let config = Arc::new(client_config(key, expected)?);
     let handshake = async {
         let tcp = TcpStream::connect(addr)
@@ -153,13 +166,12 @@ pub async fn connect(
             .await
             .map_err(|e| handshake_failed(addr, expected, e))
     };
-    let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+    tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
         .map_err(|_| SecureError::Timeout {
             addr: addr.to_owned(),
             timeout: CONNECT_TIMEOUT,
-        })??;
-    Ok(FramedTransport::new(tls, expected.to_string()))
+        })?
 }
 
 fn handshake_failed(addr: &str, expected: PeerId, e: std::io::Error) -> SecureError {

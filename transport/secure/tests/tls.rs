@@ -261,3 +261,48 @@ async fn the_relay_sees_keys_in_clear_over_plain_tcp() {
     let wire = wire.lock().unwrap().clone();
     assert!(contains(&wire, b"only-on-server-7f3a") && contains(&wire, b"only-on-client-91c2"));
 }
+
+/// Anti-entropy over the secure connector: peers are `ID@ADDR` and
+/// `quic://ID@ADDR`, and the records carry that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_entropy_syncs_over_the_secure_connector() {
+    use synctree_manager::{AntiEntropy, AntiEntropyConfig};
+    use synctree_secure::SecureConnector;
+    use synctree_secure::quic::QuicServer;
+
+    let (client_key, server_key) = keys();
+    let c = ctx("c");
+    let allow = AllowList::of([client_key.id()]);
+    let server_store = store_with(&c, 0xB, &["on-server"]);
+    let server = Server::start(&server_key, policy(&allow), Arc::clone(&server_store)).await;
+    let quic =
+        QuicServer::bind(&server_key, policy(&allow), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let quic_addr = quic.local_addr().unwrap();
+    let (stop_quic, quic_stopped) = tokio::sync::oneshot::channel::<()>();
+    let quic_task = tokio::spawn(quic.serve(Arc::new(manager(server_store, 0xB)), async {
+        let _ = quic_stopped.await;
+    }));
+
+    let client = Arc::new(manager(store_with(&c, 0xA, &["on-client"]), 0xA));
+    let tls_peer = format!("{}@{}", server_key.id(), server.addr);
+    let quic_peer = format!("quic://{}@{quic_addr}", server_key.id());
+    let anti_entropy = AntiEntropy::new(
+        Arc::clone(&client),
+        SecureConnector::new(client_key),
+        [tls_peer.clone(), quic_peer.clone()],
+        AntiEntropyConfig::default(),
+    );
+    for peer in [&tls_peer, &quic_peer] {
+        let record = anti_entropy.sync_once(&c, peer).await;
+        assert_eq!(
+            record.outcome,
+            synctree_manager::anti_entropy::Outcome::Converged,
+            "{record:?}"
+        );
+        assert_eq!(&record.peer, peer);
+    }
+    assert_eq!(client.store().summary(&c).unwrap().entry_count, 2);
+    server.stop().await;
+    let _ = stop_quic.send(());
+    quic_task.await.unwrap();
+}

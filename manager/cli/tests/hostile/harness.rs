@@ -60,11 +60,23 @@ impl Default for Gen {
     }
 }
 
+/// How a fixture serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// TLS 1.3, the attacker an allowlisted peer.
+    Tls,
+    /// `--insecure-plaintext`.
+    Plaintext,
+}
+
 /// A store filled with `gen`, served by a running `synctree serve`.
 pub(crate) struct Served {
     pub(crate) dir: TempDir,
     pub(crate) store: PathBuf,
     pub(crate) addr: String,
+    /// What `sync --peer` takes: `ID@ADDR` over TLS, the address in plaintext.
+    pub(crate) peer: String,
+    mode: Mode,
     pub(crate) root_before: Value,
     child: Child,
     log: Option<JoinHandle<Vec<u8>>>,
@@ -76,19 +88,40 @@ impl Served {
         Served::start_with(Gen::default(), None)
     }
 
+    /// The default fixture over plain TCP (`serve --insecure-plaintext`).
+    pub(crate) fn start_plaintext() -> Served {
+        Served::launch(Gen::default(), None, Mode::Plaintext)
+    }
+
     /// A fixture with its own data and `RUST_LOG` (None: the CLI default).
     pub(crate) fn start_with(data: Gen, rust_log: Option<&str>) -> Served {
+        Served::launch(data, rust_log, Mode::Tls)
+    }
+
+    /// Generates the store and starts `serve`: over TLS, allowing this test
+    /// process's client and the fresh store of the legitimate sync, or plaintext.
+    fn launch(data: Gen, rust_log: Option<&str>, mode: Mode) -> Served {
         let dir = TempDir::new().expect("temp dir");
         let store = dir.path().join("server");
         let (entries, size) = (data.entries.to_string(), data.value_size.to_string());
         let args = ["gen", CTX, "--entries", &entries, "--seed", "1"];
         ok(&store, &[&args[..], &["--value-size", &size]].concat());
         let root_before = root(&store);
+        let fresh = dir.path().join("fresh-client");
+        let security = match mode {
+            Mode::Plaintext => vec!["--insecure-plaintext".to_owned()],
+            Mode::Tls => {
+                let client = wire::client_key().id().to_string();
+                let legit = ok(&fresh, &["id"]).trim().to_owned();
+                vec!["--allow".into(), client, "--allow".into(), legit]
+            }
+        };
         let mut command = Command::new(BIN);
         command
             .arg("--store")
             .arg(&store)
-            .args(["serve", "--listen", "127.0.0.1:0", "--insecure-plaintext"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&security)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -99,6 +132,14 @@ impl Served {
         let mut child = command.spawn().expect("start serve");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let addr = read_listening_line(&mut stderr);
+        let peer = match mode {
+            Mode::Plaintext => addr.clone(),
+            Mode::Tls => {
+                let id = ok(&store, &["id"]).trim().to_owned();
+                wire::register_tls(&addr, id.parse().expect("server id"));
+                format!("{id}@{addr}")
+            }
+        };
         let log = std::thread::spawn(move || {
             let mut rest = Vec::new();
             let _ = stderr.read_to_end(&mut rest);
@@ -108,6 +149,8 @@ impl Served {
             dir,
             store,
             addr,
+            peer,
+            mode,
             root_before,
             child,
             log: Some(log),
@@ -139,18 +182,12 @@ impl Served {
         let rss = rss_bytes(self.pid());
         assert!(rss < RSS_LIMIT_BYTES, "(d) server RSS {rss} bytes");
         let fresh = self.dir.path().join("fresh-client");
-        let report = ok(
-            &fresh,
-            &[
-                "sync",
-                "--peer",
-                &self.addr,
-                "--context",
-                CTX,
-                "--json",
-                "--insecure-plaintext",
-            ],
-        );
+        let args = ["sync", "--peer", &self.peer, "--context", CTX, "--json"];
+        let plaintext: &[&str] = match self.mode {
+            Mode::Plaintext => &["--insecure-plaintext"],
+            Mode::Tls => &[],
+        };
+        let report = ok(&fresh, &[&args[..], plaintext].concat());
         let report: Value = serde_json::from_str(report.trim()).expect("sync report");
         assert_eq!(report["converged"], true, "(e) {report}");
         assert_eq!(&root(&fresh), expected, "(e) the fresh client's root");

@@ -12,6 +12,16 @@ fn a_silent_connection_does_not_block_a_legit_sync() {
     drop(idle);
 }
 
+/// The same over plain TCP, where the silence comes after the connection rather
+/// than inside a TLS handshake.
+#[test]
+fn a_silent_plaintext_connection_does_not_block_a_legit_sync() {
+    let mut served = Served::start_plaintext();
+    let idle = std::net::TcpStream::connect(&served.addr).unwrap();
+    served.survived();
+    drop(idle);
+}
+
 /// Regression: 64 silent connections used to hold every session slot until their
 /// idle timeout. A connection now earns a slot with its first message.
 #[test]

@@ -123,10 +123,13 @@ fn key_prefix_of_the_wrong_length_is_malformed() {
 
 /// Many large requests written before reading any answer: the responder either
 /// answers each or refuses with `LIMIT_EXCEEDED` (unanswered requests); either
-/// way its memory stays bounded.
+/// way its memory stays bounded. Over plain TCP: the answers are about 40 MB,
+/// which a debug build on a loaded two-core machine encrypts slowly enough to
+/// approach `ANSWER_WAIT` (14.6 s of 25 s measured alone over TLS); the bound
+/// under test is the responder's, above the transport.
 #[test]
 fn unanswered_requests_stay_bounded() {
-    let mut served = Served::start();
+    let mut served = Served::start_plaintext();
     let leaves: Vec<u32> = (FIRST_LEAF..FIRST_LEAF + MAX_NODES_PER_REQUEST as u32).collect();
     let count = 80u32;
     let requests = (1..=count)

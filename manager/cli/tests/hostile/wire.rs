@@ -1,7 +1,10 @@
-//! The hostile client: raw frames over a `TcpStream` (a 4-byte big-endian length
-//! prefix and a prost-encoded `StreamMessage`), message builders, and reading the
-//! server's answer as a typed abort or a close.
+//! The hostile client: raw frames (a 4-byte big-endian length prefix and a
+//! prost-encoded `StreamMessage`) over an authenticated TLS stream, or plain TCP
+//! for a plaintext fixture, message builders, and reading the server's answer as
+//! a typed abort or a close.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,8 +16,9 @@ use synctree_primitives::wire::{
     SnapshotInit, WireEntry,
 };
 use synctree_primitives::{StreamMessage, SyncTransport};
+use synctree_secure::{NodeKey, PeerId};
 use synctree_transport::FramedTransport;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::harness::CTX;
@@ -61,9 +65,52 @@ impl Answer {
     }
 }
 
+/// A byte stream to the server: TLS, or plain TCP for a plaintext fixture.
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
+
+/// The identity this test process's hostile and legitimate clients present: an
+/// allowlisted peer, since the suite tests what an *admitted* peer can do.
+pub(crate) fn client_key() -> &'static NodeKey {
+    static KEY: OnceLock<NodeKey> = OnceLock::new();
+    KEY.get_or_init(|| NodeKey::generate().expect("client key"))
+}
+
+/// Serving addresses of TLS fixtures and their node IDs; an address not listed
+/// is a plaintext fixture.
+fn tls_servers() -> &'static Mutex<HashMap<String, PeerId>> {
+    static SERVERS: OnceLock<Mutex<HashMap<String, PeerId>>> = OnceLock::new();
+    SERVERS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Records that `addr` serves TLS as the node `id`.
+pub(crate) fn register_tls(addr: &str, id: PeerId) {
+    tls_servers()
+        .lock()
+        .expect("servers")
+        .insert(addr.to_owned(), id);
+}
+
+/// A byte stream to `addr`: TLS as [`client_key`] when it is a TLS fixture.
+pub(crate) async fn dial(addr: &str) -> Box<dyn ByteStream> {
+    let tls = tls_servers().lock().expect("servers").get(addr).copied();
+    match tls {
+        Some(id) => {
+            let stream = synctree_secure::tls::connect_stream(addr, client_key(), id).await;
+            Box::new(stream.expect("TLS to serve"))
+        }
+        None => {
+            let stream = TcpStream::connect(addr).await.expect("connect to serve");
+            stream.set_nodelay(true).expect("nodelay");
+            Box::new(stream)
+        }
+    }
+}
+
 /// A raw connection that counts the bytes it received.
 pub(crate) struct Raw {
-    stream: TcpStream,
+    stream: Box<dyn ByteStream>,
     pub(crate) received: u64,
     /// Non-abort messages read while waiting for the answer.
     pub(crate) skipped: Vec<StreamMessage>,
@@ -71,10 +118,8 @@ pub(crate) struct Raw {
 
 impl Raw {
     pub(crate) async fn connect(addr: &str) -> Raw {
-        let stream = TcpStream::connect(addr).await.expect("connect to serve");
-        stream.set_nodelay(true).expect("nodelay");
         Raw {
-            stream,
+            stream: dial(addr).await,
             received: 0,
             skipped: Vec::new(),
         }
@@ -101,7 +146,7 @@ impl Raw {
     /// Writes `bytes` while reading the answer concurrently, the reading starting
     /// `delay` later (so the server's output piles up meanwhile).
     pub(crate) async fn pipelined(&mut self, bytes: &[u8], delay: Duration) -> Answer {
-        let (mut read, mut write) = self.stream.split();
+        let (mut read, mut write) = tokio::io::split(&mut self.stream);
         let (received, skipped) = (&mut self.received, &mut self.skipped);
         let writing = async move {
             let _ = write.write_all(bytes).await;
@@ -187,8 +232,7 @@ pub(crate) fn frame(message: &StreamMessage) -> Vec<u8> {
 /// Connects with a well-formed `FramedTransport` and checks that a handshake
 /// gets a `Handshake` back.
 pub(crate) async fn handshake_answered(addr: &str) -> bool {
-    let stream = TcpStream::connect(addr).await.expect("connect to serve");
-    let mut transport = FramedTransport::tcp(stream).expect("framed");
+    let mut transport = FramedTransport::new(dial(addr).await, addr);
     transport.send(&handshake_init(CTX)).await.expect("send");
     let reply = tokio::time::timeout(ANSWER_WAIT, transport.recv()).await;
     let _ = transport.close().await;

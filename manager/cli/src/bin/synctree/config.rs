@@ -52,7 +52,7 @@ pub(crate) struct ServeArgs {
     /// Serve plain TCP: no encryption, no authentication, every client may read
     /// and write everything; peers are then `HOST:PORT`. For tests and local
     /// demos only.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["allow", "listen_quic"])]
     pub(crate) insecure_plaintext: bool,
     /// Serve Prometheus metrics (sessions, bytes, rounds, outcomes) over HTTP at
     /// `http://ADDR/metrics`. [config: `metrics`]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use synctree_manager::Connector;
 use synctree_primitives::SyncTransport;
-use synctree_secure::{NodeKey, PeerAddr, Scheme};
+use synctree_secure::{NodeKey, PeerAddr, SecureConnector};
 use synctree_transport::FramedTransport;
 use tokio::net::TcpStream;
 
@@ -19,29 +19,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens transports to peers with this node's key (`None`: plain TCP).
 #[derive(Clone)]
 pub(crate) struct PeerConnector {
-    key: Option<Arc<NodeKey>>,
+    secure: Option<Arc<SecureConnector>>,
 }
 
 impl PeerConnector {
     /// Connects with `key`, or over plain TCP without one.
     pub(crate) fn new(key: Option<Arc<NodeKey>>) -> Self {
-        PeerConnector { key }
+        let secure = key.map(|k| Arc::new(SecureConnector::new((*k).clone())));
+        PeerConnector { secure }
     }
 
     /// The transport to `peer`.
     pub(crate) async fn open(&self, peer: &str) -> Result<Box<dyn SyncTransport>, CliError> {
-        let Some(key) = &self.key else {
+        let Some(secure) = &self.secure else {
             return Ok(Box::new(connect_plain(peer).await?));
         };
-        let parsed: PeerAddr = peer.parse().map_err(|source| CliError::BadPeer {
+        // Parsed first for a clear `bad --peer` error.
+        let _: PeerAddr = peer.parse().map_err(|source| CliError::BadPeer {
             peer: peer.to_owned(),
             source,
         })?;
-        let transport: Box<dyn SyncTransport> = match parsed.scheme {
-            Scheme::Quic => Box::new(crate::quic_serve::connect(key, &parsed).await?),
-            _ => Box::new(synctree_secure::tls::connect(&parsed.addr, key, parsed.id).await?),
-        };
-        Ok(transport)
+        Ok(Box::new(secure.connect(peer).await?))
     }
 }
 

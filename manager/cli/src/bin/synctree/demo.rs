@@ -5,6 +5,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -102,18 +103,23 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, Box<dyn Error>> {
         ManagerConfig::default(),
     );
     let spinner = progress(args.json, None, "syncing");
-    let report = session(wire, server, &client, &context, args.protocol.choice()).await?;
+    let (report, connect) =
+        session(wire, server, &client, &context, args.protocol.choice()).await?;
     spinner.finish_and_clear();
     let report = report?;
 
     let outcome = Outcome::measure(&context, &a, &b)?;
-    print(&args, wire, &report, &outcome)?;
+    print(&args, (wire, connect), &report, &outcome)?;
     Ok(if outcome.converged() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
+
+/// What one demo session gave: the report (or the session's error) and the
+/// time it took to connect (TCP, plus the TLS or QUIC handshake).
+type Session = (Result<SessionReport, ManagerError>, Duration);
 
 /// Serves `server` on a loopback listener of `wire` and syncs `client` with it
 /// once; the outer error is the setup's, the inner the session's.
@@ -123,7 +129,7 @@ async fn session(
     client: &SyncManager<MemoryStore>,
     context: &ContextId,
     choice: ProtocolChoice,
-) -> Result<Result<SessionReport, ManagerError>, Box<dyn Error>> {
+) -> Result<Session, Box<dyn Error>> {
     let (key_a, key_b) = (NodeKey::generate()?, NodeKey::generate()?);
     let allow_a: Arc<dyn PeerPolicy> = AllowList::of([key_a.id()]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -134,30 +140,36 @@ async fn session(
         let endpoint = QuicServer::bind(&key_b, allow_a, "127.0.0.1:0".parse()?)?;
         let addr = endpoint.local_addr()?.to_string();
         let serving = tokio::spawn(endpoint.serve(server, stopped));
+        let started = Instant::now();
         let mut transport = quic::connect(&addr, &key_a, key_b.id()).await?;
+        let connect = started.elapsed();
         let report = client.sync(&mut transport, context, choice).await;
         let _ = transport.close().await;
         let _ = stop.send(());
         serving.await?;
-        return Ok(report);
+        return Ok((report, connect));
     }
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let report = if wire == Wire::Plain {
         let serving = tokio::spawn(server.serve(listener, stopped));
+        let started = Instant::now();
         let mut transport = FramedTransport::tcp(TcpStream::connect(addr).await?)?;
+        let connect = started.elapsed();
         let report = client.sync(&mut transport, context, choice).await;
         let _ = stop.send(());
         serving.await??;
-        report
+        (report, connect)
     } else {
         let acceptor = Arc::new(TlsAcceptor::new(&key_b, allow_a)?);
         let serving = tokio::spawn(server.serve_with(listener, acceptor, stopped));
+        let started = Instant::now();
         let mut transport = tls::connect(&addr.to_string(), &key_a, key_b.id()).await?;
+        let connect = started.elapsed();
         let report = client.sync(&mut transport, context, choice).await;
         let _ = stop.send(());
         serving.await??;
-        report
+        (report, connect)
     };
     Ok(report)
 }
@@ -268,7 +280,7 @@ impl Outcome {
 
 fn print(
     args: &DemoArgs,
-    wire: Wire,
+    (wire, connect): (Wire, Duration),
     report: &SessionReport,
     outcome: &Outcome,
 ) -> Result<(), Box<dyn Error>> {
@@ -286,6 +298,7 @@ fn print(
             map.insert("diff".into(), args.diff.into());
             map.insert("empty_a".into(), args.empty_a.into());
             map.insert("transport".into(), wire.name().into());
+            map.insert("connect_ms".into(), (connect.as_secs_f64() * 1e3).into());
         }
         println!("{object}");
         return Ok(());
@@ -322,7 +335,11 @@ fn print(
         "compared        {} nodes, {} leaf buckets",
         summary.nodes_compared, summary.leaves_compared
     );
-    println!("time            {:.1} ms", summary.duration_ms);
+    println!(
+        "time            {:.1} ms (connecting: {:.1} ms more)",
+        summary.duration_ms,
+        connect.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 

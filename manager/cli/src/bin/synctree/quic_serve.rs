@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use synctree_manager::{ServeSummary, SyncManager};
 use synctree_primitives::Store;
-use synctree_secure::quic::{QuicServer, QuicTransport};
-use synctree_secure::{NodeKey, PeerAddr, PeerPolicy};
+use synctree_secure::quic::QuicServer;
+use synctree_secure::{NodeKey, PeerPolicy};
 use tokio::sync::watch;
 
 use crate::error::CliError;
@@ -63,8 +63,3 @@ pub(crate) async fn alongside<S: Store + 'static>(
 /// The TCP serve loop's future.
 pub(crate) type TcpServe =
     std::pin::Pin<Box<dyn Future<Output = std::io::Result<ServeSummary>> + Send>>;
-
-/// One session over QUIC to `peer`.
-pub(crate) async fn connect(key: &NodeKey, peer: &PeerAddr) -> Result<QuicTransport, CliError> {
-    Ok(synctree_secure::quic::connect(&peer.addr, key, peer.id).await?)
-}
