@@ -214,6 +214,8 @@ mod tests {
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: Some(TopFingerprint(top)),
             nonce: Default::default(),
+            sketch_len: 0,
+            sketch_probe: None,
         }
     }
 

@@ -99,6 +99,18 @@ impl SketchItem {
     }
 }
 
+/// `x` rounded up, for `x ≥ 0` (saturating at `u64::MAX`): equal to
+/// `x.ceil() as u64`, but without SSE4.1 `f64::ceil` is a library call and this
+/// is a truncation and a compare.
+fn ceil_u64(x: f64) -> u64 {
+    let t = x as u64;
+    if (t as f64) < x {
+        t.saturating_add(1)
+    } else {
+        t
+    }
+}
+
 /// The splitmix64 finalizer.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -134,8 +146,8 @@ impl IndexMapping {
         self.prng = r;
         let gap =
             ((self.last as f64) + 1.5) * ((1u64 << 32) as f64 / ((r as f64) + 1.0).sqrt() - 1.0);
-        // `as` saturates: a gap past u64::MAX leaves the index at the end.
-        self.last = self.last.saturating_add(gap.ceil() as u64);
+        // Saturates: a gap past u64::MAX leaves the index at the end.
+        self.last = self.last.saturating_add(ceil_u64(gap));
         self.last
     }
 

@@ -31,6 +31,9 @@ impl StreamMessage {
             Some(Body::SnapshotBegin(_)) => "snapshot begin",
             Some(Body::SnapshotPage(_)) => "snapshot page",
             Some(Body::SnapshotAck(_)) => "snapshot ack",
+            Some(Body::SketchWindow(_)) => "sketch window",
+            Some(Body::SketchMore(_)) => "sketch more",
+            Some(Body::SketchEnd(_)) => "sketch end",
             Some(Body::Abort(_)) => "abort",
         }
     }
@@ -89,6 +92,7 @@ impl ProtocolKind {
             ProtocolKind::HashComparison => "hash-comparison",
             ProtocolKind::LevelWise => "level-wise",
             ProtocolKind::Snapshot => "snapshot",
+            ProtocolKind::Sketch => "sketch",
         }
     }
 }

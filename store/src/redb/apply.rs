@@ -102,7 +102,7 @@ fn update_sketch(
         sketch::len_for(count_before),
         sketch::len_for(meta.entry_count),
     );
-    let mut delta = ChunkDelta::default();
+    let mut delta = ChunkDelta::new(0, old);
     for item in toggles {
         delta.toggle(item, 0, old);
     }

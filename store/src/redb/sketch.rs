@@ -43,30 +43,41 @@ fn encode_chunk(symbols: &[CodedSymbol]) -> Vec<u8> {
     symbols.iter().flat_map(|s| s.to_bytes()).collect()
 }
 
-/// The symbols a batch adds to each chunk (XOR), by chunk number.
-#[derive(Debug, Default)]
+/// The symbols a batch XORs into the sketch, dense over the chunks `first..`
+/// (at most [`SKETCH_MAX_SYMBOLS`](synctree_primitives::limits::SKETCH_MAX_SYMBOLS)
+/// symbols, 768 KiB), with the chunks it touched.
+#[derive(Debug)]
 pub(super) struct ChunkDelta {
-    chunks: BTreeMap<u32, Vec<CodedSymbol>>,
+    first: u32,
+    symbols: Vec<CodedSymbol>,
+    touched: Vec<bool>,
 }
 
 impl ChunkDelta {
-    /// XORs `item` into the delta of every symbol below `len` it maps to.
-    pub(super) fn toggle(&mut self, item: &SketchItem, start: u32, len: u32) {
+    /// An empty delta of the symbols `start..end` (rounded out to whole chunks).
+    pub(super) fn new(start: u32, end: u32) -> Self {
+        let first = start / CHUNK_SYMBOLS;
+        let chunks = end.div_ceil(CHUNK_SYMBOLS).saturating_sub(first) as usize;
+        ChunkDelta {
+            first,
+            symbols: vec![CodedSymbol::EMPTY; chunks * CHUNK_SYMBOLS as usize],
+            touched: vec![false; chunks],
+        }
+    }
+
+    /// XORs `item` into the delta of every symbol in `start..end` it maps to.
+    pub(super) fn toggle(&mut self, item: &SketchItem, start: u32, end: u32) {
         let hash = item.hash();
         let mut mapping = IndexMapping::new(hash);
         while mapping.index() < u64::from(start) {
             mapping.advance();
         }
-        mapping.walk_below(u64::from(len), |i| {
-            let (chunk, slot) = (
-                i as u32 / CHUNK_SYMBOLS,
-                i as usize % CHUNK_SYMBOLS as usize,
-            );
-            let symbols = self
-                .chunks
-                .entry(chunk)
-                .or_insert_with(|| vec![CodedSymbol::EMPTY; CHUNK_SYMBOLS as usize]);
-            symbols[slot].toggle(item, hash);
+        let base = u64::from(self.first * CHUNK_SYMBOLS);
+        let (symbols, touched) = (&mut self.symbols, &mut self.touched);
+        mapping.walk_below(u64::from(end), |i| {
+            let at = (i - base) as usize;
+            symbols[at].toggle(item, hash);
+            touched[at / CHUNK_SYMBOLS as usize] = true;
         });
     }
 
@@ -78,15 +89,16 @@ impl ChunkDelta {
         num: ContextNum,
     ) -> Result<(), StoreError> {
         let redb = || redb_error("apply", Some(context));
-        for (chunk, delta) in self.chunks {
-            let key = chunk_key(num, chunk);
+        let chunks = self.symbols.chunks_exact(CHUNK_SYMBOLS as usize);
+        for (offset, delta) in chunks.enumerate().filter(|(c, _)| self.touched[*c]) {
+            let key = chunk_key(num, self.first + offset as u32);
             let held = table.get(&key[..]).map_err(redb())?;
             let held = held.map(|v| decode_chunk(v.value()));
             let mut symbols = match held {
                 Some(decoded) => decoded.map_err(|m| m.in_context(context))?,
                 None => vec![CodedSymbol::EMPTY; CHUNK_SYMBOLS as usize],
             };
-            symbols.iter_mut().zip(&delta).for_each(|(s, d)| s.xor(d));
+            symbols.iter_mut().zip(delta).for_each(|(s, d)| s.xor(d));
             let value = encode_chunk(&symbols);
             table.insert(&key[..], &value[..]).map_err(redb())?;
         }
@@ -139,7 +151,7 @@ pub(super) fn read(
 /// The new tail `old..new` of a grown sketch, from every item of the context
 /// (the tail's rows are absent, so this delta is the tail itself).
 pub(super) fn tail(items: impl Iterator<Item = SketchItem>, old: u32, new: u32) -> ChunkDelta {
-    let mut delta = ChunkDelta::default();
+    let mut delta = ChunkDelta::new(old, new);
     for item in items {
         delta.toggle(&item, old, new);
     }
