@@ -73,7 +73,7 @@ mod serve;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, Connector, TcpConnector};
 pub use error::ManagerError;
-pub use handshake::{PeerSummary, TopFingerprint};
+pub use handshake::{PeerSummary, SketchProbe, TopFingerprint};
 pub use manager::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, MAX_REMEMBERED_UNCONVERGED,
     ManagerConfig, Served, SyncManager,

@@ -8,8 +8,11 @@
 //! | 2 | initiator empty, responder has state                 | Snapshot        |
 //! | 3 | responder empty                                      | HashComparison  |
 //! | 4 | initiator holds < 1/[`FAR_BEHIND_RATIO`] of the responder's entries | Snapshot (merge) |
+//! | 4a | both run Sketch and the sketch probe estimates d̂ with [`SKETCH_SYMBOLS_PER_DIFFERENCE`] × d̂ ≤ the symbols both keep | Sketch |
 //! | 5 | ≥ [`SPREAD_SUBTREES`] of 16 top subtrees differ      | LevelWise       |
 //! | 6 | otherwise                                            | HashComparison  |
+//!
+//! Rows 4a–6 name the sketch estimate in their reason when there is one.
 //!
 //! A pick (or a forced protocol) that one side does not support falls back to the
 //! first protocol in the initiator's preference list that both support.
@@ -35,6 +38,11 @@ pub const FAR_BEHIND_RATIO: u64 = 10;
 /// level costs fewer messages than HashComparison's eager, pipelined requests.
 pub const SPREAD_SUBTREES: usize = 12;
 
+/// Symbols per estimated difference a session may need for row 4a to pick
+/// Sketch: decoding takes about 1.35–1.5 per difference, the estimate is good to
+/// about ±30%; beyond that the session would likely fall over to the tree.
+pub const SKETCH_SYMBOLS_PER_DIFFERENCE: u64 = 2;
+
 /// What the initiator asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolChoice {
@@ -54,6 +62,9 @@ pub struct Selection {
     pub reason: String,
     /// Page encoding both sides read (used by Snapshot).
     pub compression: Compression,
+    /// Differences the handshakes' sketch probes estimate (`None`: no probe, or
+    /// more than it tells apart); sizes a Sketch session's first request.
+    pub estimated_differences: Option<u64>,
 }
 
 /// How the previous tree session with a peer on a context ended, when it did not
@@ -108,6 +119,7 @@ pub fn select_after(
                     protocol: None,
                     reason: "roots match".to_owned(),
                     compression,
+                    estimated_differences: None,
                 });
             }
         },
@@ -118,6 +130,7 @@ pub fn select_after(
             protocol: Some(wanted),
             reason,
             compression,
+            estimated_differences: sketch_estimate(local, remote).flatten(),
         });
     }
     let fallback = local.supported.iter().copied().find(both).ok_or_else(|| {
@@ -134,10 +147,36 @@ pub fn select_after(
             fallback.name()
         ),
         compression,
+        estimated_differences: sketch_estimate(local, remote).flatten(),
     })
 }
 
-/// Rows 1–6 of the table; `None` when there is nothing to do.
+/// The sketch probes' estimate: `None` without probes, `Some(None)` when every
+/// probed symbol differs (more differences than the probe tells apart).
+fn sketch_estimate(local: &PeerSummary, remote: &PeerSummary) -> Option<Option<u64>> {
+    let (ours, theirs) = (local.sketch_probe.as_ref()?, remote.sketch_probe.as_ref()?);
+    Some(ours.estimate(theirs))
+}
+
+/// Row 4a, or the estimate to name in the reason of the rows after it.
+fn sketch_row(local: &PeerSummary, remote: &PeerSummary) -> Result<(ProtocolKind, String), String> {
+    let both = local.supported.contains(&ProtocolKind::Sketch)
+        && remote.supported.contains(&ProtocolKind::Sketch);
+    let usable = u64::from(local.sketch_len.min(remote.sketch_len));
+    match sketch_estimate(local, remote) {
+        Some(Some(d)) if both && d.saturating_mul(SKETCH_SYMBOLS_PER_DIFFERENCE) <= usable => Ok((
+            ProtocolKind::Sketch,
+            format!("sketch estimate ~{d} differences, within {usable} symbols kept"),
+        )),
+        Some(Some(d)) => Err(format!(
+            "; sketch estimate ~{d} differences, {usable} symbols kept"
+        )),
+        Some(None) => Err(format!("; sketch estimate beyond {usable} symbols")),
+        None => Err(String::new()),
+    }
+}
+
+/// Rows 1–6 of the table (4a included); `None` when there is nothing to do.
 fn table(
     local: &PeerSummary,
     remote: &PeerSummary,
@@ -170,22 +209,29 @@ fn table(
         );
         return pick(ProtocolKind::Snapshot, reason);
     }
+    let estimate = match sketch_row(local, remote) {
+        Ok((kind, reason)) => return pick(kind, reason),
+        Err(estimate) => estimate,
+    };
     match (&local.top_fingerprint, &remote.top_fingerprint) {
         (Some(ours), Some(theirs)) => {
             let k = ours.differing(theirs);
             if k >= SPREAD_SUBTREES {
                 pick(
                     ProtocolKind::LevelWise,
-                    format!("differences spread over {k}/16 top subtrees"),
+                    format!("differences spread over {k}/16 top subtrees{estimate}"),
                 )
             } else {
                 pick(
                     ProtocolKind::HashComparison,
-                    format!("differences in {k}/16 top subtrees"),
+                    format!("differences in {k}/16 top subtrees{estimate}"),
                 )
             }
         }
-        _ => pick(ProtocolKind::HashComparison, "roots differ".to_owned()),
+        _ => pick(
+            ProtocolKind::HashComparison,
+            format!("roots differ{estimate}"),
+        ),
     }
 }
 
