@@ -153,7 +153,8 @@ pub struct PeerSummary {
     pub top_fingerprint: Option<TopFingerprint>,
     /// The side's contribution to the session key ([`SessionKey::derive`]).
     pub nonce: SessionNonce,
-    /// Coded symbols of the side's sketch it maintains (0: none).
+    /// Coded symbols of the side's sketch it maintains (0: none). On the wire only
+    /// beside a probe (a responder whose root differs); read as 0 otherwise.
     pub sketch_len: u32,
     /// The responder's sketch probe (sent only when the roots differ and the
     /// initiator runs the sketch protocol); the initiator's own, computed after.
@@ -206,7 +207,12 @@ impl PeerSummary {
                 .unwrap_or_default()
                 .into(),
             nonce: self.nonce.0.to_vec().into(),
-            sketch_len: self.sketch_len,
+            // Only beside a probe: an in-sync check stays as small as before.
+            sketch_len: if self.sketch_probe.is_some() {
+                self.sketch_len
+            } else {
+                0
+            },
             sketch_probe: self
                 .sketch_probe
                 .as_ref()
@@ -280,7 +286,7 @@ mod tests {
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: Some(TopFingerprint([[root; NODE_HASH_BYTES]; FANOUT])),
             nonce: SessionNonce([root; 16]),
-            sketch_len: 64,
+            sketch_len: 0,
             sketch_probe: None,
         }
     }

@@ -238,7 +238,7 @@ fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::{SUPPORTED_COMPRESSION, TopFingerprint};
+    use crate::handshake::{SUPPORTED_COMPRESSION, SketchProbe, TopFingerprint};
     use synctree_primitives::limits::NODE_HASH_BYTES;
     use synctree_primitives::merkle::FANOUT;
     use synctree_primitives::{Hash, NodeId};
@@ -321,6 +321,48 @@ mod tests {
         assert_eq!(
             auto(&side(1, 990, SPREAD_SUBTREES - 1), &remote),
             Some(ProtocolKind::HashComparison)
+        );
+    }
+
+    /// Both sides with sketches of `len` symbols and probes of 82 indices, the
+    /// first `differing` of which differ.
+    fn with_probes(len: u32, differing: usize) -> (PeerSummary, PeerSummary) {
+        let (mut local, mut remote) = (side(1, 1_000_000, 1), side(2, 1_000_000, 0));
+        for s in [&mut local, &mut remote] {
+            s.supported.push(ProtocolKind::Sketch);
+            s.sketch_len = len;
+        }
+        let ours = vec![[0u8; 4]; 82];
+        let mut theirs = ours.clone();
+        theirs.iter_mut().take(differing).for_each(|p| p[0] = 1);
+        local.sketch_probe = Some(SketchProbe(ours));
+        remote.sketch_probe = Some(SketchProbe(theirs));
+        (local, remote)
+    }
+
+    #[test]
+    fn row_4a_picks_sketch_from_the_estimate_and_tree_rows_name_it() {
+        let (local, remote) = with_probes(32_768, 1);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::Sketch));
+        assert!(
+            s.reason.starts_with("sketch estimate ~1 differences"),
+            "{}",
+            s.reason
+        );
+        assert_eq!(s.estimated_differences, Some(1));
+        // An estimate too large for the symbols kept: the tree, with the estimate.
+        let (local, remote) = with_probes(64, 40);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::HashComparison));
+        assert!(s.reason.contains("; sketch estimate ~"), "{}", s.reason);
+        let (local, remote) = with_probes(32_768, 82);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::HashComparison));
+        assert!(
+            s.reason.ends_with("; sketch estimate beyond 32768 symbols"),
+            "{}",
+            s.reason
         );
     }
 
