@@ -239,7 +239,7 @@ fn table(
 mod tests {
     use super::*;
     use crate::handshake::{SUPPORTED_COMPRESSION, SketchProbe, TopFingerprint};
-    use synctree_primitives::limits::NODE_HASH_BYTES;
+    use synctree_primitives::limits::{NODE_HASH_BYTES, SKETCH_PROBE_BYTES};
     use synctree_primitives::merkle::FANOUT;
     use synctree_primitives::{Hash, NodeId};
 
@@ -324,7 +324,7 @@ mod tests {
         );
     }
 
-    /// Both sides with sketches of `len` symbols and probes of 82 indices, the
+    /// Both sides with sketches of `len` symbols and probes of 151 indices, the
     /// first `differing` of which differ.
     fn with_probes(len: u32, differing: usize) -> (PeerSummary, PeerSummary) {
         let (mut local, mut remote) = (side(1, 1_000_000, 1), side(2, 1_000_000, 0));
@@ -332,7 +332,7 @@ mod tests {
             s.supported.push(ProtocolKind::Sketch);
             s.sketch_len = len;
         }
-        let ours = vec![[0u8; 4]; 82];
+        let ours = vec![[0u8; SKETCH_PROBE_BYTES]; 151];
         let mut theirs = ours.clone();
         theirs.iter_mut().take(differing).for_each(|p| p[0] = 1);
         local.sketch_probe = Some(SketchProbe(ours));
@@ -352,11 +352,11 @@ mod tests {
         );
         assert_eq!(s.estimated_differences, Some(1));
         // An estimate too large for the symbols kept: the tree, with the estimate.
-        let (local, remote) = with_probes(64, 40);
+        let (local, remote) = with_probes(64, 90);
         let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
         assert_eq!(s.protocol, Some(ProtocolKind::HashComparison));
         assert!(s.reason.contains("; sketch estimate ~"), "{}", s.reason);
-        let (local, remote) = with_probes(32_768, 82);
+        let (local, remote) = with_probes(32_768, 151);
         let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
         assert_eq!(s.protocol, Some(ProtocolKind::HashComparison));
         assert!(

@@ -127,12 +127,13 @@ pub const SKETCH_SYMBOLS_PER_WINDOW: usize = 4096;
 pub const SKETCH_MAX_DECODED: usize = SKETCH_MAX_SYMBOLS as usize;
 
 /// Checksum bytes per probed symbol in a handshake's `sketch_probe`: a probe only
-/// tells empty from not, and 32 bits make a false "empty" a 2^-32 accident.
-pub const SKETCH_PROBE_BYTES: usize = 4;
+/// tells empty from not, and 16 bits make a false "empty" a 2^-16 accident, well
+/// below the estimate's own noise.
+pub const SKETCH_PROBE_BYTES: usize = 2;
 
 /// Probed symbols a handshake may carry: the probe indices below
 /// [`SKETCH_MAX_SYMBOLS`] are fewer.
-pub const SKETCH_MAX_PROBES: usize = 128;
+pub const SKETCH_MAX_PROBES: usize = 192;
 
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;

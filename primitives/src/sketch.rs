@@ -268,19 +268,19 @@ pub fn encode<'a>(items: impl IntoIterator<Item = &'a SketchItem>, len: usize) -
 }
 
 /// Symbol indices the handshake probes to estimate the number of differences:
-/// 0, then about ×1.125 apart, below `len` (82 indices below the cap).
+/// 0, 1, …, 16, then about ×1.0625 apart, below `len` (151 indices below the cap).
 pub fn probe_indices(len: u32) -> impl Iterator<Item = u32> {
     let mut next = 0u32;
     std::iter::from_fn(move || {
         let here = next;
-        next = (here + 1).max(here.saturating_add(here / 8));
+        next = (here + 1).max(here.saturating_add(here / 16));
         (here < len).then_some(here)
     })
 }
 
 /// The number of differences most likely to leave empty (`true`) or not the
 /// difference symbols at `probes` (index, empty): each index `i` is empty with
-/// probability (1 − 2/(i + 2))^d. Searches d over powers of 2^(1/8) up to
+/// probability (1 − 2/(i + 2))^d. Searches d over powers of 2^(1/16) up to
 /// `max`; `None` when no probe is empty (more differences than the probes see).
 pub fn estimate_differences(probes: &[(u32, bool)], max: u64) -> Option<u64> {
     if probes.iter().all(|&(_, empty)| !empty) {
@@ -309,7 +309,7 @@ pub fn estimate_differences(probes: &[(u32, bool)], max: u64) -> Option<u64> {
         if l > best.1 {
             best = (d, l);
         }
-        d *= 2f64.powf(0.125);
+        d *= 2f64.powf(0.0625);
     }
     Some(best.0.round() as u64)
 }

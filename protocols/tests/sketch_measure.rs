@@ -1,0 +1,82 @@
+//! Identification rate of the sketch: decode (subtract the local symbols, peel)
+//! plus the local lookup of every decoded item, on a 10^6-entry store, printed
+//! rather than asserted (machines differ):
+//!
+//! ```sh
+//! cargo test --release -p synctree-protocols --test sketch_measure -- --ignored --nocapture
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use synctree_primitives::riblt::Decoder;
+use synctree_primitives::sketch::{SketchItem, encode};
+use synctree_primitives::{Entry, Hash, NodeId, Store, StoredEntry, Version};
+use synctree_store::MemoryStore;
+
+fn entry(i: u64) -> Entry {
+    Entry::put(
+        format!("key-{i:010}"),
+        vec![b'v'; 100],
+        Version::new(1, NodeId(1)),
+    )
+}
+
+#[test]
+#[ignore]
+fn differences_identified_per_second() {
+    let n = 1_000_000u64;
+    let store = MemoryStore::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100_000) {
+        store
+            .apply(&common::ctx(), chunk.iter().map(|&i| entry(i)).collect())
+            .unwrap();
+    }
+    let len = store.sketch_len(&common::ctx()).unwrap() as usize;
+    for d in [100u64, 1_000, 10_000] {
+        // The peer holds d entries more (half) and lacks d/2 of ours (the other half).
+        let theirs: Vec<SketchItem> = (n..n + d / 2)
+            .map(|i| SketchItem::of(&StoredEntry::new(entry(i))))
+            .collect();
+        let missing: Vec<SketchItem> = (0..d / 2)
+            .map(|i| SketchItem::of(&StoredEntry::new(entry(i))))
+            .collect();
+        let mut remote = store.sketch(&common::ctx(), 0, len).unwrap();
+        let delta = encode(theirs.iter().chain(&missing), len);
+        remote.iter_mut().zip(&delta).for_each(|(r, x)| r.xor(x));
+        let started = Instant::now();
+        let local = store.sketch(&common::ctx(), 0, len).unwrap();
+        let mut decoder = Decoder::new(len);
+        let mut used = 0;
+        for (r, l) in remote.iter().zip(&local) {
+            let mut diff = *r;
+            diff.xor(l);
+            decoder.add(diff).unwrap();
+            used += 1;
+            if decoder.is_decoded() {
+                break;
+            }
+        }
+        let mut found_locally = 0;
+        for item in decoder.items() {
+            let mut low = Hash::ZERO;
+            low.0[..8].copy_from_slice(&item.key_prefix());
+            let mut high = Hash::MAX;
+            high.0[..8].copy_from_slice(&item.key_prefix());
+            let held = store.range(&common::ctx(), &low, &high, 17).unwrap();
+            found_locally += usize::from(held.iter().any(|e| item.names(e)));
+        }
+        let took = started.elapsed();
+        assert!(decoder.is_decoded());
+        assert_eq!(decoder.items().len() as u64, d);
+        assert_eq!(found_locally as u64, d / 2);
+        println!(
+            "n {n}, d {d}: {used} symbols ({:.2}/difference), decode + lookup {took:.2?}: {:.2} M differences/s",
+            used as f64 / d as f64,
+            d as f64 / took.as_secs_f64() / 1e6
+        );
+    }
+}
