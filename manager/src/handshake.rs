@@ -118,7 +118,7 @@ impl SketchProbe {
         if bytes.is_empty() {
             return Ok(None);
         }
-        if bytes.len() % SKETCH_PROBE_BYTES != 0 {
+        if !bytes.len().is_multiple_of(SKETCH_PROBE_BYTES) {
             return Err(ProtocolError::Malformed("sketch probe of a partial symbol"));
         }
         let count = bytes.len() / SKETCH_PROBE_BYTES;

@@ -157,6 +157,40 @@ impl Fold {
     }
 }
 
+/// Recomputes the maintained prefix of `context`'s sketch from its entries alone
+/// (re-hashing each key and entry), to check a store's [`Store::sketch`]:
+/// returns the maintained symbols and the recomputed ones, of
+/// [`sketch_len_for`](synctree_primitives::sketch::sketch_len_for) the entry
+/// count.
+///
+/// ```
+/// use synctree_primitives::{ContextId, Entry, NodeId, Store, Version};
+/// use synctree_store::{recompute_sketch, MemoryStore};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let ctx = ContextId::new("users")?;
+/// store.apply(&ctx, vec![Entry::put("alice", "admin", Version::new(1, NodeId(1)))])?;
+/// let (maintained, recomputed) = recompute_sketch(&store, &ctx)?;
+/// assert_eq!(maintained, recomputed);
+/// # Ok(())
+/// # }
+/// ```
+pub fn recompute_sketch<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+) -> Result<(Vec<CodedSymbol>, Vec<CodedSymbol>), StoreError> {
+    let count = store.summary(context)?.entry_count;
+    let len = sketch::sketch_len_for(count);
+    let maintained = store.sketch(context, 0, len as usize)?;
+    let entries = store.range(context, &Hash::ZERO, &Hash::MAX, usize::MAX)?;
+    let items: Vec<SketchItem> = entries
+        .iter()
+        .map(|e| SketchItem::new(&e.entry.key_hash(), &e.entry.digest()))
+        .collect();
+    Ok((maintained, sketch::encode(&items, len as usize)))
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used)] // Tests fail by panicking.
 mod tests {
@@ -213,38 +247,4 @@ mod tests {
         assert_eq!(root, merkle::root_of(&store.entries(&ctx)));
         assert_eq!(root, store.summary(&ctx).expect("summary").root);
     }
-}
-
-/// Recomputes the maintained prefix of `context`'s sketch from its entries alone
-/// (re-hashing each key and entry), to check a store's [`Store::sketch`]:
-/// returns the maintained symbols and the recomputed ones, of
-/// [`sketch_len_for`](synctree_primitives::sketch::sketch_len_for) the entry
-/// count.
-///
-/// ```
-/// use synctree_primitives::{ContextId, Entry, NodeId, Store, Version};
-/// use synctree_store::{recompute_sketch, MemoryStore};
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = MemoryStore::new();
-/// let ctx = ContextId::new("users")?;
-/// store.apply(&ctx, vec![Entry::put("alice", "admin", Version::new(1, NodeId(1)))])?;
-/// let (maintained, recomputed) = recompute_sketch(&store, &ctx)?;
-/// assert_eq!(maintained, recomputed);
-/// # Ok(())
-/// # }
-/// ```
-pub fn recompute_sketch<S: Store + ?Sized>(
-    store: &S,
-    context: &ContextId,
-) -> Result<(Vec<CodedSymbol>, Vec<CodedSymbol>), StoreError> {
-    let count = store.summary(context)?.entry_count;
-    let len = sketch::sketch_len_for(count);
-    let maintained = store.sketch(context, 0, len as usize)?;
-    let entries = store.range(context, &Hash::ZERO, &Hash::MAX, usize::MAX)?;
-    let items: Vec<SketchItem> = entries
-        .iter()
-        .map(|e| SketchItem::new(&e.entry.key_hash(), &e.entry.digest()))
-        .collect();
-    Ok((maintained, sketch::encode(&items, len as usize)))
 }

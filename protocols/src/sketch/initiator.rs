@@ -248,7 +248,7 @@ impl SketchInitiator {
             end,
             self.stats.root_before,
         );
-        self.fallback = Some(tree.with_clock(self.clock.clone()));
+        self.fallback = Some(tree.with_clock(self.clock));
         Ok(())
     }
 
@@ -326,7 +326,7 @@ fn parse_window(
     if window.start != received {
         return Err(ProtocolError::Malformed("sketch window out of order"));
     }
-    if window.symbols.len() % SYMBOL_BYTES != 0 {
+    if !window.symbols.len().is_multiple_of(SYMBOL_BYTES) {
         return Err(ProtocolError::Malformed(
             "sketch window of a partial symbol",
         ));
