@@ -27,6 +27,7 @@ pub mod matrix;
 pub mod meter;
 pub mod reference;
 pub mod report;
+pub mod riblt_ref;
 pub mod rows;
 pub mod session;
 pub mod tally;

@@ -17,6 +17,7 @@ use crate::error::{BenchError, chain};
 use crate::maintenance::{Backend, batches, per_sec, time_upserts};
 use crate::meter::HeapMark;
 use crate::reference::{loopback_pair, negentropy, tcp_copy};
+use crate::riblt_ref;
 use crate::rows::{MaintenanceRow, Row, SessionRow, ThroughputRow, mib_s, ms};
 use crate::session::{self, Outcome, Protocol};
 use crate::tally::describe;
@@ -35,6 +36,8 @@ pub struct MatrixConfig {
     pub protocols: Vec<Protocol>,
     /// Also run negentropy on every cell.
     pub negentropy: bool,
+    /// Also run the `riblt` crate from scratch on every cell with d > 0.
+    pub riblt: bool,
     /// Tally bytes by message kind in every session (costs a little time).
     pub breakdown: bool,
     /// Snapshot sizes measured against a raw TCP copy.
@@ -66,6 +69,7 @@ impl MatrixConfig {
             placements: vec![Placement::Scattered, Placement::Clustered],
             protocols: Protocol::ALL.to_vec(),
             negentropy: true,
+            riblt: true,
             breakdown: false,
             throughput_ns: vec![100_000, 1_000_000],
             maintenance: MaintenancePlan {
@@ -121,6 +125,9 @@ pub fn run(config: &MatrixConfig, sink: &mut dyn FnMut(&Row)) -> Result<Vec<Row>
             }
             if config.negentropy {
                 emit(Row::Session(negentropy_row(&w)));
+            }
+            if config.riblt && w.d > 0 {
+                emit(Row::Session(riblt_row(&w)));
             }
         }
     }
@@ -245,6 +252,24 @@ fn negentropy_row(w: &Workload) -> SessionRow {
     }
 }
 
+/// The `riblt` crate from scratch: both sides encode their whole set, the
+/// symbols' bytes (no framing) plus the entries as the comparable total.
+fn riblt_row(w: &Workload) -> SessionRow {
+    let row = cell(w, "riblt-crate");
+    let (a, b) = w.sketch_items();
+    let mark = HeapMark::now();
+    let out = riblt_ref::from_scratch(&a, &b);
+    let peak = mark.peak_since();
+    let comparable = out.bytes + row.payload;
+    let mut row = with_time(with_bytes(row, out.bytes, comparable), out.wall, out.cpu);
+    row.messages = 0;
+    row.rounds = 0;
+    row.peak_heap_bytes = peak;
+    row.converged = out.exact;
+    row.selected = Some(format!("{} symbols", out.symbols));
+    row
+}
+
 fn throughput_row(rt: &Runtime, base: &Arc<Base>) -> ThroughputRow {
     let mut row = ThroughputRow {
         n: base.len(),
@@ -348,8 +373,9 @@ mod tests {
         };
         let mut seen = 0;
         let rows = run(&config, &mut |_| seen += 1).unwrap();
-        // (1 + 2 cells) × (4 protocols + negentropy) + 1 throughput + 2 maintenance.
-        assert_eq!((rows.len(), seen), (18, 18));
+        // (1 + 2 cells) × (5 protocols + negentropy) + 2 riblt-crate rows
+        // + 1 throughput + 2 maintenance.
+        assert_eq!((rows.len(), seen), (23, 23));
         let failures: Vec<&Row> = rows.iter().filter(|r| r.failed()).collect();
         assert!(failures.is_empty(), "{failures:#?}");
         let Some(Row::Session(neg)) = rows

@@ -10,8 +10,8 @@ use synctree_manager::{ManagerConfig, ProtocolChoice, SyncManager};
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::{
-    ContextId, Identity, NodeId, ProtocolError, Store, SyncProtocolExecutor, SyncStats,
-    SyncTransport,
+    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, SyncProtocolExecutor,
+    SyncStats, SyncTransport,
 };
 use synctree_protocols::{
     HashComparison, HashComparisonConfig, HashComparisonResponderInit, LevelWise, LevelWiseConfig,
@@ -39,14 +39,18 @@ pub enum Protocol {
     Snapshot,
     /// The manager's choice: handshake, decision table, then that protocol.
     Auto,
+    /// Sketch through the manager (`--protocol sketch`): the handshake's probe
+    /// sizes the first request, so its bytes and round trip are counted.
+    Sketch,
 }
 
 impl Protocol {
     /// Every protocol the matrix runs, in report order.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::HashComparison,
         Protocol::LevelWise,
         Protocol::Snapshot,
+        Protocol::Sketch,
         Protocol::Auto,
     ];
 
@@ -57,6 +61,7 @@ impl Protocol {
             Protocol::LevelWise => "level-wise",
             Protocol::Snapshot => "snapshot",
             Protocol::Auto => "auto",
+            Protocol::Sketch => "sketch",
         }
     }
 }
@@ -122,8 +127,13 @@ where
     TA: SyncTransport,
     TB: SyncTransport,
 {
-    if protocol == Protocol::Auto {
-        return run_auto(a, b, ta, tb).await;
+    match protocol {
+        Protocol::Auto => return run_managed(a, b, ta, tb, ProtocolChoice::Auto).await,
+        Protocol::Sketch => {
+            let sketch = ProtocolChoice::Force(ProtocolKind::Sketch);
+            return run_managed(a, b, ta, tb, sketch).await;
+        }
+        _ => {}
     }
     let ctx = context();
     let clock = Clock::start();
@@ -196,7 +206,9 @@ where
             let config = SnapshotConfig::default();
             Snapshot::run_initiator(transport, store, ctx, &id, config).await?
         }
-        Protocol::Auto => return Err(ProtocolError::UnknownInit("auto needs the manager").into()),
+        Protocol::Auto | Protocol::Sketch => {
+            return Err(ProtocolError::UnknownInit("runs through the manager").into());
+        }
     };
     Ok(stats)
 }
@@ -236,12 +248,14 @@ where
     Ok(stats)
 }
 
-/// Auto: `SyncManager::sync` against a responder's `SyncManager::handle_stream`.
-async fn run_auto<S, TA, TB>(
+/// Auto and Sketch: `SyncManager::sync` against a responder's
+/// `SyncManager::handle_stream`.
+async fn run_managed<S, TA, TB>(
     a: &Arc<S>,
     b: &Arc<S>,
     ta: &mut TA,
     tb: &mut TB,
+    choice: ProtocolChoice,
 ) -> Result<Outcome, BenchError>
 where
     S: Store + 'static,
@@ -258,7 +272,7 @@ where
     let (ma, mb) = (manager(a, 1), manager(b, 2));
     let ctx = context();
     let clock = Clock::start();
-    let initiator = ma.sync(ta, &ctx, ProtocolChoice::Auto);
+    let initiator = ma.sync(ta, &ctx, choice);
     let responder = mb.handle_stream(tb);
     let (report, served) = tokio::join!(initiator, responder);
     let (wall, cpu) = clock.stop();
@@ -305,7 +319,8 @@ mod tests {
                 assert!(out.converged, "{protocol:?} {placement:?}");
                 assert!(converged(&*a, &*b, &context(), 1_540).unwrap());
                 assert!(out.bytes > w.payload_bytes(), "{protocol:?}");
-                assert_eq!(out.selected.is_some(), protocol == Protocol::Auto);
+                let managed = matches!(protocol, Protocol::Auto | Protocol::Sketch);
+                assert_eq!(out.selected.is_some(), managed);
                 let (a, b) = w.memory_pair().unwrap();
                 let tallied = rt.block_on(run_with_breakdown(protocol, &a, &b)).unwrap();
                 let kinds = tallied.breakdown.unwrap();

@@ -72,6 +72,9 @@ pub fn kind(message: &StreamMessage) -> &'static str {
         Some(Body::SnapshotPage(_)) => "snapshot_page",
         Some(Body::SnapshotAck(_)) => "snapshot_ack",
         Some(Body::ContextList(_)) => "context_list",
+        Some(Body::SketchWindow(_)) => "sketch_window",
+        Some(Body::SketchMore(_)) => "sketch_more",
+        Some(Body::SketchEnd(_)) => "sketch_end",
         Some(Body::Abort(_)) => "abort",
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use synctree_primitives::merkle::leaf_index;
+use synctree_primitives::sketch::SketchItem;
 use synctree_primitives::{ContextId, Entry, Hash, NodeId, Store, Version, key_hash};
 use synctree_store::MemoryStore;
 
@@ -243,6 +244,16 @@ impl Workload {
         let side = |own: &[Entry]| -> Vec<Item> {
             let own = own.iter().map(|e| (e.version.hlc, e.key_hash()));
             shared.clone().chain(own).collect()
+        };
+        (side(&self.only_a), side(&self.only_b))
+    }
+
+    /// Each side's sketch items ([`SketchItem`]), for a from-scratch RIBLT.
+    pub fn sketch_items(&self) -> (Vec<SketchItem>, Vec<SketchItem>) {
+        let item = |e: &Entry| SketchItem::new(&e.key_hash(), &e.digest());
+        let shared: Vec<SketchItem> = self.base.entries.iter().map(item).collect();
+        let side = |own: &[Entry]| -> Vec<SketchItem> {
+            shared.iter().copied().chain(own.iter().map(item)).collect()
         };
         (side(&self.only_a), side(&self.only_b))
     }

@@ -64,6 +64,19 @@ impl Store for AuditedStore {
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.inner.contexts()
     }
+
+    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
+        self.inner.sketch_len(context)
+    }
+
+    fn sketch(
+        &self,
+        context: &ContextId,
+        start: u32,
+        count: usize,
+    ) -> Result<Vec<synctree_primitives::sketch::CodedSymbol>, StoreError> {
+        self.inner.sketch(context, start, count)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]

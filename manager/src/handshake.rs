@@ -1,9 +1,13 @@
 //! The handshake both sides exchange: what each side knows about its replica.
 //! [`crate::selection`] turns two of them into a protocol choice.
 
-use synctree_primitives::limits::{MAX_SUPPORTED_PROTOCOLS, NODE_HASH_BYTES};
+use synctree_primitives::limits::{
+    MAX_SUPPORTED_PROTOCOLS, NODE_HASH_BYTES, SKETCH_MAX_PROBES, SKETCH_MAX_SYMBOLS,
+    SKETCH_PROBE_BYTES,
+};
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::salt::{SessionKey, SessionNonce};
+use synctree_primitives::sketch::{estimate_differences, probe_indices};
 use synctree_primitives::wire::{Compression, Handshake};
 use synctree_primitives::{
     ContextId, Hash, NodeId, NodePos, ProtocolError, ProtocolKind, Store, StoreError, TreeSummary,
@@ -64,6 +68,70 @@ impl TopFingerprint {
     }
 }
 
+/// The leading [`SKETCH_PROBE_BYTES`] of the checksum of each sketch symbol at
+/// the probe indices ([`probe_indices`]) below the responder's sketch length: two
+/// sides' probes agree at an index exactly when the difference symbol there is
+/// empty (but by a 2^-32 accident), which estimates the number of differences.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SketchProbe(pub Vec<[u8; SKETCH_PROBE_BYTES]>);
+
+impl SketchProbe {
+    /// The probe of `context`'s sketch at the probe indices below `len` (and
+    /// below the local sketch's length).
+    pub fn local<S: Store + ?Sized>(
+        store: &S,
+        context: &ContextId,
+        len: u32,
+    ) -> Result<Self, StoreError> {
+        let len = len.min(store.sketch_len(context)?);
+        let mut out = Vec::new();
+        for i in probe_indices(len) {
+            let Some(symbol) = store.sketch(context, i, 1)?.first().copied() else {
+                break;
+            };
+            let mut probe = [0u8; SKETCH_PROBE_BYTES];
+            probe.copy_from_slice(&symbol.checksum.to_be_bytes()[..SKETCH_PROBE_BYTES]);
+            out.push(probe);
+        }
+        Ok(SketchProbe(out))
+    }
+
+    /// The number of differences the two probes suggest, and the length they
+    /// cover; `None` when no index agrees (more differences than the probe
+    /// tells apart) or a probe is empty.
+    pub fn estimate(&self, other: &SketchProbe) -> Option<u64> {
+        let pairs: Vec<(u32, bool)> = probe_indices(SKETCH_MAX_SYMBOLS)
+            .zip(self.0.iter().zip(&other.0))
+            .map(|(i, (a, b))| (i, a == b))
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        estimate_differences(&pairs, u64::from(SKETCH_MAX_SYMBOLS) * 4)
+    }
+
+    fn to_wire(&self) -> Vec<u8> {
+        self.0.concat()
+    }
+
+    fn from_wire(bytes: &[u8]) -> Result<Option<Self>, ProtocolError> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        if !bytes.len().is_multiple_of(SKETCH_PROBE_BYTES) {
+            return Err(ProtocolError::Malformed("sketch probe of a partial symbol"));
+        }
+        let count = bytes.len() / SKETCH_PROBE_BYTES;
+        ProtocolError::check_limit("sketch probes", SKETCH_MAX_PROBES, count)?;
+        let probes = bytes.chunks_exact(SKETCH_PROBE_BYTES).map(|c| {
+            let mut p = [0u8; SKETCH_PROBE_BYTES];
+            p.copy_from_slice(c);
+            p
+        });
+        Ok(Some(SketchProbe(probes.collect())))
+    }
+}
+
 /// One side's view of a context, as exchanged in the handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerSummary {
@@ -85,6 +153,12 @@ pub struct PeerSummary {
     pub top_fingerprint: Option<TopFingerprint>,
     /// The side's contribution to the session key ([`SessionKey::derive`]).
     pub nonce: SessionNonce,
+    /// Coded symbols of the side's sketch it maintains (0: none). On the wire only
+    /// beside a probe (a responder whose root differs); read as 0 otherwise.
+    pub sketch_len: u32,
+    /// The responder's sketch probe (sent only when the roots differ and the
+    /// initiator runs the sketch protocol); the initiator's own, computed after.
+    pub sketch_probe: Option<SketchProbe>,
 }
 
 impl PeerSummary {
@@ -101,6 +175,7 @@ impl PeerSummary {
             entry_count,
             depth,
         } = store.summary(context)?;
+        let sketch_len = store.sketch_len(context)?;
         Ok(PeerSummary {
             root,
             entry_count,
@@ -111,6 +186,8 @@ impl PeerSummary {
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: None,
             nonce: SessionNonce::NONE,
+            sketch_len,
+            sketch_probe: None,
         })
     }
 
@@ -130,6 +207,18 @@ impl PeerSummary {
                 .unwrap_or_default()
                 .into(),
             nonce: self.nonce.0.to_vec().into(),
+            // Only beside a probe: an in-sync check stays as small as before.
+            sketch_len: if self.sketch_probe.is_some() {
+                self.sketch_len
+            } else {
+                0
+            },
+            sketch_probe: self
+                .sketch_probe
+                .as_ref()
+                .map(SketchProbe::to_wire)
+                .unwrap_or_default()
+                .into(),
         }
     }
 
@@ -167,6 +256,8 @@ impl PeerSummary {
                 .collect(),
             top_fingerprint: TopFingerprint::from_wire(&h.top_fingerprint)?,
             nonce: SessionNonce::from_wire(&h.nonce, "nonce")?,
+            sketch_len: h.sketch_len.min(SKETCH_MAX_SYMBOLS),
+            sketch_probe: SketchProbe::from_wire(&h.sketch_probe)?,
         })
     }
 }
@@ -195,6 +286,8 @@ mod tests {
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: Some(TopFingerprint([[root; NODE_HASH_BYTES]; FANOUT])),
             nonce: SessionNonce([root; 16]),
+            sketch_len: 0,
+            sketch_probe: None,
         }
     }
 

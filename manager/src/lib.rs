@@ -83,7 +83,7 @@ pub use anti_entropy::{
     TcpConnector,
 };
 pub use error::ManagerError;
-pub use handshake::{PeerSummary, TopFingerprint};
+pub use handshake::{PeerSummary, SketchProbe, TopFingerprint};
 pub use listing::PeerContexts;
 pub use manager::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, MAX_REMEMBERED_UNCONVERGED,

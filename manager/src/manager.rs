@@ -23,7 +23,7 @@ pub use crate::config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, ManagerConfig,
 };
 use crate::error::ManagerError;
-use crate::handshake::{PeerSummary, TopFingerprint};
+use crate::handshake::{PeerSummary, SketchProbe, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
 use crate::selection::{ProtocolChoice, Unconverged, select_after};
@@ -295,6 +295,9 @@ impl<S: Store + 'static> SyncManager<S> {
         if remote.top_fingerprint.is_some() {
             local.top_fingerprint = Some(self.fingerprint(context, &peer, &key)?);
         }
+        if remote.sketch_probe.is_some() {
+            local.sketch_probe = Some(self.sketch_probe(context, &peer, remote.sketch_len)?);
+        }
         let previous = self.previous_unconverged(remote.node_id, context);
         let selection = match select_after(choice, &local, &remote, previous.as_ref()) {
             Ok(selection) => selection,
@@ -374,6 +377,19 @@ impl<S: Store + 'static> SyncManager<S> {
         key: &SessionKey,
     ) -> Result<TopFingerprint, ManagerError> {
         TopFingerprint::local(&*self.store, context, key).map_err(|source| ManagerError::Store {
+            peer: peer.to_owned(),
+            phase: "handshake",
+            source,
+        })
+    }
+
+    fn sketch_probe(
+        &self,
+        context: &ContextId,
+        peer: &str,
+        len: u32,
+    ) -> Result<SketchProbe, ManagerError> {
+        SketchProbe::local(&*self.store, context, len).map_err(|source| ManagerError::Store {
             peer: peer.to_owned(),
             phase: "handshake",
             source,
@@ -466,6 +482,10 @@ impl<S: Store + 'static> SyncManager<S> {
         let key = SessionKey::derive(&theirs.nonce, &local.nonce);
         if local.root != theirs.root {
             local.top_fingerprint = Some(self.fingerprint(context, &peer, &key)?);
+            let sketch = ProtocolKind::Sketch;
+            if theirs.supported.contains(&sketch) && local.supported.contains(&sketch) {
+                local.sketch_probe = Some(self.sketch_probe(context, &peer, local.sketch_len)?);
+            }
         }
         let reply = StreamMessage::new(Body::Handshake(local.to_wire()));
         transport

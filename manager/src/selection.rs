@@ -8,8 +8,11 @@
 //! | 2 | initiator empty, responder has state                 | Snapshot        |
 //! | 3 | responder empty                                      | HashComparison  |
 //! | 4 | initiator holds < 1/[`FAR_BEHIND_RATIO`] of the responder's entries | Snapshot (merge) |
+//! | 4a | both run Sketch and the sketch probe estimates d̂ with [`SKETCH_SYMBOLS_PER_DIFFERENCE`] × d̂ ≤ the symbols both keep | Sketch |
 //! | 5 | ≥ [`SPREAD_SUBTREES`] of 16 top subtrees differ      | LevelWise       |
 //! | 6 | otherwise                                            | HashComparison  |
+//!
+//! Rows 4a–6 name the sketch estimate in their reason when there is one.
 //!
 //! A pick (or a forced protocol) that one side does not support falls back to the
 //! first protocol in the initiator's preference list that both support.
@@ -35,6 +38,11 @@ pub const FAR_BEHIND_RATIO: u64 = 10;
 /// level costs fewer messages than HashComparison's eager, pipelined requests.
 pub const SPREAD_SUBTREES: usize = 12;
 
+/// Symbols per estimated difference a session may need for row 4a to pick
+/// Sketch: decoding takes about 1.35–1.5 per difference, the estimate is good to
+/// about ±30%; beyond that the session would likely fall over to the tree.
+pub const SKETCH_SYMBOLS_PER_DIFFERENCE: u64 = 2;
+
 /// What the initiator asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolChoice {
@@ -54,6 +62,9 @@ pub struct Selection {
     pub reason: String,
     /// Page encoding both sides read (used by Snapshot).
     pub compression: Compression,
+    /// Differences the handshakes' sketch probes estimate (`None`: no probe, or
+    /// more than it tells apart); sizes a Sketch session's first request.
+    pub estimated_differences: Option<u64>,
 }
 
 /// How the previous tree session with a peer on a context ended, when it did not
@@ -108,6 +119,7 @@ pub fn select_after(
                     protocol: None,
                     reason: "roots match".to_owned(),
                     compression,
+                    estimated_differences: None,
                 });
             }
         },
@@ -118,6 +130,7 @@ pub fn select_after(
             protocol: Some(wanted),
             reason,
             compression,
+            estimated_differences: sketch_estimate(local, remote).flatten(),
         });
     }
     let fallback = local.supported.iter().copied().find(both).ok_or_else(|| {
@@ -134,10 +147,36 @@ pub fn select_after(
             fallback.name()
         ),
         compression,
+        estimated_differences: sketch_estimate(local, remote).flatten(),
     })
 }
 
-/// Rows 1–6 of the table; `None` when there is nothing to do.
+/// The sketch probes' estimate: `None` without probes, `Some(None)` when every
+/// probed symbol differs (more differences than the probe tells apart).
+fn sketch_estimate(local: &PeerSummary, remote: &PeerSummary) -> Option<Option<u64>> {
+    let (ours, theirs) = (local.sketch_probe.as_ref()?, remote.sketch_probe.as_ref()?);
+    Some(ours.estimate(theirs))
+}
+
+/// Row 4a, or the estimate to name in the reason of the rows after it.
+fn sketch_row(local: &PeerSummary, remote: &PeerSummary) -> Result<(ProtocolKind, String), String> {
+    let both = local.supported.contains(&ProtocolKind::Sketch)
+        && remote.supported.contains(&ProtocolKind::Sketch);
+    let usable = u64::from(local.sketch_len.min(remote.sketch_len));
+    match sketch_estimate(local, remote) {
+        Some(Some(d)) if both && d.saturating_mul(SKETCH_SYMBOLS_PER_DIFFERENCE) <= usable => Ok((
+            ProtocolKind::Sketch,
+            format!("sketch estimate ~{d} differences, within {usable} symbols kept"),
+        )),
+        Some(Some(d)) => Err(format!(
+            "; sketch estimate ~{d} differences, {usable} symbols kept"
+        )),
+        Some(None) => Err(format!("; sketch estimate beyond {usable} symbols")),
+        None => Err(String::new()),
+    }
+}
+
+/// Rows 1–6 of the table (4a included); `None` when there is nothing to do.
 fn table(
     local: &PeerSummary,
     remote: &PeerSummary,
@@ -170,30 +209,37 @@ fn table(
         );
         return pick(ProtocolKind::Snapshot, reason);
     }
+    let estimate = match sketch_row(local, remote) {
+        Ok((kind, reason)) => return pick(kind, reason),
+        Err(estimate) => estimate,
+    };
     match (&local.top_fingerprint, &remote.top_fingerprint) {
         (Some(ours), Some(theirs)) => {
             let k = ours.differing(theirs);
             if k >= SPREAD_SUBTREES {
                 pick(
                     ProtocolKind::LevelWise,
-                    format!("differences spread over {k}/16 top subtrees"),
+                    format!("differences spread over {k}/16 top subtrees{estimate}"),
                 )
             } else {
                 pick(
                     ProtocolKind::HashComparison,
-                    format!("differences in {k}/16 top subtrees"),
+                    format!("differences in {k}/16 top subtrees{estimate}"),
                 )
             }
         }
-        _ => pick(ProtocolKind::HashComparison, "roots differ".to_owned()),
+        _ => pick(
+            ProtocolKind::HashComparison,
+            format!("roots differ{estimate}"),
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::{SUPPORTED_COMPRESSION, TopFingerprint};
-    use synctree_primitives::limits::NODE_HASH_BYTES;
+    use crate::handshake::{SUPPORTED_COMPRESSION, SketchProbe, TopFingerprint};
+    use synctree_primitives::limits::{NODE_HASH_BYTES, SKETCH_PROBE_BYTES};
     use synctree_primitives::merkle::FANOUT;
     use synctree_primitives::{Hash, NodeId};
 
@@ -214,6 +260,8 @@ mod tests {
             compression: SUPPORTED_COMPRESSION.to_vec(),
             top_fingerprint: Some(TopFingerprint(top)),
             nonce: Default::default(),
+            sketch_len: 0,
+            sketch_probe: None,
         }
     }
 
@@ -273,6 +321,48 @@ mod tests {
         assert_eq!(
             auto(&side(1, 990, SPREAD_SUBTREES - 1), &remote),
             Some(ProtocolKind::HashComparison)
+        );
+    }
+
+    /// Both sides with sketches of `len` symbols and probes of 151 indices, the
+    /// first `differing` of which differ.
+    fn with_probes(len: u32, differing: usize) -> (PeerSummary, PeerSummary) {
+        let (mut local, mut remote) = (side(1, 1_000_000, 1), side(2, 1_000_000, 0));
+        for s in [&mut local, &mut remote] {
+            s.supported.push(ProtocolKind::Sketch);
+            s.sketch_len = len;
+        }
+        let ours = vec![[0u8; SKETCH_PROBE_BYTES]; 151];
+        let mut theirs = ours.clone();
+        theirs.iter_mut().take(differing).for_each(|p| p[0] = 1);
+        local.sketch_probe = Some(SketchProbe(ours));
+        remote.sketch_probe = Some(SketchProbe(theirs));
+        (local, remote)
+    }
+
+    #[test]
+    fn row_4a_picks_sketch_from_the_estimate_and_tree_rows_name_it() {
+        let (local, remote) = with_probes(32_768, 1);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::Sketch));
+        assert!(
+            s.reason.starts_with("sketch estimate ~1 differences"),
+            "{}",
+            s.reason
+        );
+        assert_eq!(s.estimated_differences, Some(1));
+        // An estimate too large for the symbols kept: the tree, with the estimate.
+        let (local, remote) = with_probes(64, 90);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::HashComparison));
+        assert!(s.reason.contains("; sketch estimate ~"), "{}", s.reason);
+        let (local, remote) = with_probes(32_768, 151);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert_eq!(s.protocol, Some(ProtocolKind::HashComparison));
+        assert!(
+            s.reason.ends_with("; sketch estimate beyond 32768 symbols"),
+            "{}",
+            s.reason
         );
     }
 

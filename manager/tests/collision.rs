@@ -45,25 +45,28 @@ fn colliding_responder(init: TreeResponderInit, _: &SessionKey) -> TreeResponder
     init.with_key(SessionKey::dangerous_colliding())
 }
 
-/// The standard registry with HashComparison blind to differences.
+/// The standard registry with HashComparison blind to differences, and without
+/// Sketch (whose row of the table would take these few differences first).
 fn colliding_registry() -> ProtocolRegistry {
     let hash_comparison = ExecutorProtocol::<HashComparison, HashComparisonInit>::new(
         hash_comparison_init,
         colliding_config,
     )
     .with_keyed(colliding_responder);
-    ProtocolRegistry::standard().with(hash_comparison)
+    ProtocolRegistry::standard()
+        .without(ProtocolKind::Sketch)
+        .with(hash_comparison)
 }
 
 fn node(id: u64, entries: Vec<Entry>) -> SyncManager<MemoryStore> {
     let store = MemoryStore::new();
     store.apply(&ctx(), entries).expect("apply");
-    SyncManager::with_registry(
-        Arc::new(store),
-        Identity::new(NodeId(id)),
-        ManagerConfig::default(),
-        colliding_registry(),
-    )
+    let registry = colliding_registry();
+    let config = ManagerConfig {
+        supported: registry.kinds(),
+        ..ManagerConfig::default()
+    };
+    SyncManager::with_registry(Arc::new(store), Identity::new(NodeId(id)), config, registry)
 }
 
 /// 500 shared entries, a few differing ones on each side.

@@ -44,6 +44,8 @@ fn handshake() -> Option<Kind> {
     Some(Kind::Handshake(Handshake {
         root: vec![0; 32].into(),
         nonce: vec![5; 16].into(),
+        sketch_len: 0,
+        sketch_probe: Default::default(),
         ..Handshake::default()
     }))
 }

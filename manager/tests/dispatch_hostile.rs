@@ -46,6 +46,8 @@ fn opening() -> Vec<u8> {
             compression: vec![1],
             top_fingerprint: Default::default(),
             nonce: vec![5; 16].into(),
+            sketch_len: 0,
+            sketch_probe: Default::default(),
         })),
         init(Kind::HashComparison(HashComparisonInit {
             root: vec![1; 32].into(),

@@ -83,7 +83,7 @@ fn assert_same_verified_state(a: &SyncManager<MemoryStore>, b: &SyncManager<Memo
 
 #[tokio::test]
 async fn the_decision_table_picks_from_real_handshakes() {
-    let cases: [(usize, usize, usize, Option<ProtocolKind>, &str); 5] = [
+    let cases: [(usize, usize, usize, Option<ProtocolKind>, &str); 6] = [
         (2_000, 0, 0, None, "roots match"),
         (0, 0, 2_000, Some(ProtocolKind::Snapshot), "initiator empty"),
         (
@@ -97,8 +97,15 @@ async fn the_decision_table_picks_from_real_handshakes() {
             2_000,
             1,
             0,
-            Some(ProtocolKind::HashComparison),
-            "differences in 1/16",
+            Some(ProtocolKind::Sketch),
+            "sketch estimate ~1 differences",
+        ),
+        (
+            20_000,
+            10,
+            10,
+            Some(ProtocolKind::Sketch),
+            "sketch estimate ~",
         ),
         (
             2_000,
@@ -133,6 +140,7 @@ async fn every_forced_protocol_converges_diverged_replicas() {
         ProtocolKind::HashComparison,
         ProtocolKind::LevelWise,
         ProtocolKind::Snapshot,
+        ProtocolKind::Sketch,
     ] {
         let (a, b) = replicas(3_000, 40, 60);
         let (client, server) = (node(1, a), node(2, b));

@@ -112,6 +112,29 @@ pub const MAX_SNAPSHOT_PAGES: usize = 1 << 20;
 /// snapshot is verified before it becomes visible, so it is held until its last page.
 pub const MAX_SNAPSHOT_STAGED_BYTES: usize = 4 * 1024 * 1024 * 1024;
 
+/// Coded symbols a store maintains per context, and the most a sketch session
+/// streams (768 KiB at 24 bytes each): enough to decode about 23,000 differences;
+/// past that a tree protocol costs about as much per difference, and the session
+/// falls over to one.
+pub const SKETCH_MAX_SYMBOLS: u32 = 32_768;
+
+/// Coded symbols per `SketchWindow` frame (96 KiB): well inside the batch budget.
+pub const SKETCH_SYMBOLS_PER_WINDOW: usize = 4096;
+
+/// Items a sketch initiator peels from a difference before it gives up: an
+/// honest difference of k items needs about 1.4 k symbols, so no honest decode
+/// of at most [`SKETCH_MAX_SYMBOLS`] symbols yields more.
+pub const SKETCH_MAX_DECODED: usize = SKETCH_MAX_SYMBOLS as usize;
+
+/// Checksum bytes per probed symbol in a handshake's `sketch_probe`: a probe only
+/// tells empty from not, and 16 bits make a false "empty" a 2^-16 accident, well
+/// below the estimate's own noise.
+pub const SKETCH_PROBE_BYTES: usize = 2;
+
+/// Probed symbols a handshake may carry: the probe indices below
+/// [`SKETCH_MAX_SYMBOLS`] are fewer.
+pub const SKETCH_MAX_PROBES: usize = 192;
+
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 

@@ -4,6 +4,7 @@ use crate::entry::Entry;
 use crate::error::StoreError;
 use crate::ids::{ContextId, Hash};
 use crate::merkle::{FANOUT, NodePos};
+use crate::sketch::CodedSymbol;
 
 /// Root, size and shape of one context's tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +86,29 @@ pub trait Store: Send + Sync {
 
     /// Every context holding at least one entry.
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError>;
+
+    /// How many leading coded symbols of `context`'s sketch the store maintains
+    /// ([`crate::sketch::sketch_len_for`] its entry count, at least as many as it
+    /// ever kept). Zero, the default, for a backend that keeps no sketch: the
+    /// sketch protocol then falls over to a tree protocol.
+    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
+        let _ = context;
+        Ok(0)
+    }
+
+    /// The maintained symbols `start..start + count` of `context`'s sketch (fewer
+    /// past [`Store::sketch_len`]): kept current by [`Store::apply`], in the same
+    /// atomic step as the entries, equal to [`crate::sketch::encode`] over the
+    /// items of every entry.
+    fn sketch(
+        &self,
+        context: &ContextId,
+        start: u32,
+        count: usize,
+    ) -> Result<Vec<CodedSymbol>, StoreError> {
+        let _ = (context, start, count);
+        Ok(Vec::new())
+    }
 }
 
 /// Every entry of a leaf bucket, in key-hash order.

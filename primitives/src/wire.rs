@@ -32,6 +32,9 @@ impl StreamMessage {
             Some(Body::SnapshotPage(_)) => "snapshot page",
             Some(Body::SnapshotAck(_)) => "snapshot ack",
             Some(Body::ContextList(_)) => "context list",
+            Some(Body::SketchWindow(_)) => "sketch window",
+            Some(Body::SketchMore(_)) => "sketch more",
+            Some(Body::SketchEnd(_)) => "sketch end",
             Some(Body::Abort(_)) => "abort",
         }
     }
@@ -90,6 +93,7 @@ impl ProtocolKind {
             ProtocolKind::HashComparison => "hash-comparison",
             ProtocolKind::LevelWise => "level-wise",
             ProtocolKind::Snapshot => "snapshot",
+            ProtocolKind::Sketch => "sketch",
         }
     }
 }

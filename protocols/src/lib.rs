@@ -70,11 +70,16 @@ pub use entries::{PUSH_APPLY_BYTES, PUSH_APPLY_WINDOW};
 mod executor;
 pub mod machine;
 pub mod pair;
+mod sketch;
 mod snapshot;
 mod tree;
 
 pub use executor::init_message;
 pub use machine::{Machine, Timers, drive};
+pub use sketch::{
+    DEFAULT_SKETCH_WANT, Sketch, SketchConfig, SketchInitiator, SketchResponder,
+    SketchResponderInit, WANT_SLACK, WANT_TENTHS_PER_DIFFERENCE, want_for,
+};
 pub use snapshot::{
     DEFAULT_SNAPSHOT_WINDOW, Snapshot, SnapshotConfig, SnapshotInitiator, SnapshotProgress,
     SnapshotResponder, SnapshotResponderInit,

@@ -115,4 +115,4 @@ mod verify;
 #[cfg(feature = "redb")]
 pub use self::redb::{RedbStore, RedbStoreError};
 pub use memory::MemoryStore;
-pub use verify::{recompute_root, recompute_root_with_progress};
+pub use verify::{recompute_root, recompute_root_with_progress, recompute_sketch};

@@ -1,6 +1,7 @@
 //! [`recompute_root`]: a context's root recomputed from its entries alone.
 
 use synctree_primitives::merkle::{self, FANOUT, LEAF_COUNT, TREE_DEPTH};
+use synctree_primitives::sketch::{self, CodedSymbol, SketchItem};
 use synctree_primitives::store::bucket;
 use synctree_primitives::{ContextId, Hash, NodePos, Store, StoreError, StoredEntry};
 
@@ -165,6 +166,40 @@ impl Fold {
         }
         self.root
     }
+}
+
+/// Recomputes the maintained prefix of `context`'s sketch from its entries alone
+/// (re-hashing each key and entry), to check a store's [`Store::sketch`]:
+/// returns the maintained symbols and the recomputed ones, of
+/// [`sketch_len_for`](synctree_primitives::sketch::sketch_len_for) the entry
+/// count.
+///
+/// ```
+/// use synctree_primitives::{ContextId, Entry, NodeId, Store, Version};
+/// use synctree_store::{recompute_sketch, MemoryStore};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let ctx = ContextId::new("users")?;
+/// store.apply(&ctx, vec![Entry::put("alice", "admin", Version::new(1, NodeId(1)))])?;
+/// let (maintained, recomputed) = recompute_sketch(&store, &ctx)?;
+/// assert_eq!(maintained, recomputed);
+/// # Ok(())
+/// # }
+/// ```
+pub fn recompute_sketch<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+) -> Result<(Vec<CodedSymbol>, Vec<CodedSymbol>), StoreError> {
+    let count = store.summary(context)?.entry_count;
+    let len = sketch::sketch_len_for(count);
+    let maintained = store.sketch(context, 0, len as usize)?;
+    let entries = store.range(context, &Hash::ZERO, &Hash::MAX, usize::MAX)?;
+    let items: Vec<SketchItem> = entries
+        .iter()
+        .map(|e| SketchItem::new(&e.entry.key_hash(), &e.entry.digest()))
+        .collect();
+    Ok((maintained, sketch::encode(&items, len as usize)))
 }
 
 #[cfg(test)]

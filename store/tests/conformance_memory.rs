@@ -67,3 +67,8 @@ fn unknown_context_reads_as_empty() {
 fn apply_report_counts() {
     conformance::apply_report_counts(MemoryStore::new);
 }
+
+#[test]
+fn sketch_tracks_random_batches() {
+    conformance::sketch_tracks_random_batches(MemoryStore::new);
+}

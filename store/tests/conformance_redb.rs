@@ -70,6 +70,7 @@ cases!(
     node_hashes_are_consistent,
     unknown_context_reads_as_empty,
     apply_report_counts,
+    sketch_tracks_random_batches,
 );
 
 #[test]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use synctree_primitives::{ContextId, Entry, NodeId, Store, StoreError, Version, key_hash};
-use synctree_store::{RedbStore, RedbStoreError, recompute_root};
+use synctree_store::{RedbStore, RedbStoreError, recompute_root, recompute_sketch};
 
 /// Set (to the database file) in the child only.
 const CHILD_ENV: &str = "SYNCTREE_REDB_CRASH_CHILD";
@@ -145,6 +145,11 @@ fn check_after_crash(path: &std::path::Path, last: u64) -> u64 {
         recomputed,
         (summary.root, summary.entry_count),
         "index matches entries"
+    );
+    let (maintained, recomputed) = recompute_sketch(&store, &ctx()).expect("recompute sketch");
+    assert!(
+        maintained == recomputed,
+        "sketch matches entries after a crash"
     );
 
     for n in 0..=last {

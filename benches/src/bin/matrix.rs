@@ -45,7 +45,7 @@ struct Args {
     #[arg(long = "d", value_name = "D")]
     ds: Vec<u64>,
     /// Only these protocols (repeatable): hash-comparison, level-wise, snapshot,
-    /// auto, negentropy. Given alone with `--n`/`--d`, it is how to profile one
+    /// sketch, auto, negentropy, riblt-crate. Given alone with `--n`/`--d`, it is how to profile one
     /// cell (`perf record target/release/matrix --n … --d … --protocol …`).
     #[arg(long = "protocol", value_name = "NAME")]
     protocols: Vec<String>,
@@ -75,6 +75,7 @@ impl Args {
             let wanted = |name: &str| self.protocols.iter().any(|p| p == name);
             config.protocols.retain(|p| wanted(p.name()));
             config.negentropy = wanted("negentropy");
+            config.riblt = wanted("riblt-crate");
         }
         config.breakdown = self.breakdown;
         if self.sessions_only {

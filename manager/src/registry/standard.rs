@@ -3,9 +3,10 @@
 
 use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::init_payload::Kind;
-use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit};
+use synctree_primitives::wire::{HashComparisonInit, LevelWiseInit, SketchInit};
 use synctree_protocols::{
-    HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig, TreeResponderInit,
+    DEFAULT_SKETCH_WANT, HashComparison, HashComparisonConfig, LevelWise, LevelWiseConfig, Sketch,
+    SketchConfig, SketchResponderInit, TreeResponderInit, want_for,
 };
 
 use super::adapter::ExecutorProtocol;
@@ -14,12 +15,14 @@ use super::snapshot::SnapshotProtocol;
 use super::table::ProtocolRegistry;
 
 impl ProtocolRegistry {
-    /// HashComparison, LevelWise and Snapshot, in that order of preference.
+    /// HashComparison, LevelWise, Snapshot and Sketch, in that order of
+    /// preference (Sketch last: only the decision table's row 4a picks it).
     pub fn standard() -> Self {
         ProtocolRegistry::empty()
             .with(hash_comparison())
             .with(level_wise())
             .with(SnapshotProtocol::default())
+            .with(sketch())
     }
 }
 
@@ -31,6 +34,38 @@ pub(super) fn hash_comparison() -> ExecutorProtocol<HashComparison, HashComparis
 /// LevelWise's registry entry.
 pub(super) fn level_wise() -> ExecutorProtocol<LevelWise, LevelWiseInit> {
     ExecutorProtocol::new(level_wise_init, level_wise_config).with_keyed(keyed)
+}
+
+/// Sketch's registry entry.
+pub(super) fn sketch() -> ExecutorProtocol<Sketch, SketchInit> {
+    ExecutorProtocol::new(sketch_init, sketch_config).with_keyed(sketch_keyed)
+}
+
+/// A sketch responder's fallback truncates under the stream's session key.
+fn sketch_keyed(init: SketchResponderInit, key: &SessionKey) -> SketchResponderInit {
+    init.with_key(key.clone())
+}
+
+fn sketch_init(kind: &Kind) -> Option<&SketchInit> {
+    match kind {
+        Kind::Sketch(init) => Some(init),
+        _ => None,
+    }
+}
+
+/// The first request sized from the handshake's estimate, the peer's sketch
+/// length, and the fallback configured as HashComparison would be.
+fn sketch_config(plan: &InitiatorPlan<'_>) -> SketchConfig {
+    let want = plan
+        .selection
+        .estimated_differences
+        .map_or(DEFAULT_SKETCH_WANT, want_for);
+    SketchConfig {
+        want,
+        remote_len: plan.remote.sketch_len,
+        fallback: hash_comparison_config(plan),
+        ..SketchConfig::default()
+    }
 }
 
 /// A tree responder truncates under the stream's session key.
@@ -84,12 +119,14 @@ mod tests {
             ProtocolKind::HashComparison,
             ProtocolKind::LevelWise,
             ProtocolKind::Snapshot,
+            ProtocolKind::Sketch,
         ];
         assert_eq!(registry.kinds(), kinds);
         let inits = [
             Kind::HashComparison(HashComparisonInit::default()),
             Kind::LevelWise(LevelWiseInit::default()),
             Kind::Snapshot(SnapshotInit::default()),
+            Kind::Sketch(SketchInit::default()),
         ];
         for (init, kind) in inits.iter().zip(kinds) {
             assert_eq!(registry.for_init(init).map(|p| p.kind()), Some(kind));

@@ -38,6 +38,13 @@ impl ProtocolRegistry {
         self
     }
 
+    /// The registry without `kind` (a node that does not run it, or a test that
+    /// needs the table to pick among the others).
+    pub fn without(mut self, kind: ProtocolKind) -> Self {
+        self.protocols.retain(|p| p.kind() != kind);
+        self
+    }
+
     /// The registered kinds, in order of preference.
     pub fn kinds(&self) -> Vec<ProtocolKind> {
         self.protocols.iter().map(|p| p.kind()).collect()

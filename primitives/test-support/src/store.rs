@@ -23,6 +23,8 @@ pub enum StoreOp<'a> {
     Apply(&'a [Entry]),
     /// [`Store::contexts`].
     Contexts,
+    /// [`Store::sketch_len`] or [`Store::sketch`].
+    Sketch,
 }
 
 impl StoreOp<'_> {
@@ -36,6 +38,7 @@ impl StoreOp<'_> {
             StoreOp::Get => "get",
             StoreOp::Apply(_) => "apply",
             StoreOp::Contexts => "contexts",
+            StoreOp::Sketch => "sketch",
         }
     }
 
@@ -147,6 +150,21 @@ impl<S: Store, H: StoreHook<S>> Store for StoreTap<S, H> {
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.hook.before(&self.inner, StoreOp::Contexts)?;
         self.inner.contexts()
+    }
+
+    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
+        self.hook.before(&self.inner, StoreOp::Sketch)?;
+        self.inner.sketch_len(context)
+    }
+
+    fn sketch(
+        &self,
+        context: &ContextId,
+        start: u32,
+        count: usize,
+    ) -> Result<Vec<synctree_primitives::sketch::CodedSymbol>, StoreError> {
+        self.hook.before(&self.inner, StoreOp::Sketch)?;
+        self.inner.sketch(context, start, count)
     }
 }
 

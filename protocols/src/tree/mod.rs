@@ -16,7 +16,7 @@ mod leaf;
 mod level_wise;
 mod responder;
 mod run;
-mod wire;
+pub(crate) mod wire;
 
 pub use config::{
     DEFAULT_KEYS_PER_REQUEST, DEFAULT_LEVEL_WISE_NODES_PER_REQUEST, DEFAULT_MAX_IN_FLIGHT,

@@ -153,6 +153,10 @@ pub async fn respond<T: SyncTransport>(
             let init = SnapshotResponderInit::try_from(&init).expect("init");
             Snapshot::run_responder(transport, store, &context, &id, init).await
         }
+        Kind::Sketch(init) => {
+            let init = synctree_protocols::SketchResponderInit::try_from(&init).expect("init");
+            synctree_protocols::Sketch::run_responder(transport, store, &context, &id, init).await
+        }
         Kind::Handshake(_) | Kind::ListContexts(_) => {
             panic!("no handshake or listing in this test")
         }
@@ -175,6 +179,10 @@ pub async fn initiate<T: SyncTransport>(
         ProtocolKind::LevelWise => {
             let config = synctree_protocols::LevelWiseConfig::default();
             LevelWise::run_initiator(transport, store, &context, &id, config).await
+        }
+        ProtocolKind::Sketch => {
+            let config = synctree_protocols::SketchConfig::default();
+            synctree_protocols::Sketch::run_initiator(transport, store, &context, &id, config).await
         }
         _ => {
             let config = synctree_protocols::SnapshotConfig {

@@ -30,7 +30,7 @@ use synctree_primitives::{Entry, Hash, NodePos, Store, TreeSummary};
 
 use support::{Rng, all, apply, collide, ctx, get, random_entries, root, v};
 
-pub use support::{Model, assert_matches_model};
+pub use support::{Model, assert_matches_model, assert_sketch_recomputes};
 pub use tree::{
     node_hashes_are_consistent, paging_follows_key_hash_order,
     range_and_bucket_follow_key_hash_order, root_is_independent_of_order_and_batching,
@@ -50,6 +50,37 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     node_hashes_are_consistent(&make);
     unknown_context_reads_as_empty(&make);
     apply_report_counts(&make);
+    sketch_tracks_random_batches(&make);
+}
+
+/// The maintained sketch equals the recomputed one after random batches of
+/// puts, overwrites and deletes, and across the growths of its length (a
+/// context grows past 2,048 and 4,096 entries here).
+pub fn sketch_tracks_random_batches<S: Store>(make: impl Fn() -> S) {
+    let (store, c) = (make(), ctx("sketch"));
+    assert_sketch_recomputes(&store, &c, "empty context");
+    let mut rng = Rng::new(0x5eed_5ce7);
+    let mut model = Model::default();
+    let mut written = 0;
+    for round in 0..12u64 {
+        let fresh: Vec<Entry> = (0..500)
+            .map(|i| Entry::put(format!("s{round}-{i}"), "v", v(round + 1, 1)))
+            .collect();
+        let mut batch = random_entries(&mut rng, 40);
+        batch.extend(fresh);
+        rng.shuffle(&mut batch);
+        for part in rng.split(batch, 700) {
+            model.apply(&part);
+            apply(&store, &c, part);
+            written += 1;
+        }
+        assert_sketch_recomputes(&store, &c, &format!("after round {round}"));
+    }
+    assert!(
+        written > 12 && model.len() > 4096,
+        "grew past two thresholds"
+    );
+    assert_matches_model(&store, &c, &model, "after every round");
 }
 
 /// A put is readable; a newer version overwrites it; an older one, or one that

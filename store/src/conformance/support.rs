@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use synctree_primitives::merkle::{self, TREE_DEPTH};
+use synctree_primitives::sketch::{SketchItem, encode, sketch_len_for};
 use synctree_primitives::{
     ApplyReport, ContextId, Entry, Hash, NodeId, Store, StoredEntry, Version, key_hash, merge,
 };
@@ -80,6 +81,31 @@ pub fn assert_matches_model<S: Store + ?Sized>(
         summary.root,
         merkle::root_of(&stored),
         "{what}: root equals root_of(entries)"
+    );
+    assert_sketch_recomputes(store, context, what);
+}
+
+/// Asserts that the maintained sketch of `context` has the length its entry count
+/// calls for and equals the sketch recomputed from the entries.
+pub fn assert_sketch_recomputes<S: Store + ?Sized>(store: &S, context: &ContextId, what: &str) {
+    let count = store.summary(context).expect("summary").entry_count;
+    let len = store.sketch_len(context).expect("sketch length");
+    assert_eq!(len, sketch_len_for(count), "{what}: sketch length");
+    let maintained = store.sketch(context, 0, len as usize).expect("sketch");
+    let items: Vec<SketchItem> = all(store, context)
+        .iter()
+        .map(|e| SketchItem::new(&e.entry.key_hash(), &e.entry.digest()))
+        .collect();
+    let recomputed = encode(&items, len as usize);
+    let first_wrong = maintained.iter().zip(&recomputed).position(|(a, b)| a != b);
+    assert_eq!(
+        maintained.len(),
+        recomputed.len(),
+        "{what}: symbols read back"
+    );
+    assert_eq!(
+        first_wrong, None,
+        "{what}: maintained sketch equals the recomputed one"
     );
 }
 

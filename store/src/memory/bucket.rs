@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use synctree_primitives::sketch::SketchItem;
 use synctree_primitives::{Entry, Hash, StoredEntry, merkle};
 
 /// Entries up to which a bucket is searched linearly: a bucket of a store of
@@ -40,8 +41,9 @@ impl Bucket {
 
     /// Merges `run`, entries of this bucket in key-hash order (entries of one
     /// key in batch order), each against the state the ones before it left;
-    /// `merged` sees what each did. Returns the bucket's new leaf hash if any
-    /// entry changed it.
+    /// `merged` sees what each did, and `toggles` gets the sketch items each
+    /// change XORs (the new item, and the replaced one). Returns the bucket's new
+    /// leaf hash if any entry changed it.
     ///
     /// A lone entry is merged in place; a longer run in one pass over the
     /// bucket, so a batch that crowds one bucket costs the bucket's size plus
@@ -49,6 +51,7 @@ impl Bucket {
     pub(crate) fn merge(
         &mut self,
         run: impl ExactSizeIterator<Item = StoredEntry>,
+        toggles: &mut Vec<SketchItem>,
         mut merged: impl FnMut(Merged),
     ) -> Option<Hash> {
         let mut changed = false;
@@ -57,18 +60,19 @@ impl Bucket {
             merged(m);
         };
         if run.len() == 1 {
-            run.for_each(|stored| tally(self.merge_one(stored)));
+            run.for_each(|stored| tally(self.merge_one(stored, toggles)));
         } else {
-            self.merge_sorted(run, &mut tally);
+            self.merge_sorted(run, toggles, &mut tally);
         }
         changed.then(|| merkle::leaf_hash(self.entries.iter().map(|e| &e.digest)))
     }
 
     /// Merges one entry with the one held under the same key, if any.
-    fn merge_one(&mut self, stored: StoredEntry) -> Merged {
+    fn merge_one(&mut self, stored: StoredEntry, toggles: &mut Vec<SketchItem>) -> Merged {
         match self.find(&stored.key_hash) {
-            Ok(i) => replace(&mut self.entries[i], stored),
+            Ok(i) => replace(&mut self.entries[i], stored, toggles),
             Err(i) => {
+                toggles.push(SketchItem::of(&stored));
                 self.entries.insert(i, stored);
                 Merged::Inserted
             }
@@ -79,6 +83,7 @@ impl Bucket {
     fn merge_sorted(
         &mut self,
         run: impl Iterator<Item = StoredEntry>,
+        toggles: &mut Vec<SketchItem>,
         merged: &mut impl FnMut(Merged),
     ) {
         let (lower, _) = run.size_hint();
@@ -89,8 +94,9 @@ impl Bucket {
             out.extend(std::iter::from_fn(|| old.next_if(before)));
             out.extend(old.next_if(|e| e.key_hash == stored.key_hash));
             merged(match out.last_mut() {
-                Some(last) if last.key_hash == stored.key_hash => replace(last, stored),
+                Some(last) if last.key_hash == stored.key_hash => replace(last, stored, toggles),
                 _ => {
+                    toggles.push(SketchItem::of(&stored));
                     out.push(stored);
                     Merged::Inserted
                 }
@@ -105,6 +111,11 @@ impl Bucket {
         let start = self.entries.partition_point(|e| e.key_hash < *low);
         let end = self.entries.partition_point(|e| e.key_hash <= *high);
         &self.entries[start..end.max(start)]
+    }
+
+    /// Every stored entry, in key-hash order.
+    pub(crate) fn stored(&self) -> impl Iterator<Item = &StoredEntry> {
+        self.entries.iter()
     }
 
     /// Every entry, in key-hash order.
@@ -134,8 +145,9 @@ impl Bucket {
 }
 
 /// Replaces `held` by `stored` when `stored` wins the merge.
-fn replace(held: &mut StoredEntry, stored: StoredEntry) -> Merged {
+fn replace(held: &mut StoredEntry, stored: StoredEntry, toggles: &mut Vec<SketchItem>) -> Merged {
     if stored.entry.supersedes(&held.entry) {
+        toggles.extend([SketchItem::of(held), SketchItem::of(&stored)]);
         *held = stored;
         Merged::Replaced
     } else {
@@ -188,7 +200,7 @@ mod tests {
     fn merge(bucket: &mut Bucket, mut run: Vec<StoredEntry>) -> Vec<Merged> {
         run.sort_by(|a, b| compare(&a.key_hash, &b.key_hash));
         let mut out = Vec::new();
-        let hash = bucket.merge(run.into_iter(), |m| out.push(m));
+        let hash = bucket.merge(run.into_iter(), &mut Vec::new(), |m| out.push(m));
         let want = merkle::leaf_hash(bucket.entries.iter().map(|e| &e.digest));
         assert_eq!(hash.is_some(), out.iter().any(|&m| m != Merged::Kept));
         assert!(

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
+use synctree_primitives::sketch::{self, CodedSymbol, SKETCH_MIN_SYMBOLS, SketchItem};
 use synctree_primitives::{ApplyReport, Entry, Hash, NodePos, StoredEntry, TreeSummary};
 
 use super::batch::Batch;
@@ -30,6 +31,9 @@ pub(crate) struct ContextState {
     count: u64,
     /// Hashes of the nodes of levels 0 to 3.
     nodes: Nodes,
+    /// The leading coded symbols of the sketch of every entry's item
+    /// ([`sketch::sketch_len_for`] the count; empty until the first write).
+    sketch: Vec<CodedSymbol>,
 }
 
 impl ContextState {
@@ -99,6 +103,21 @@ impl ContextState {
         bucket.get(key_hash).cloned()
     }
 
+    /// Symbols maintained (an untouched context reads as the minimum, all empty).
+    pub(crate) fn sketch_len(&self) -> u32 {
+        (self.sketch.len() as u32).max(SKETCH_MIN_SYMBOLS)
+    }
+
+    /// Symbols `start..start + count`, fewer past [`Self::sketch_len`].
+    pub(crate) fn sketch(&self, start: u32, count: usize) -> Vec<CodedSymbol> {
+        let end = (start as usize)
+            .saturating_add(count)
+            .min(self.sketch_len() as usize);
+        (start as usize..end)
+            .map(|i| self.sketch.get(i).copied().unwrap_or(CodedSymbol::EMPTY))
+            .collect()
+    }
+
     /// Every entry, in key-hash order.
     pub(crate) fn entries(&self) -> Vec<Entry> {
         let buckets = self.leaves.values().flat_map(|l| l.buckets());
@@ -125,17 +144,44 @@ impl ContextState {
         };
         let (runs, mut entries) = batch.into_parts();
         let mut twigs = Vec::new();
+        let mut toggles = Vec::new();
         for group in runs.chunk_by(|a, b| split(a.0).0 == split(b.0).0) {
             let twig = split(group[0].0).0;
             let leaves = self.leaves.entry(twig).or_default();
             let runs = group.iter().map(|&(leaf, len)| (split(leaf).1, len));
-            if let Some(hash) = leaves.merge(runs, &mut entries, &mut count) {
+            if let Some(hash) = leaves.merge(runs, &mut entries, &mut toggles, &mut count) {
                 twigs.push((twig, hash));
             }
             debug_assert!(!leaves.is_empty(), "a new bucket takes its first entry");
         }
         self.nodes.update(TWIG_LEVEL, twigs);
+        self.update_sketch(&toggles);
         report
+    }
+
+    /// XORs the changed items into the maintained symbols, then grows the sketch
+    /// to the length the new count calls for, computing only the new tail from
+    /// every entry (each doubling: amortised O(log m) per entry written).
+    fn update_sketch(&mut self, toggles: &[SketchItem]) {
+        if self.sketch.is_empty() {
+            self.sketch = vec![CodedSymbol::EMPTY; SKETCH_MIN_SYMBOLS as usize];
+        }
+        for item in toggles {
+            sketch::toggle_into(&mut self.sketch, item);
+        }
+        let (old, new) = (
+            self.sketch.len(),
+            sketch::sketch_len_for(self.count) as usize,
+        );
+        if new <= old {
+            return;
+        }
+        let mut tail = vec![CodedSymbol::EMPTY; new - old];
+        let buckets = self.leaves.values().flat_map(|l| l.buckets());
+        for stored in buckets.flat_map(Bucket::stored) {
+            sketch::toggle_range(&mut tail, old as u64, &SketchItem::of(stored));
+        }
+        self.sketch.extend(tail);
     }
 }
 

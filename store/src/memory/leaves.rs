@@ -1,6 +1,7 @@
 //! [`Leaves`]: the 16 leaf buckets under one level-3 node, with their hashes.
 
 use synctree_primitives::merkle::{FANOUT, InternalMidstates};
+use synctree_primitives::sketch::SketchItem;
 use synctree_primitives::{Hash, StoredEntry};
 
 use super::bucket::{Bucket, Merged};
@@ -45,11 +46,14 @@ impl Leaves {
         &mut self,
         runs: impl Iterator<Item = (usize, usize)>,
         entries: &mut impl ExactSizeIterator<Item = StoredEntry>,
+        toggles: &mut Vec<SketchItem>,
         mut merged: impl FnMut(Merged),
     ) -> Option<Hash> {
         let mut first_changed = None;
         for (slot, len) in runs {
-            if let Some(hash) = self.buckets[slot].merge(entries.by_ref().take(len), &mut merged) {
+            if let Some(hash) =
+                self.buckets[slot].merge(entries.by_ref().take(len), toggles, &mut merged)
+            {
                 self.hashes[slot] = hash;
                 first_changed.get_or_insert(slot);
             }

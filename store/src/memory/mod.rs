@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::{
     ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
 };
@@ -121,6 +122,19 @@ impl Store for MemoryStore {
             None => contexts.entry(context.clone()).or_default().apply(entries),
         };
         Ok(report)
+    }
+
+    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
+        Ok(self.read_context(context, ContextState::sketch_len))
+    }
+
+    fn sketch(
+        &self,
+        context: &ContextId,
+        start: u32,
+        count: usize,
+    ) -> Result<Vec<CodedSymbol>, StoreError> {
+        Ok(self.read_context(context, |state| state.sketch(start, count)))
     }
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {

@@ -4,11 +4,13 @@
 
 use ::redb::{ReadableTable, Table, WriteTransaction};
 use synctree_primitives::merkle::{self, TREE_DEPTH};
+use synctree_primitives::sketch::SketchItem;
 use synctree_primitives::{ApplyReport, ContextId, Entry, Hash, NodePos, StoreError, StoredEntry};
 
 use super::codec::{self, ContextMeta, Malformed};
 use super::error::{RedbStoreError, backend, redb_error};
-use super::schema::{self, CONTEXTS, ENTRIES, NODES};
+use super::schema::{self, CONTEXTS, ENTRIES, NODES, SKETCH};
+use super::sketch::{self, ChunkDelta};
 use super::tree::TxnNodes;
 
 /// Validates `entries` and hashes them, then sorts them by key hash; the sort
@@ -55,12 +57,14 @@ pub(super) fn write(
         None => ContextMeta::empty(schema::allocate_context(txn)?),
     };
 
+    let count_before = meta.entry_count;
     let mut entries = txn.open_table(ENTRIES).map_err(apply_error(context))?;
     let mut merger = Merger {
         table: &mut entries,
         context,
         meta,
         report: ApplyReport::default(),
+        toggles: Vec::new(),
     };
     let mut leaves = Vec::new();
     for group in batch.chunk_by(|a, b| same_leaf(&a.key_hash, &b.key_hash)) {
@@ -68,7 +72,8 @@ pub(super) fn write(
             leaves.push(changed);
         }
     }
-    let (meta, report) = (merger.meta, merger.report);
+    let (meta, report, toggles) = (merger.meta, merger.report, merger.toggles);
+    update_sketch(txn, context, &entries, (count_before, meta), &toggles)?;
 
     let mut table = txn.open_table(NODES).map_err(apply_error(context))?;
     let mut nodes = TxnNodes {
@@ -81,6 +86,45 @@ pub(super) fn write(
         .insert(name, &nodes.meta.encode()[..])
         .map_err(apply_error(context))?;
     Ok(report)
+}
+
+/// XORs the batch's changed items into the context's sketch, then grows it to
+/// the length the new entry count calls for (the new tail from every entry).
+fn update_sketch(
+    txn: &WriteTransaction,
+    context: &ContextId,
+    entries: &Table<'_, &'static [u8], &'static [u8]>,
+    (count_before, meta): (u64, ContextMeta),
+    toggles: &[SketchItem],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SKETCH).map_err(apply_error(context))?;
+    let (old, new) = (
+        sketch::len_for(count_before),
+        sketch::len_for(meta.entry_count),
+    );
+    let mut delta = ChunkDelta::new(0, old);
+    for item in toggles {
+        delta.toggle(item, 0, old);
+    }
+    delta.write(&mut table, context, meta.num)?;
+    if new <= old {
+        return Ok(());
+    }
+    let (low, high) = (
+        codec::entry_key(meta.num, &Hash::ZERO),
+        codec::entry_key(meta.num, &Hash::MAX),
+    );
+    let mut items = Vec::with_capacity(meta.entry_count as usize);
+    for row in entries
+        .range(&low[..]..=&high[..])
+        .map_err(apply_error(context))?
+    {
+        let (key, value) = row.map_err(apply_error(context))?;
+        let decoded = codec::decode_entry_key(meta.num, key.value())
+            .and_then(|kh| Ok(SketchItem::new(&kh, &codec::entry_digest(value.value())?)));
+        items.push(decoded.map_err(|m| m.in_context(context))?);
+    }
+    sketch::tail(items.into_iter(), old, new).write(&mut table, context, meta.num)
 }
 
 /// Maps a redb error met while applying a batch to `context`.
@@ -99,6 +143,8 @@ struct Merger<'t, 'txn> {
     /// Updated as entries are inserted.
     meta: ContextMeta,
     report: ApplyReport,
+    /// The sketch items the merged entries XOR (new ones, and those they replace).
+    toggles: Vec<SketchItem>,
 }
 
 impl Merger<'_, '_> {
@@ -122,8 +168,12 @@ impl Merger<'_, '_> {
                 continue;
             };
             self.write_entry(winner)?;
+            self.toggles.push(SketchItem::of(winner));
             match slot {
-                Ok(i) => bucket[i].1 = winner.digest,
+                Ok(i) => {
+                    self.toggles.push(SketchItem::new(&key_hash, &bucket[i].1));
+                    bucket[i].1 = winner.digest;
+                }
                 Err(i) => {
                     bucket.insert(i, (key_hash, winner.digest));
                     self.meta.entry_count += 1;

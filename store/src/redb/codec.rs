@@ -70,7 +70,7 @@ impl Malformed {
     }
 
     /// Checks that `bytes` is exactly `want` long.
-    fn check_len(record: &'static str, bytes: &[u8], want: usize) -> Result<(), Self> {
+    pub(super) fn check_len(record: &'static str, bytes: &[u8], want: usize) -> Result<(), Self> {
         if bytes.len() == want {
             return Ok(());
         }

@@ -6,6 +6,7 @@ mod error;
 mod guard;
 mod read;
 mod schema;
+mod sketch;
 mod tree;
 
 #[cfg(test)]
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use ::redb::{Database, DatabaseError, StorageError};
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::{
     ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
 };
@@ -217,6 +219,25 @@ impl Store for RedbStore {
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.guard.run("contexts", || read::contexts(&self.db))
+    }
+
+    /// Derived from the metadata row's entry count: no extra read.
+    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
+        self.guard.run("sketch", || {
+            Reader::begin(&self.db, context, "sketch")?.sketch_len()
+        })
+    }
+
+    /// One range scan over the chunks that hold the symbols.
+    fn sketch(
+        &self,
+        context: &ContextId,
+        start: u32,
+        count: usize,
+    ) -> Result<Vec<CodedSymbol>, StoreError> {
+        self.guard.run("sketch", || {
+            Reader::begin(&self.db, context, "sketch")?.sketch(start, count)
+        })
     }
 }
 

@@ -8,8 +8,10 @@ use synctree_primitives::{ContextId, Entry, Hash, NodePos, StoreError, StoredEnt
 
 use super::codec::{self, ContextMeta, Malformed};
 use super::error::redb_error;
-use super::schema::{CONTEXTS, ENTRIES, NODES};
+use super::schema::{CONTEXTS, ENTRIES, NODES, SKETCH};
+use super::sketch;
 use super::tree::NodeReader;
+use synctree_primitives::sketch::CodedSymbol;
 
 type BytesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
@@ -91,6 +93,27 @@ impl<'c> Reader<'c> {
             out.push(self.stored(key_hash, value.value())?);
         }
         Ok(out)
+    }
+
+    /// Symbols maintained for the context.
+    pub(super) fn sketch_len(&self) -> Result<u32, StoreError> {
+        let count = self.meta()?.map_or(0, |m| m.entry_count);
+        Ok(sketch::len_for(count))
+    }
+
+    /// Maintained symbols `start..start + count`.
+    pub(super) fn sketch(&self, start: u32, count: usize) -> Result<Vec<CodedSymbol>, StoreError> {
+        let Some(meta) = self.meta()? else {
+            let len = sketch::len_for(0);
+            let end = (u64::from(start) + count as u64).min(u64::from(len));
+            return Ok(vec![
+                CodedSymbol::EMPTY;
+                end.saturating_sub(u64::from(start)) as usize
+            ]);
+        };
+        let table = self.table(SKETCH)?;
+        let len = sketch::len_for(meta.entry_count);
+        sketch::read(&table, self.context, meta.num, len, (start, count))
     }
 
     /// The entry stored under `key_hash`.

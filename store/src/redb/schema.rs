@@ -8,6 +8,7 @@
 //!  synctree.entries    id u64 ‖ key hash [32]         digest [32] ‖ hlc u64 ‖ node u64 ‖
 //!                                                     flags u8 ‖ key len u32 ‖ key ‖ value
 //!  synctree.nodes      id u64 ‖ position u32          hash [32], non-zero nodes below the root
+//!  synctree.sketch     id u64 ‖ chunk u32             64 coded symbols × 24 bytes
 //! ```
 //!
 //! Integers are big-endian (see [`super::codec`]). Every key and value is a
@@ -36,10 +37,13 @@ pub(super) const CONTEXTS: Bytes = TableDefinition::new("synctree.contexts");
 pub(super) const ENTRIES: Bytes = TableDefinition::new("synctree.entries");
 /// Non-zero node hashes below the root, by `(context id, position)`.
 pub(super) const NODES: Bytes = TableDefinition::new("synctree.nodes");
+/// Maintained sketch symbols, by `(context id, chunk)` ([`super::sketch`]).
+pub(super) const SKETCH: Bytes = TableDefinition::new("synctree.sketch");
 
 /// The layout this build reads and writes. Bump it with any change to the
 /// tables or their encodings; a file of another version is refused at open.
-pub(super) const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the sketch table.
+pub(super) const FORMAT_VERSION: u32 = 2;
 
 /// Key of the [`FORMAT_VERSION`] record in the meta table.
 const FORMAT_KEY: &[u8] = b"format_version";
@@ -65,7 +69,7 @@ pub(super) fn prepare(db: &Database, path: &Path) -> Result<(), StoreError> {
         };
         return Err(backend("open", error));
     }
-    for table in [CONTEXTS, ENTRIES, NODES] {
+    for table in [CONTEXTS, ENTRIES, NODES, SKETCH] {
         txn.open_table(table).map_err(open_error)?;
     }
     Ok(())
@@ -91,7 +95,7 @@ fn initialize_if_empty(db: &Database, txn: ReadTransaction, path: &Path) -> Resu
             .map_err(open_error)?;
         meta.insert(NEXT_CONTEXT_KEY, &0u64.to_be_bytes()[..])
             .map_err(open_error)?;
-        for table in [CONTEXTS, ENTRIES, NODES] {
+        for table in [CONTEXTS, ENTRIES, NODES, SKETCH] {
             txn.open_table(table).map_err(open_error)?;
         }
     }

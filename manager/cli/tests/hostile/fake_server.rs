@@ -96,6 +96,8 @@ fn summary(entry_count: u64, lz4: bool) -> Handshake {
         top_fingerprint: Bytes::new(),
         // A fixed nonce: SESSION_NONCE_BYTES (16), as every handshake carries.
         nonce: Bytes::from(vec![0x22; 16]),
+        sketch_len: 0,
+        sketch_probe: Default::default(),
     }
 }
 

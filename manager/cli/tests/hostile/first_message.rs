@@ -82,8 +82,8 @@ fn context_id_that_is_not_utf8_is_refused() {
 
 #[test]
 fn unknown_protocol_kind_is_unknown_init() {
-    // InitPayload { protocol_version: 1, context_id: "ctx", field 14 (unknown kind): {} }
-    let init = [0x08, 0x01, 0x12, 0x03, b'c', b't', b'x', 0x72, 0x00];
+    // InitPayload { protocol_version: 1, context_id: "ctx", field 15 (unknown kind): {} }
+    let init = [0x08, 0x01, 0x12, 0x03, b'c', b't', b'x', 0x7a, 0x00];
     let mut message = vec![0x0a, init.len() as u8];
     message.extend_from_slice(&init);
     let mut bytes = (message.len() as u32).to_be_bytes().to_vec();
@@ -94,8 +94,8 @@ fn unknown_protocol_kind_is_unknown_init() {
 
 #[test]
 fn unknown_message_body_first_is_unknown_init() {
-    // StreamMessage with only field 13 (unassigned) set: no body.
-    let answer = opening_bytes(&[0, 0, 0, 2, 0x6a, 0x00]);
+    // StreamMessage with only field 17 (unassigned) set: no body.
+    let answer = opening_bytes(&[0, 0, 0, 3, 0x8a, 0x01, 0x00]);
     assert_eq!(answer.code(), AbortCode::UnknownInit, "{answer:?}");
 }
 

@@ -273,6 +273,8 @@ pub(crate) fn empty_summary() -> Handshake {
         top_fingerprint: Bytes::new(),
         // A fixed nonce: SESSION_NONCE_BYTES (16), as every handshake carries.
         nonce: Bytes::from(vec![0x11; 16]),
+        sketch_len: 0,
+        sketch_probe: Default::default(),
     }
 }
 

@@ -179,6 +179,12 @@ impl TreeResponder {
         &self.stats
     }
 
+    /// True while a request is still being answered (a `Finish` now would be
+    /// early).
+    pub(crate) fn is_answering(&self) -> bool {
+        !self.answers.is_empty()
+    }
+
     /// Consumes the machine, returning its stats.
     pub fn into_stats(self) -> SyncStats {
         self.stats

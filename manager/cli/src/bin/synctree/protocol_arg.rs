@@ -19,6 +19,8 @@ pub(crate) enum ProtocolArg {
     LevelWise,
     /// Paged full transfer, verified against the pinned root.
     Snapshot,
+    /// Rateless sketch (RIBLT) decoding, falling over to hash comparison.
+    Sketch,
 }
 
 impl ProtocolArg {
@@ -28,6 +30,7 @@ impl ProtocolArg {
             ProtocolArg::HashComparison => ProtocolChoice::Force(ProtocolKind::HashComparison),
             ProtocolArg::LevelWise => ProtocolChoice::Force(ProtocolKind::LevelWise),
             ProtocolArg::Snapshot => ProtocolChoice::Force(ProtocolKind::Snapshot),
+            ProtocolArg::Sketch => ProtocolChoice::Force(ProtocolKind::Sketch),
         }
     }
 }
