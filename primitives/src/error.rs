@@ -191,6 +191,13 @@ pub enum StoreError {
         /// The context the batch was for.
         context: String,
     },
+    /// Every read view the store may hand out at once is open
+    /// ([`crate::limits::MAX_READ_VIEWS`]); try again later.
+    #[error("all {limit} read views are open")]
+    ViewsExhausted {
+        /// The limit.
+        limit: usize,
+    },
     /// An injected fault (tests and fault-injection wrappers).
     #[error("injected fault during {op}")]
     Fault {
@@ -259,6 +266,7 @@ impl SyncErrorKind {
             SyncErrorKind::Protocol(ProtocolError::PeerClosed(_)) => None,
             SyncErrorKind::Protocol(e) => Some(e.abort_code()),
             SyncErrorKind::Store(StoreError::WriteDenied { .. }) => Some(AbortCode::WriteDenied),
+            SyncErrorKind::Store(StoreError::ViewsExhausted { .. }) => Some(AbortCode::Busy),
             SyncErrorKind::Store(_) => Some(AbortCode::StoreFailure),
             SyncErrorKind::Deadline(_) => Some(AbortCode::Timeout),
             SyncErrorKind::Transport(TransportError::Timeout(_)) => Some(AbortCode::Timeout),

@@ -112,6 +112,17 @@ pub const MAX_SNAPSHOT_PAGES: usize = 1 << 20;
 /// snapshot is verified before it becomes visible, so it is held until its last page.
 pub const MAX_SNAPSHOT_STAGED_BYTES: usize = 4 * 1024 * 1024 * 1024;
 
+/// Read views ([`Store::read_view`](crate::Store::read_view)) one store hands out at
+/// once: each costs memory a writer copies (MemoryStore) or pins database pages
+/// (redb) while it lives; a snapshot responder holds one per session, so this many
+/// snapshots stream at once and more are refused `BUSY`.
+pub const MAX_READ_VIEWS: usize = 8;
+
+/// Longest a snapshot responder serves from one read view: past it the session
+/// ends (`TIMEOUT`) and the initiator resumes against the current state. A view
+/// pins memory or database pages; a 10^6-entry snapshot streams in seconds.
+pub const MAX_SNAPSHOT_VIEW_AGE: Duration = Duration::from_secs(10 * 60);
+
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 

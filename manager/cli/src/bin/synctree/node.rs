@@ -236,6 +236,21 @@ impl<S: Store> Store for Logged<S> {
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.inner.contexts()
     }
+
+    fn read_view(
+        &self,
+        context: &ContextId,
+    ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
+        self.inner.read_view(context)
+    }
+
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.load_sync_state(key)
+    }
+
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.inner.save_sync_state(key, value)
+    }
 }
 
 #[cfg(test)]
