@@ -126,8 +126,7 @@ pub trait ContextView: Send + Sync {
     fn node(&self, pos: NodePos) -> Result<Hash, StoreError>;
 
     /// Up to `limit` entries whose key hash lies in `low..=high`, in key-hash order.
-    fn range(&self, low: &Hash, high: &Hash, limit: usize)
-    -> Result<Vec<StoredEntry>, StoreError>;
+    fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
 
     /// The entry whose key hashes to `key_hash`.
     fn get(&self, key_hash: &Hash) -> Result<Option<Entry>, StoreError>;

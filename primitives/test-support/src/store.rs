@@ -69,6 +69,13 @@ pub trait StoreHook<S: Store + ?Sized>: Send + Sync {
 
     /// After a batch was applied, with what it changed.
     fn after_apply(&self, _context: &ContextId, _report: &ApplyReport) {}
+
+    /// Whether the tap hands out the wrapped store's read views; `false` makes it a
+    /// store without views (readers then read live), and lets `before` see every
+    /// read.
+    fn views(&self) -> bool {
+        true
+    }
 }
 
 /// A store that forwards to `inner` and calls `hook` around every operation.
@@ -153,6 +160,9 @@ impl<S: Store, H: StoreHook<S>> Store for StoreTap<S, H> {
         &self,
         context: &ContextId,
     ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
+        if !self.hook.views() {
+            return Ok(None);
+        }
         self.inner.read_view(context)
     }
 

@@ -51,6 +51,7 @@ mod initiator;
 mod page;
 mod push;
 mod responder;
+mod root;
 mod staging;
 
 pub use config::{DEFAULT_SNAPSHOT_WINDOW, SnapshotConfig, SnapshotResponderInit};

@@ -146,12 +146,18 @@ impl Store for MemoryStore {
     }
 
     fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let records = self.sync_state.lock().unwrap_or_else(PoisonError::into_inner);
+        let records = self
+            .sync_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         Ok(records.get(key).cloned())
     }
 
     fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
-        let mut records = self.sync_state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut records = self
+            .sync_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match value {
             Some(value) => records.insert(key.to_owned(), value.to_vec()),
             None => records.remove(key),

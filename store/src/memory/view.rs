@@ -36,12 +36,7 @@ impl ContextView for MemoryView {
         Ok(self.state.node(pos))
     }
 
-    fn range(
-        &self,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
+    fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         Ok(self.state.range(low, high, limit))
     }
 

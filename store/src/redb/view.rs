@@ -66,12 +66,7 @@ impl ContextView for RedbView {
             .run("view node", || self.reader("view node").node(pos))
     }
 
-    fn range(
-        &self,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
+    fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         if low > high || limit == 0 {
             return Ok(Vec::new());
         }
@@ -119,11 +114,7 @@ pub(super) fn save_sync_state(
                     .insert(key.as_slice(), value)
                     .map_err(redb_error(op, None))?,
             ),
-            None => drop(
-                table
-                    .remove(key.as_slice())
-                    .map_err(redb_error(op, None))?,
-            ),
+            None => drop(table.remove(key.as_slice()).map_err(redb_error(op, None))?),
         }
     }
     txn.commit().map_err(redb_error(op, None))
