@@ -25,7 +25,7 @@ use crate::error::ManagerError;
 use crate::handshake::{PeerSummary, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
-use crate::selection::{ProtocolChoice, Unconverged, select_after};
+use crate::selection::{ProtocolChoice, Unconverged, select_resuming};
 use crate::serve::{
     DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER,
     DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS,
@@ -348,7 +348,12 @@ impl<S: Store + 'static> SyncManager<S> {
             local.top_fingerprint = Some(self.fingerprint(context, &peer, &key)?);
         }
         let previous = self.previous_unconverged(remote.node_id, context);
-        let selection = match select_after(choice, &local, &remote, previous.as_ref()) {
+        let resumable = self
+            .registry
+            .get(ProtocolKind::Snapshot)
+            .is_some_and(|p| p.resumable(&*self.store, &peer, context));
+        let selection = match select_resuming(choice, &local, &remote, previous.as_ref(), resumable)
+        {
             Ok(selection) => selection,
             Err(e) => return Err(self.rejected(transport, e).await),
         };

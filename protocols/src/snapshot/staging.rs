@@ -66,6 +66,11 @@ impl SnapshotProgress {
         self.lock().pinned.is_none()
     }
 
+    /// The context the snapshot in progress is of.
+    pub fn context(&self) -> Option<ContextId> {
+        self.lock().context.clone()
+    }
+
     /// The root the snapshot in progress is pinned to.
     pub fn pinned_root(&self) -> Option<Hash> {
         self.lock().pinned.map(|p| p.root)
