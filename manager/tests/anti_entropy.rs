@@ -14,7 +14,9 @@ use synctree_manager::anti_entropy::Outcome;
 use synctree_manager::{
     AntiEntropy, AntiEntropyConfig, Connector, ManagerConfig, SyncManager, TcpConnector,
 };
-use synctree_primitives::{ContextId, Entry, Identity, NodeId, Store, StreamMessage, Version};
+use synctree_primitives::{
+    ContextId, Entry, Identity, NodeId, Store, StreamMessage, SyncTransport, Version,
+};
 use synctree_store::MemoryStore;
 use synctree_test_support::{Tap, TransportHook};
 use synctree_transport::FramedTransport;
