@@ -108,8 +108,8 @@ pub const MAX_SNAPSHOT_PAGES_IN_FLIGHT: usize = 8;
 /// sending more is looping or attacking.
 pub const MAX_SNAPSHOT_PAGES: usize = 1 << 20;
 
-/// Entry bytes a snapshot initiator stages in memory before verifying the root: a
-/// snapshot is verified before it becomes visible, so it is held until its last page.
+/// Entry bytes one snapshot may apply before its root is verified: pages are applied
+/// as they arrive, so this bounds the unverified writes a peer can make, not memory.
 pub const MAX_SNAPSHOT_STAGED_BYTES: usize = 4 * 1024 * 1024 * 1024;
 
 /// Read views ([`Store::read_view`](crate::Store::read_view)) one store hands out at
@@ -130,8 +130,8 @@ pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest a snapshot responder waits, after its last page, for the initiator's
-/// next message: the initiator first verifies and applies the whole snapshot in one
-/// store batch (up to [`MAX_SNAPSHOT_STAGED_BYTES`]), which can take minutes on disk.
+/// next message: the initiator first applies the last page, verifies the root and
+/// plans its merge-mode pushes, which scans its local state.
 pub const SNAPSHOT_APPLY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Longest one whole session may last, whatever the peer does.
