@@ -67,3 +67,13 @@ fn unknown_context_reads_as_empty() {
 fn apply_report_counts() {
     conformance::apply_report_counts(MemoryStore::new);
 }
+
+#[test]
+fn read_views_are_point_in_time() {
+    conformance::read_views_are_point_in_time(MemoryStore::new);
+}
+
+#[test]
+fn sync_state_round_trips() {
+    conformance::sync_state_round_trips(MemoryStore::new);
+}

@@ -70,6 +70,8 @@ cases!(
     node_hashes_are_consistent,
     unknown_context_reads_as_empty,
     apply_report_counts,
+    read_views_are_point_in_time,
+    sync_state_round_trips,
 );
 
 #[test]

@@ -245,6 +245,24 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_that_ended_apart_is_caught_up_at_once_but_only_once() {
+        let now = Instant::now();
+        let mut s = Schedule::new(1, &config());
+        let a = ctx("a");
+        s.add_contexts(std::slice::from_ref(&a), now);
+        assert_eq!(s.start_due(now + Duration::from_secs(10), 1).len(), 1);
+        s.catch_up(&a, 0, now);
+        assert_eq!(s.next_due(), Some(now), "due at once");
+        assert_eq!(s.start_due(now, 1).len(), 1);
+        s.catch_up(&a, 0, now);
+        let due = s.next_due().unwrap();
+        assert!(
+            due >= now + Duration::from_secs(10),
+            "the second waits an interval"
+        );
+    }
+
+    #[test]
     fn failures_back_off_exponentially_up_to_the_cap_and_reset_on_success() {
         let now = Instant::now();
         let mut s = Schedule::new(1, &config());

@@ -93,8 +93,9 @@ impl SnapshotProgress {
         self.lock().rebased
     }
 
-    /// The progress as bytes for [`Store::save_sync_state`]
-    /// (synctree_primitives::Store::save_sync_state); empty when nothing is pinned.
+    /// The progress as bytes for
+    /// [`Store::save_sync_state`](synctree_primitives::Store::save_sync_state);
+    /// empty when nothing is pinned.
     pub fn encode(&self) -> Vec<u8> {
         self.lock().encode()
     }
