@@ -280,3 +280,43 @@ async fn a_snapshot_cut_before_a_restart_resumes_re_sending_at_most_one_page() {
         );
     }
 }
+
+#[test]
+fn a_responder_serves_one_view_at_most_max_snapshot_view_age_and_views_are_bounded() {
+    use synctree_primitives::error::SyncErrorKind;
+    use synctree_primitives::limits::{MAX_READ_VIEWS, MAX_SNAPSHOT_VIEW_AGE};
+    use synctree_primitives::wire::{AbortCode, SnapshotAck};
+    use synctree_protocols::{Machine, SnapshotResponder};
+
+    let sb = MemoryStore::new();
+    sb.apply(&ctx(), big_sample(2_000)).expect("apply");
+    let init = common::snapshot::responder_init(&small_pages());
+    let root = sb.summary(&ctx()).expect("summary").root;
+    let t0 = common::now();
+    let mut r = SnapshotResponder::new(ctx(), init, root);
+    let begin = r.poll_transmit(&sb, t0).expect("begin").expect("begin");
+    assert_eq!(begin.kind(), "snapshot begin");
+    let page = r.poll_transmit(&sb, t0).expect("page").expect("page");
+    assert_eq!(page.kind(), "snapshot page");
+    let ack = StreamMessage::new(Body::SnapshotAck(SnapshotAck { seq: 0 }));
+    r.handle(&sb, t0, ack).expect("ack");
+    let late = t0 + MAX_SNAPSHOT_VIEW_AGE + std::time::Duration::from_secs(1);
+    let expired = r.poll_transmit(&sb, late);
+    assert!(
+        matches!(expired, Err(SyncErrorKind::Deadline(_))),
+        "{expired:?}"
+    );
+    assert_eq!(expired.unwrap_err().abort_code(), Some(AbortCode::Timeout));
+    drop(r);
+
+    // Every view taken: a new snapshot session is refused BUSY.
+    let held: Vec<_> = (0..MAX_READ_VIEWS)
+        .map(|_| sb.read_view(&ctx()).expect("view"))
+        .collect();
+    let mut r = SnapshotResponder::new(ctx(), init, root);
+    let busy = r.poll_transmit(&sb, t0);
+    assert_eq!(busy.unwrap_err().abort_code(), Some(AbortCode::Busy));
+    drop(held);
+    let mut r = SnapshotResponder::new(ctx(), init, root);
+    assert!(r.poll_transmit(&sb, t0).expect("begin").is_some());
+}

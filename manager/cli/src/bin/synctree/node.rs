@@ -248,8 +248,9 @@ impl<S: Store> Store for Logged<S> {
         self.inner.load_sync_state(key)
     }
 
+    /// A durable commit, like `apply`: off the async workers too.
     fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
-        self.inner.save_sync_state(key, value)
+        off_the_async_workers(|| self.inner.save_sync_state(key, value))
     }
 }
 
