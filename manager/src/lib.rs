@@ -87,8 +87,8 @@ pub use manager::{
     ManagerConfig, Served, SyncManager,
 };
 pub use registry::{
-    ExecutorProtocol, MAX_PARTIAL_SNAPSHOTS, ProtocolRegistry, RegisteredProtocol,
-    SnapshotProtocol, snapshot_progress_key,
+    ExecutorProtocol, MAX_PARTIAL_SNAPSHOTS, MAX_SNAPSHOT_VIEWS_PER_PEER, ProtocolRegistry,
+    RegisteredProtocol, SnapshotProtocol, snapshot_progress_key,
 };
 pub use report::{ReportJson, SessionReport};
 pub use selection::{

@@ -79,6 +79,10 @@ pub enum ProtocolError {
     /// The peer closed the stream in the middle of a session.
     #[error("peer closed the stream while waiting for {0}")]
     PeerClosed(&'static str),
+    /// The node refuses the session for now (a per-peer bound is reached); the
+    /// peer may retry later.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     /// A snapshot's pinned version is no longer what the responder holds.
     #[error("state moved: pinned root {pinned} is no longer current")]
     StateMoved {
@@ -133,6 +137,7 @@ impl ProtocolError {
             ProtocolError::UnknownContext(_) => AbortCode::UnknownContext,
             ProtocolError::UnsupportedProtocol(_) => AbortCode::UnsupportedProtocol,
             ProtocolError::StateMoved { .. } => AbortCode::StateMoved,
+            ProtocolError::Busy(_) => AbortCode::Busy,
             ProtocolError::VerificationFailed { .. } => AbortCode::VerificationFailed,
             ProtocolError::PeerClosed(_) | ProtocolError::Aborted { .. } => AbortCode::Unspecified,
         }

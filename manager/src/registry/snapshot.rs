@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use synctree_primitives::wire::SnapshotInit;
 use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::{
-    ContextId, ProtocolKind, Store, SyncProtocolExecutor, SyncStats, SyncTransport,
+    ContextId, ProtocolError, ProtocolKind, Store, SyncProtocolExecutor, SyncStats, SyncTransport,
 };
 use synctree_protocols::{Snapshot, SnapshotConfig, SnapshotProgress};
 
@@ -22,6 +22,11 @@ use super::protocol::{HandlerError, InitiatorPlan, RegisteredProtocol, SessionSc
 /// Interrupted snapshots kept in memory for resuming (a few KiB each: cursor,
 /// counts and root builder; the store keeps its own saved copy of each).
 pub const MAX_PARTIAL_SNAPSHOTS: usize = 4;
+
+/// Snapshot sessions served to one peer (by its label) at once: each holds a read
+/// view of the store (`MAX_READ_VIEWS` per store), so one peer cannot take them
+/// all; an honest peer streams one context at a time. More are refused `BUSY`.
+pub const MAX_SNAPSHOT_VIEWS_PER_PEER: usize = 2;
 
 /// The store key under which the progress of a snapshot from `peer` of `context`
 /// is saved.
@@ -34,6 +39,27 @@ pub fn progress_key(peer: &str, context: &ContextId) -> String {
 pub struct SnapshotProtocol {
     /// Interrupted snapshots by (peer, context), resumed by the next session.
     partial: Mutex<HashMap<(String, ContextId), SnapshotProgress>>,
+    /// Snapshot sessions being served, by peer.
+    serving: Mutex<HashMap<String, usize>>,
+}
+
+/// One served snapshot session's place under [`MAX_SNAPSHOT_VIEWS_PER_PEER`],
+/// given back when dropped.
+struct Serving<'a> {
+    serving: &'a Mutex<HashMap<String, usize>>,
+    peer: String,
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = serving.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                serving.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Snapshot's init in an init payload.
@@ -81,6 +107,21 @@ fn saved(store: &dyn Store, key: &str, context: &ContextId) -> Option<SnapshotPr
 }
 
 impl SnapshotProtocol {
+    /// A place for one more snapshot session served to `peer`, or `None` when it
+    /// already has [`MAX_SNAPSHOT_VIEWS_PER_PEER`].
+    fn serve_slot(&self, peer: &str) -> Option<Serving<'_>> {
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = serving.entry(peer.to_owned()).or_default();
+        if *n >= MAX_SNAPSHOT_VIEWS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(Serving {
+            serving: &self.serving,
+            peer: peer.to_owned(),
+        })
+    }
+
     /// The progress of an earlier, interrupted snapshot of `context` from `peer`:
     /// kept in memory, else saved in the store (a restart), else a fresh handle.
     fn progress(&self, store: &dyn Store, peer: &str, context: &ContextId) -> SnapshotProgress {
@@ -127,6 +168,10 @@ impl RegisteredProtocol for SnapshotProtocol {
         transport: &mut dyn SyncTransport,
         init: Kind,
     ) -> Result<SyncStats, HandlerError> {
+        let Some(_slot) = self.serve_slot(transport.peer()) else {
+            let busy = ProtocolError::Busy("snapshot sessions from this peer");
+            return Err(HandlerError::Refused(busy));
+        };
         let init = (snapshot_init(&init), no_key as adapter::KeyedOf<Snapshot>);
         adapter::respond::<Snapshot, SnapshotInit>(scope, transport, init).await
     }
@@ -174,4 +219,23 @@ fn no_key(
     _: &synctree_primitives::salt::SessionKey,
 ) -> synctree_protocols::SnapshotResponderInit {
     init
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_served_at_most_max_snapshot_views_per_peer_at_once() {
+        let protocol = SnapshotProtocol::default();
+        let held: Vec<_> = (0..MAX_SNAPSHOT_VIEWS_PER_PEER)
+            .map(|_| protocol.serve_slot("a"))
+            .collect();
+        assert!(held.iter().all(Option::is_some));
+        assert!(protocol.serve_slot("a").is_none(), "the bound holds");
+        assert!(protocol.serve_slot("b").is_some(), "per peer");
+        drop(held);
+        assert!(protocol.serve_slot("a").is_some(), "places come back");
+        assert!(protocol.serving.lock().unwrap().is_empty());
+    }
 }
