@@ -320,3 +320,78 @@ fn a_responder_serves_one_view_at_most_max_snapshot_view_age_and_views_are_bound
     let mut r = SnapshotResponder::new(ctx(), init, root);
     assert!(r.poll_transmit(&sb, t0).expect("begin").is_some());
 }
+
+/// A [`synctree_test_support::StoreHook`] failing the `n`th apply (counting from 0).
+struct FailApply {
+    n: usize,
+    applies: std::sync::atomic::AtomicUsize,
+}
+
+impl synctree_test_support::StoreHook<MemoryStore> for FailApply {
+    fn before(
+        &self,
+        _inner: &MemoryStore,
+        op: synctree_test_support::StoreOp<'_>,
+    ) -> Result<(), synctree_primitives::StoreError> {
+        if matches!(op, synctree_test_support::StoreOp::Apply(_))
+            && self
+                .applies
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                == self.n
+        {
+            return Err(synctree_primitives::StoreError::Fault { op: "apply" });
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_page_the_store_failed_to_apply_is_not_counted_as_received() {
+    use synctree_primitives::merkle;
+    use synctree_protocols::{Machine, SnapshotInitiator};
+
+    let remote = common::snapshot::stored_sorted(&sample(30, 20));
+    let pinned = merkle::root_of(remote.iter().map(|s| &s.entry));
+    let store = synctree_test_support::StoreTap::new(
+        MemoryStore::new(),
+        FailApply {
+            n: 1,
+            applies: Default::default(),
+        },
+    );
+    let progress = SnapshotProgress::new();
+    let config = SnapshotConfig {
+        resume: Some(progress.clone()),
+        ..SnapshotConfig::default()
+    };
+    let now = common::now();
+    let mut a = SnapshotInitiator::new(ctx(), config.clone(), synctree_primitives::Hash::ZERO);
+    a.poll_transmit(&store, now).expect("init");
+    let page = |seq, entries: &[synctree_primitives::StoredEntry], last| {
+        StreamMessage::new(Body::SnapshotPage(common::snapshot::page(
+            seq, entries, last,
+        )))
+    };
+    a.handle(&store, now, common::snapshot::begin(pinned, 30))
+        .expect("begin");
+    a.handle(&store, now, page(0, &remote[..10], false))
+        .expect("page 0");
+    assert!(
+        a.handle(&store, now, page(1, &remote[10..20], false))
+            .is_err(),
+        "apply fails"
+    );
+    assert_eq!(
+        progress.entries_staged(),
+        10,
+        "the failed page is not recorded"
+    );
+    // The resume asks again from above the first page, and the snapshot verifies.
+    let mut b = SnapshotInitiator::new(ctx(), config, synctree_primitives::Hash::ZERO);
+    b.poll_transmit(&store, now).expect("init");
+    b.handle(&store, now, common::snapshot::begin(pinned, 30))
+        .expect("begin");
+    b.handle(&store, now, page(0, &remote[10..], true))
+        .expect("the rest verifies");
+    assert_eq!(store.inner().summary(&ctx()).expect("summary").root, pinned);
+}

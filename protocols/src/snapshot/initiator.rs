@@ -157,12 +157,12 @@ impl SnapshotInitiator {
         let page = decode_page(msg, self.config.compression)?;
         let (last, count, bytes) = (page.last, page.entries.len(), page.bytes);
         let low = {
-            let mut staging = self.progress.lock();
-            let low = staging.next_low();
-            staging.stage(&page, self.config.max_staged_bytes)?;
-            low
+            let staging = self.progress.lock();
+            staging.check(&page, self.config.max_staged_bytes)?;
+            staging.next_low()
         };
-        self.apply_page(store, low, page)?;
+        self.apply_page(store, low, &page)?;
+        self.progress.lock().record(&page);
         self.stats.entries_pulled += count as u64;
         self.stats.payload_bytes += bytes as u64;
         self.next_seq += 1;
@@ -183,7 +183,7 @@ impl SnapshotInitiator {
         &mut self,
         store: &S,
         low: Option<Hash>,
-        page: super::page::Page,
+        page: &super::page::Page,
     ) -> Result<(), SyncErrorKind> {
         let high = match page.entries.last() {
             Some(last) if !page.last => last.key_hash,
@@ -201,7 +201,7 @@ impl SnapshotInitiator {
             self.progress.lock().pushes = pushes;
             planned?;
         }
-        let entries = page.entries.into_iter().map(|s| s.entry).collect();
+        let entries = page.entries.iter().map(|s| s.entry.clone()).collect();
         apply_received(store, &self.context, &self.clock, &mut self.stats, entries)
     }
 

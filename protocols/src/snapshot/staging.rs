@@ -189,7 +189,17 @@ impl Staging {
 
     /// Records `page` after checking that it continues above the cursor and stays
     /// within `max_bytes` of entries. Nothing changes when a check fails.
+    #[cfg(test)]
     pub(crate) fn stage(&mut self, page: &Page, max_bytes: usize) -> Result<(), ProtocolError> {
+        self.check(page, max_bytes)?;
+        self.record(page);
+        Ok(())
+    }
+
+    /// The checks of [`Staging::stage`], changing nothing: run before the page is
+    /// applied, and [`Staging::record`] after, so the cursor never passes entries
+    /// that did not reach the store.
+    pub(crate) fn check(&self, page: &Page, max_bytes: usize) -> Result<(), ProtocolError> {
         let above_cursor = match (self.cursor, page.entries.first()) {
             (Some(cursor), Some(first)) => first.key_hash > cursor,
             _ => true,
@@ -217,16 +227,20 @@ impl Staging {
                 staged,
             )?;
         }
+        Ok(())
+    }
+
+    /// Records a page that passed [`Staging::check`] and was applied.
+    pub(crate) fn record(&mut self, page: &Page) {
         for stored in &page.entries {
             self.builder.push(&stored.key_hash, stored.digest);
         }
         if let Some(last) = page.entries.last() {
             self.cursor = Some(last.key_hash);
         }
-        self.entries = staged;
-        self.bytes = bytes;
+        self.entries = self.entries.saturating_add(page.entries.len() as u64);
+        self.bytes = self.bytes.saturating_add(page.bytes as u64);
         self.pages += 1;
-        Ok(())
     }
 
     /// Checks what arrived against the pinned root and entry count. Clears
