@@ -121,6 +121,21 @@ impl<S: Store + ?Sized> Store for ReadOnly<'_, S> {
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.0.contexts()
     }
+
+    fn read_view(
+        &self,
+        context: &ContextId,
+    ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
+        self.0.read_view(context)
+    }
+
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.load_sync_state(key)
+    }
+
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.0.save_sync_state(key, value)
+    }
 }
 
 #[cfg(test)]

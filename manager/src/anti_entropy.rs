@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use synctree_primitives::{ContextId, Store};
+use synctree_primitives::{ContextId, ProtocolKind, Store};
 use tokio::task::{Id, JoinSet};
 use tokio::time::{Instant, sleep_until};
 
@@ -160,7 +160,14 @@ impl<S: Store + 'static, C: Connector> AntiEntropy<S, C> {
             return;
         };
         let outcome = record.as_ref().map(|r| r.outcome);
+        let snapshot = record
+            .as_ref()
+            .is_some_and(|r| r.protocol == Some(ProtocolKind::Snapshot));
         let backoff = match outcome {
+            // Writes landed during the snapshot's stream: catch up at once.
+            Some(Outcome::Diverged) if snapshot => {
+                schedule.catch_up(&context, peer, Instant::now())
+            }
             Some(Outcome::Diverged) => schedule.unconverged(&context, peer, Instant::now()),
             _ => {
                 let succeeded = outcome.is_some_and(Outcome::is_success);

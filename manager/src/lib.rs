@@ -90,10 +90,13 @@ pub use manager::{
     ManagerConfig, Served, SyncManager,
 };
 pub use registry::{
-    ExecutorProtocol, MAX_PARTIAL_SNAPSHOTS, ProtocolRegistry, RegisteredProtocol, SnapshotProtocol,
+    ExecutorProtocol, MAX_PARTIAL_SNAPSHOTS, MAX_SNAPSHOT_VIEWS_PER_PEER, ProtocolRegistry,
+    RegisteredProtocol, SnapshotProtocol, snapshot_progress_key,
 };
 pub use report::{ReportJson, SessionReport};
-pub use selection::{ProtocolChoice, Selection, Unconverged, select, select_after};
+pub use selection::{
+    ProtocolChoice, Selection, Unconverged, select, select_after, select_resuming,
+};
 pub use serve::{
     DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER,
     DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_PENDING_CONNECTIONS,

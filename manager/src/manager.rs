@@ -26,7 +26,7 @@ use crate::error::ManagerError;
 use crate::handshake::{PeerSummary, SketchProbe, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
-use crate::selection::{ProtocolChoice, Unconverged, select_after};
+use crate::selection::{ProtocolChoice, Unconverged, select_resuming};
 use synctree_transport::BufferBudget;
 
 /// (peer node, context) pairs whose unconverged tree session a manager remembers
@@ -299,7 +299,12 @@ impl<S: Store + 'static> SyncManager<S> {
             local.sketch_probe = Some(self.sketch_probe(context, &peer, remote.sketch_len)?);
         }
         let previous = self.previous_unconverged(remote.node_id, context);
-        let selection = match select_after(choice, &local, &remote, previous.as_ref()) {
+        let resumable = self
+            .registry
+            .get(ProtocolKind::Snapshot)
+            .is_some_and(|p| p.resumable(&*self.store, &peer, context));
+        let selection = match select_resuming(choice, &local, &remote, previous.as_ref(), resumable)
+        {
             Ok(selection) => selection,
             Err(e) => return Err(self.rejected(transport, e).await),
         };

@@ -28,5 +28,8 @@ mod table;
 
 pub use adapter::{ConfigOf, ExecutorProtocol, InitOf, KeyedOf};
 pub use protocol::{HandlerError, InitiatorPlan, RegisteredProtocol, SessionScope};
-pub use snapshot::{MAX_PARTIAL_SNAPSHOTS, SnapshotProtocol};
+pub use snapshot::{
+    MAX_PARTIAL_SNAPSHOTS, MAX_SNAPSHOT_VIEWS_PER_PEER, SnapshotProtocol,
+    progress_key as snapshot_progress_key,
+};
 pub use table::ProtocolRegistry;

@@ -5,6 +5,7 @@
 //! |---|------------------------------------------------------|-----------------|
 //! | 1 | roots equal                                          | none            |
 //! | 1a | the last tree session between exactly these roots did not converge | Snapshot (merge) |
+//! | 1b | a snapshot from this peer on this context was interrupted (progress kept) | Snapshot (resume) |
 //! | 2 | initiator empty, responder has state                 | Snapshot        |
 //! | 3 | responder empty                                      | HashComparison  |
 //! | 4 | initiator holds < 1/[`FAR_BEHIND_RATIO`] of the responder's entries | Snapshot (merge) |
@@ -104,6 +105,18 @@ pub fn select_after(
     remote: &PeerSummary,
     previous: Option<&Unconverged>,
 ) -> Result<Selection, ProtocolError> {
+    select_resuming(choice, local, remote, previous, false)
+}
+
+/// [`select_after`], also knowing whether an interrupted snapshot from this peer
+/// on this context is kept for resuming (row 1b).
+pub fn select_resuming(
+    choice: ProtocolChoice,
+    local: &PeerSummary,
+    remote: &PeerSummary,
+    previous: Option<&Unconverged>,
+    resumable_snapshot: bool,
+) -> Result<Selection, ProtocolError> {
     let compression = local
         .compression
         .iter()
@@ -112,7 +125,7 @@ pub fn select_after(
         .unwrap_or(Compression::None);
     let (wanted, reason) = match choice {
         ProtocolChoice::Force(p) => (p, "forced".to_owned()),
-        ProtocolChoice::Auto => match table(local, remote, previous) {
+        ProtocolChoice::Auto => match table(local, remote, previous, resumable_snapshot) {
             Some(pick) => pick,
             None => {
                 return Ok(Selection {
@@ -181,6 +194,7 @@ fn table(
     local: &PeerSummary,
     remote: &PeerSummary,
     previous: Option<&Unconverged>,
+    resumable_snapshot: bool,
 ) -> Option<(ProtocolKind, String)> {
     if local.root == remote.root {
         return None;
@@ -192,6 +206,12 @@ fn table(
             previous.protocol.name()
         );
         return pick(ProtocolKind::Snapshot, reason);
+    }
+    if resumable_snapshot && remote.has_state {
+        return pick(
+            ProtocolKind::Snapshot,
+            "resuming an interrupted snapshot".to_owned(),
+        );
     }
     if !local.has_state && remote.has_state {
         return pick(ProtocolKind::Snapshot, "initiator empty".to_owned());

@@ -14,7 +14,9 @@ use synctree_manager::anti_entropy::Outcome;
 use synctree_manager::{
     AntiEntropy, AntiEntropyConfig, Connector, ManagerConfig, SyncManager, TcpConnector,
 };
-use synctree_primitives::{ContextId, Entry, Identity, NodeId, Store, StreamMessage, Version};
+use synctree_primitives::{
+    ContextId, Entry, Identity, NodeId, Store, StreamMessage, SyncTransport, Version,
+};
 use synctree_store::MemoryStore;
 use synctree_test_support::{Tap, TransportHook};
 use synctree_transport::FramedTransport;
@@ -80,8 +82,8 @@ impl Connector for MeshConnector {
             tokio::spawn(async move {
                 let served = remote.handle_stream(&mut server).await;
                 let stream = synctree_manager::metrics::ServedStream {
-                    peer: synctree_primitives::SyncTransport::peer(&server),
-                    transport: synctree_primitives::SyncTransport::stats(&server),
+                    peer: server.peer(),
+                    transport: server.stats(),
                     duration: Duration::ZERO,
                 };
                 synctree_manager::metrics::record_served(&served, stream);

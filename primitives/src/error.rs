@@ -79,6 +79,10 @@ pub enum ProtocolError {
     /// The peer closed the stream in the middle of a session.
     #[error("peer closed the stream while waiting for {0}")]
     PeerClosed(&'static str),
+    /// The node refuses the session for now (a per-peer bound is reached); the
+    /// peer may retry later.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     /// A snapshot's pinned version is no longer what the responder holds.
     #[error("state moved: pinned root {pinned} is no longer current")]
     StateMoved {
@@ -133,6 +137,7 @@ impl ProtocolError {
             ProtocolError::UnknownContext(_) => AbortCode::UnknownContext,
             ProtocolError::UnsupportedProtocol(_) => AbortCode::UnsupportedProtocol,
             ProtocolError::StateMoved { .. } => AbortCode::StateMoved,
+            ProtocolError::Busy(_) => AbortCode::Busy,
             ProtocolError::VerificationFailed { .. } => AbortCode::VerificationFailed,
             ProtocolError::PeerClosed(_) | ProtocolError::Aborted { .. } => AbortCode::Unspecified,
         }
@@ -190,6 +195,13 @@ pub enum StoreError {
     WriteDenied {
         /// The context the batch was for.
         context: String,
+    },
+    /// Every read view the store may hand out at once is open
+    /// ([`crate::limits::MAX_READ_VIEWS`]); try again later.
+    #[error("all {limit} read views are open")]
+    ViewsExhausted {
+        /// The limit.
+        limit: usize,
     },
     /// An injected fault (tests and fault-injection wrappers).
     #[error("injected fault during {op}")]
@@ -273,6 +285,7 @@ impl SyncErrorKind {
             SyncErrorKind::Protocol(ProtocolError::PeerClosed(_)) => None,
             SyncErrorKind::Protocol(e) => Some(e.abort_code()),
             SyncErrorKind::Store(StoreError::WriteDenied { .. }) => Some(AbortCode::WriteDenied),
+            SyncErrorKind::Store(StoreError::ViewsExhausted { .. }) => Some(AbortCode::Busy),
             SyncErrorKind::Store(_) => Some(AbortCode::StoreFailure),
             SyncErrorKind::Deadline(_) => Some(AbortCode::Timeout),
             SyncErrorKind::Transport(TransportError::Timeout(_)) => Some(AbortCode::Timeout),

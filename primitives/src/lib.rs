@@ -54,6 +54,8 @@ pub use ids::{ContextId, Hash, IdError, Identity, NodeId};
 pub use local::{LocalWrites, WriteLocalError};
 pub use merkle::NodePos;
 pub use protocol::{Role, SessionInfo, SyncProtocolExecutor, SyncStats};
-pub use store::{ApplyReport, Store, StoredEntry, TreeSummary};
+pub use store::{
+    ApplyReport, ContextView, Store, StoredEntry, TreeSummary, ViewPermit, ViewPermits,
+};
 pub use transport::{SyncTransport, TransportStats};
 pub use wire::{PROTOCOL_VERSION, ProtocolKind, StreamMessage};

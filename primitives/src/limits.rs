@@ -108,8 +108,8 @@ pub const MAX_SNAPSHOT_PAGES_IN_FLIGHT: usize = 8;
 /// sending more is looping or attacking.
 pub const MAX_SNAPSHOT_PAGES: usize = 1 << 20;
 
-/// Entry bytes a snapshot initiator stages in memory before verifying the root: a
-/// snapshot is verified before it becomes visible, so it is held until its last page.
+/// Entry bytes one snapshot may apply before its root is verified: pages are applied
+/// as they arrive, so this bounds the unverified writes a peer can make, not memory.
 pub const MAX_SNAPSHOT_STAGED_BYTES: usize = 4 * 1024 * 1024 * 1024;
 
 /// Coded symbols a store maintains per context, and the most a sketch session
@@ -134,6 +134,16 @@ pub const SKETCH_PROBE_BYTES: usize = 2;
 /// Probed symbols a handshake may carry: the probe indices below
 /// [`SKETCH_MAX_SYMBOLS`] are fewer.
 pub const SKETCH_MAX_PROBES: usize = 192;
+/// Read views ([`Store::read_view`](crate::Store::read_view)) one store hands out at
+/// once: each costs memory a writer copies (MemoryStore) or pins database pages
+/// (redb) while it lives; a snapshot responder holds one per session, so this many
+/// snapshots stream at once and more are refused `BUSY`.
+pub const MAX_READ_VIEWS: usize = 8;
+
+/// Longest a snapshot responder serves from one read view: past it the session
+/// ends (`TIMEOUT`) and the initiator resumes against the current state. A view
+/// pins memory or database pages; a 10^6-entry snapshot streams in seconds.
+pub const MAX_SNAPSHOT_VIEW_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Longest abort message kept from a peer: it ends up in logs.
 pub const MAX_ABORT_MESSAGE_BYTES: usize = 1024;
@@ -147,8 +157,8 @@ pub const MAX_LISTED_CONTEXTS: usize = 4096;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest a snapshot responder waits, after its last page, for the initiator's
-/// next message: the initiator first verifies and applies the whole snapshot in one
-/// store batch (up to [`MAX_SNAPSHOT_STAGED_BYTES`]), which can take minutes on disk.
+/// next message: the initiator first applies the last page, verifies the root and
+/// plans its merge-mode pushes, which scans its local state.
 pub const SNAPSHOT_APPLY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Longest one whole session may last, whatever the peer does.

@@ -109,6 +109,88 @@ pub trait Store: Send + Sync {
         let _ = (context, start, count);
         Ok(Vec::new())
     }
+
+    /// A consistent point-in-time view of `context`, which later writes do not
+    /// disturb, or `None` when the backend has none (then a reader that needs one
+    /// state must check the root around its reads itself).
+    ///
+    /// A view holds resources until dropped (memory a writer copies on MemoryStore,
+    /// pages pinned by a read transaction on redb): a backend hands out at most
+    /// [`MAX_READ_VIEWS`](crate::limits::MAX_READ_VIEWS) at once and refuses more
+    /// with [`StoreError::ViewsExhausted`].
+    fn read_view(&self, context: &ContextId) -> Result<Option<Box<dyn ContextView>>, StoreError> {
+        let _ = context;
+        Ok(None)
+    }
+
+    /// The small record a sync protocol saved under `key` with
+    /// [`Store::save_sync_state`] (resume bookkeeping, not entries), if any.
+    /// The default keeps nothing.
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Saves (`Some`) or removes (`None`) the record under `key`, durably when the
+    /// backend is. The default keeps nothing, so a protocol's bookkeeping lives
+    /// only as long as the process.
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        let _ = (key, value);
+        Ok(())
+    }
+}
+
+/// A read-only, point-in-time view of one context ([`Store::read_view`]): every
+/// read sees the state of the moment the view was taken.
+pub trait ContextView: Send + Sync {
+    /// Root, entry count and depth.
+    fn summary(&self) -> Result<TreeSummary, StoreError>;
+
+    /// Hash of the node at `pos`.
+    fn node(&self, pos: NodePos) -> Result<Hash, StoreError>;
+
+    /// Up to `limit` entries whose key hash lies in `low..=high`, in key-hash order.
+    fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// The entry whose key hashes to `key_hash`.
+    fn get(&self, key_hash: &Hash) -> Result<Option<Entry>, StoreError>;
+}
+
+/// Counts the read views a store has handed out, up to a limit: each
+/// [`ViewPermit`] is one view, returned when dropped. Backends share one per store.
+#[derive(Clone, Debug, Default)]
+pub struct ViewPermits(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// One read view's place under [`ViewPermits`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct ViewPermit(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl ViewPermits {
+    /// A place for one more view, or [`StoreError::ViewsExhausted`] when `limit`
+    /// views are open.
+    pub fn acquire(&self, limit: usize) -> Result<ViewPermit, StoreError> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            });
+        match taken {
+            Ok(_) => Ok(ViewPermit(self.0.clone())),
+            Err(_) => Err(StoreError::ViewsExhausted { limit }),
+        }
+    }
+
+    /// Views open now.
+    pub fn open(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for ViewPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Every entry of a leaf bucket, in key-hash order.

@@ -18,7 +18,7 @@ use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{Compression, InitPayload};
 use synctree_primitives::{
-    ContextId, Entry, Hash, Identity, NodeId, ProtocolError, Store, SyncTransport, Version,
+    ContextId, Entry, Hash, Identity, NodeId, Store, SyncTransport, Version,
 };
 use synctree_protocols::{
     Machine, Snapshot, SnapshotConfig, SnapshotInitiator, SnapshotProgress, SnapshotResponderInit,
@@ -209,9 +209,9 @@ fn cut_and_resume(
     assert!(matches!(err.kind, SyncErrorKind::Transport(_)), "{err:?}");
     assert!(first.responder.is_err());
     assert_eq!(
-        root(&sa),
-        Hash::ZERO,
-        "nothing is visible before verification"
+        sa.entries(&ctx()).len(),
+        progress.entries_staged(),
+        "every page that arrived is applied, nothing more"
     );
     assert_eq!(progress.pages_staged() as usize, first.pages);
     assert_eq!(progress.is_empty(), cut == 0);
@@ -265,10 +265,10 @@ proptest! {
 }
 
 #[tokio::test]
-async fn a_resume_against_a_moved_responder_fails_with_state_moved_and_clears_the_handle() {
+async fn a_resume_against_a_moved_responder_rebases_keeps_what_it_applied_and_a_tree_session_converges()
+ {
     let b = sample(400, 50);
     let sb = store_with(&b);
-    let pinned = root(&sb);
     let (a, _) = diverged(20, 0);
     let sa = store_with(&a);
     let progress = SnapshotProgress::new();
@@ -276,23 +276,59 @@ async fn a_resume_against_a_moved_responder_fails_with_state_moved_and_clears_th
         resume: Some(progress.clone()),
         ..SnapshotConfig::default()
     };
+    let total = {
+        let fresh = MemoryStore::new();
+        let run = sync_framed(&fresh, &sb, SnapshotConfig::default(), 1024, None).await;
+        run.initiator.expect("uninterrupted");
+        run.pages
+    };
     let first = sync_framed(&sa, &sb, resume.clone(), 1024, Some(5)).await;
     assert!(first.initiator.is_err() && progress.pages_staged() == 4);
+    let applied = sorted_entries(&sa);
     sb.apply(
         &ctx(),
         vec![Entry::put("late", "write", Version::new(99, NodeId(9)))],
     )
     .expect("apply");
-    let before = sorted_entries(&sa);
 
+    // The responder serves its current state above the cursor; the initiator keeps
+    // what it applied and ends unverified (the prefix came under another root).
     let second = sync_framed(&sa, &sb, resume, 1024, None).await;
-    let want = ProtocolError::StateMoved {
-        pinned: pinned.to_hex(),
-    };
-    assert_eq!(session_error(second.initiator), want);
-    assert_eq!(session_error(second.responder), want);
+    second.initiator.expect("rebased session");
+    second.responder.expect("responder");
     assert!(progress.is_empty());
-    assert_eq!(sorted_entries(&sa), before, "initiator store unchanged");
+    assert!(
+        first.pages + second.pages <= total + 1,
+        "the rebase re-sends at most one page"
+    );
+    let now = sorted_entries(&sa);
+    assert!(
+        applied.iter().all(|e| now.contains(e)),
+        "nothing applied is lost"
+    );
+
+    // Whatever the cursor skipped (the late write, if below it) a tree session brings.
+    let (mut ta, mut tb) = FramedTransport::memory_pair(64 * 1024);
+    let (ra, rb) = tokio::join!(
+        common::initiate(
+            synctree_primitives::ProtocolKind::HashComparison,
+            &mut ta,
+            &sa
+        ),
+        common::respond(&mut tb, &sb)
+    );
+    ra.expect("tree initiator");
+    rb.expect("tree responder");
+    assert_converged(
+        &sa,
+        &sb,
+        &a,
+        &[
+            b,
+            vec![Entry::put("late", "write", Version::new(99, NodeId(9)))],
+        ]
+        .concat(),
+    );
 }
 
 #[test]

@@ -31,7 +31,7 @@ use synctree_test_support::{StoreHook, StoreOp, StoreTap};
 use common::snapshot::*;
 
 #[test]
-fn a_forged_entry_fails_verification_and_leaves_the_store_unchanged() {
+fn a_forged_entry_fails_verification_typed_and_the_store_holds_only_valid_merged_writes() {
     let remote = stored_sorted(&sample(30, 20));
     let pinned = merkle::root_of(remote.iter().map(|s| &s.entry));
     let (local, _) = diverged(10, 0);
@@ -54,13 +54,18 @@ fn a_forged_entry_fails_verification_and_leaves_the_store_unchanged() {
         };
         assert_eq!(claimed, pinned.to_hex());
         assert_ne!(computed, claimed);
-        assert_eq!((root(&sa), sorted_entries(&sa)), before);
+        // Pages were applied as they came: each entry is a valid write of the peer,
+        // merged, so the store is consistent (its root is its entries' root).
+        let forged: Vec<Entry> = forged.into_iter().map(|s| s.entry).collect();
+        let want = common::merged(&before.1, &forged);
+        assert_eq!(sorted_entries(&sa), want);
+        assert_eq!(root(&sa), merkle::root_of(&want));
         assert!(a.progress().is_empty(), "bad data is not kept for a resume");
     }
 }
 
 #[test]
-fn a_wrong_pinned_root_is_rejected_and_the_store_is_unchanged() {
+fn a_wrong_pinned_root_is_rejected_and_the_store_keeps_the_valid_entries() {
     let remote = stored_sorted(&sample(30, 20));
     let sa = MemoryStore::new();
     let mut a = opened(&sa, SnapshotConfig::default());
@@ -70,14 +75,15 @@ fn a_wrong_pinned_root_is_rejected_and_the_store_is_unchanged() {
         matches!(err, ProtocolError::VerificationFailed { .. }),
         "{err:?}"
     );
-    assert_eq!(root(&sa), Hash::ZERO);
+    let want: Vec<Entry> = remote.iter().map(|s| s.entry.clone()).collect();
+    assert_eq!(sa.entries(&ctx()), want);
 
     // A claimed count that the data does not have is refused too.
     let pinned = merkle::root_of(remote.iter().map(|s| &s.entry));
     let mut a = opened(&sa, SnapshotConfig::default());
     feed(&mut a, &sa, begin(pinned, 31)).expect("begin");
     assert_malformed(feed(&mut a, &sa, msg(page(0, &remote, true))));
-    assert_eq!(root(&sa), Hash::ZERO);
+    assert_eq!(sa.entries(&ctx()), want);
 }
 
 #[test]
@@ -116,20 +122,18 @@ fn a_resumed_session_checks_the_pinned_root_and_continues_above_the_cursor() {
     assert_eq!(sa.entries(&ctx()), want);
     assert!(progress.is_empty());
 
-    // A begin for another root than the one resumed is a moved state.
+    // A begin for another root than the one resumed rebases: the cursor and the
+    // applied entries stay, the rest arrives under the new root, unverifiable.
     let sa = MemoryStore::new();
     let mut first = opened(&sa, resume.clone());
     feed(&mut first, &sa, begin(pinned, 30)).expect("begin");
     feed(&mut first, &sa, msg(page(0, &remote[..12], false))).expect("page");
     let mut moved = opened(&sa, resume);
-    let err = protocol_error(feed(&mut moved, &sa, begin(Hash([1; 32]), 30)));
-    assert_eq!(
-        err,
-        ProtocolError::StateMoved {
-            pinned: pinned.to_hex()
-        }
-    );
+    feed(&mut moved, &sa, begin(Hash([1; 32]), 30)).expect("rebased begin");
+    assert!(progress.is_rebased() && progress.pages_staged() == 1);
+    feed(&mut moved, &sa, msg(page(0, &remote[12..], true))).expect("last page");
     assert!(progress.is_empty());
+    assert_eq!(sa.entries(&ctx()), want);
 }
 
 /// A [`StoreTap`] hook that makes one foreign write after `writes_after` range reads.
@@ -139,6 +143,11 @@ struct MovesAfter {
 }
 
 impl StoreHook<MemoryStore> for MovesAfter {
+    /// A store without read views: the responder reads live and checks its root.
+    fn views(&self) -> bool {
+        false
+    }
+
     fn before(&self, inner: &MemoryStore, op: StoreOp<'_>) -> Result<(), StoreError> {
         if op == StoreOp::Range && self.ranges.fetch_add(1, Ordering::SeqCst) == self.writes_after {
             let late = Entry::put("late", "write", Version::new(99, NodeId(9)));
@@ -172,7 +181,16 @@ async fn responder_state_moving_mid_stream_is_a_typed_state_moved_at_the_initiat
     assert_eq!(session_error(run.responder), want);
     assert_eq!(session_error(run.initiator), want);
     assert!(run.pages > 0, "the state moved mid-stream");
-    assert_eq!((root(&sa), sorted_entries(&sa)), before);
+    let (_, before) = before;
+    let now = sorted_entries(&sa);
+    assert!(
+        before.iter().all(|e| now.contains(e)),
+        "no local entry lost"
+    );
+    assert!(
+        now.iter().all(|e| before.contains(e) || b.contains(e)),
+        "only the peer's entries added"
+    );
     assert!(progress.is_empty());
 }
 
@@ -342,6 +360,7 @@ fn sequence_and_order_violations_are_malformed() {
         vec![page(0, &[], false)],
         // Plain entries in a compressed session are checked in the next test.
     ];
+    let all: Vec<Entry> = e.iter().map(|s| s.entry.clone()).collect();
     for pages in cases {
         let mut a = receiving(&sa, SnapshotConfig::default(), &e);
         let n = pages.len();
@@ -354,7 +373,8 @@ fn sequence_and_order_violations_are_malformed() {
             }
         }
     }
-    assert_eq!(root(&sa), Hash::ZERO);
+    // Only pages that passed every check were applied.
+    assert!(sa.entries(&ctx()).iter().all(|x| all.contains(x)));
 }
 
 #[test]
@@ -405,7 +425,11 @@ fn staged_bytes_and_pages_per_session_are_capped() {
         feed(&mut a, &sa, msg(page(3, &e[3..], true))),
         "snapshot pages per session",
     );
-    assert_eq!(root(&sa), Hash::ZERO);
+    assert_eq!(
+        sa.entries(&ctx()),
+        sorted(&e[..3]),
+        "pages within the caps only"
+    );
 }
 
 #[test]
@@ -489,4 +513,8 @@ fn the_responder_refuses_acks_for_unsent_pages_and_early_pushes() {
         StreamMessage::new(Body::Finish(finish)),
     ));
     assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err:?}");
+}
+
+fn sorted(stored: &[StoredEntry]) -> Vec<Entry> {
+    stored.iter().map(|s| s.entry.clone()).collect()
 }

@@ -72,3 +72,13 @@ fn apply_report_counts() {
 fn sketch_tracks_random_batches() {
     conformance::sketch_tracks_random_batches(MemoryStore::new);
 }
+
+#[test]
+fn read_views_are_point_in_time() {
+    conformance::read_views_are_point_in_time(MemoryStore::new);
+}
+
+#[test]
+fn sync_state_round_trips() {
+    conformance::sync_state_round_trips(MemoryStore::new);
+}

@@ -71,6 +71,8 @@ cases!(
     unknown_context_reads_as_empty,
     apply_report_counts,
     sketch_tracks_random_batches,
+    read_views_are_point_in_time,
+    sync_state_round_trips,
 );
 
 #[test]

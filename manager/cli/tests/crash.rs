@@ -136,8 +136,8 @@ fn kill_serving(source: &Path, target: &Path) -> Vec<Batch> {
     committed
 }
 
-/// A forced tree protocol: it applies each batch as it arrives (a snapshot would
-/// stage everything and apply it at the end).
+/// A forced tree protocol: it applies each batch as it arrives (a snapshot now
+/// applies page by page too, but its pages are larger than these batches).
 fn sync_args(peer: &str) -> [&str; 7] {
     let protocol = "hash-comparison";
     [

@@ -17,6 +17,9 @@ use crate::record::PeerBackoff;
 struct PairState {
     due: Instant,
     running: bool,
+    /// The running session is an immediate catch-up after a snapshot: a second
+    /// one in a row waits an interval.
+    catching_up: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,6 +57,7 @@ impl Schedule {
                     let state = PairState {
                         due,
                         running: false,
+                        catching_up: false,
                     };
                     self.pairs.insert((context.clone(), peer), state);
                 }
@@ -114,6 +118,7 @@ impl Schedule {
             *state = PairState {
                 due: next,
                 running: false,
+                catching_up: false,
             };
         }
         self.backoff(peer)
@@ -133,6 +138,34 @@ impl Schedule {
             *state = PairState {
                 due: next,
                 running: false,
+                catching_up: false,
+            };
+        }
+        self.backoff(peer)
+    }
+
+    /// Records a snapshot that completed while the peer kept writing (roots
+    /// differ): the pair is due again at once, so a tree session brings what was
+    /// written during the stream; the peer's backoff resets (the session worked).
+    pub(crate) fn catch_up(
+        &mut self,
+        context: &ContextId,
+        peer: usize,
+        now: Instant,
+    ) -> PeerBackoff {
+        if self
+            .pairs
+            .get(&(context.clone(), peer))
+            .is_some_and(|s| s.catching_up)
+        {
+            return self.unconverged(context, peer, now);
+        }
+        self.peers[peer] = PeerState::default();
+        if let Some(state) = self.pairs.get_mut(&(context.clone(), peer)) {
+            *state = PairState {
+                due: now,
+                running: false,
+                catching_up: true,
             };
         }
         self.backoff(peer)
@@ -209,6 +242,24 @@ mod tests {
             "one session per pair at a time"
         );
         assert_eq!(s.next_due(), None, "every pair is running");
+    }
+
+    #[test]
+    fn a_snapshot_that_ended_apart_is_caught_up_at_once_but_only_once() {
+        let now = Instant::now();
+        let mut s = Schedule::new(1, &config());
+        let a = ctx("a");
+        s.add_contexts(std::slice::from_ref(&a), now);
+        assert_eq!(s.start_due(now + Duration::from_secs(10), 1).len(), 1);
+        s.catch_up(&a, 0, now);
+        assert_eq!(s.next_due(), Some(now), "due at once");
+        assert_eq!(s.start_due(now, 1).len(), 1);
+        s.catch_up(&a, 0, now);
+        let due = s.next_due().unwrap();
+        assert!(
+            due >= now + Duration::from_secs(10),
+            "the second waits an interval"
+        );
     }
 
     #[test]

@@ -103,4 +103,13 @@ pub trait RegisteredProtocol: Send + Sync + fmt::Debug {
         transport: &mut dyn SyncTransport,
         plan: InitiatorPlan<'_>,
     ) -> Result<SyncStats, HandlerError>;
+
+    /// Whether this protocol holds an interrupted transfer from `peer` on
+    /// `context` that its next session would resume (in memory, or saved in
+    /// `store`): selection then picks it (docs/PROTOCOL.md, row 1b). The default
+    /// keeps nothing across sessions.
+    fn resumable(&self, store: &dyn Store, peer: &str, context: &ContextId) -> bool {
+        let _ = (store, peer, context);
+        false
+    }
 }

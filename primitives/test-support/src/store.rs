@@ -72,6 +72,13 @@ pub trait StoreHook<S: Store + ?Sized>: Send + Sync {
 
     /// After a batch was applied, with what it changed.
     fn after_apply(&self, _context: &ContextId, _report: &ApplyReport) {}
+
+    /// Whether the tap hands out the wrapped store's read views; `false` makes it a
+    /// store without views (readers then read live), and lets `before` see every
+    /// read.
+    fn views(&self) -> bool {
+        true
+    }
 }
 
 /// A store that forwards to `inner` and calls `hook` around every operation.
@@ -165,6 +172,24 @@ impl<S: Store, H: StoreHook<S>> Store for StoreTap<S, H> {
     ) -> Result<Vec<synctree_primitives::sketch::CodedSymbol>, StoreError> {
         self.hook.before(&self.inner, StoreOp::Sketch)?;
         self.inner.sketch(context, start, count)
+    }
+
+    fn read_view(
+        &self,
+        context: &ContextId,
+    ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
+        if !self.hook.views() {
+            return Ok(None);
+        }
+        self.inner.read_view(context)
+    }
+
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.load_sync_state(key)
+    }
+
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.inner.save_sync_state(key, value)
     }
 }
 

@@ -24,13 +24,19 @@ pub struct SnapshotConfig {
     pub compression: Compression,
     /// Where to stage, and what to resume: `None` stages into a fresh handle.
     pub resume: Option<SnapshotProgress>,
-    /// Entry bytes staged before verification; at most (and by default)
-    /// [`MAX_SNAPSHOT_STAGED_BYTES`]. Lower it on a node with less memory to spare.
+    /// Entry bytes one snapshot may carry before its root is verified; at most
+    /// (and by default) [`MAX_SNAPSHOT_STAGED_BYTES`]. Pages are applied as they
+    /// arrive, so this bounds unverified writes, not memory.
     pub max_staged_bytes: usize,
     /// Pages one session accepts; at most (and by default) [`MAX_SNAPSHOT_PAGES`].
     pub max_pages: usize,
     /// Byte budget of one merge-mode push frame; at most [`BATCH_BYTE_BUDGET`].
     pub push_bytes: usize,
+    /// Key under which the progress is saved with
+    /// [`Store::save_sync_state`](synctree_primitives::Store::save_sync_state) after
+    /// every page (removed when the snapshot ends), so a restarted process resumes;
+    /// `None` keeps it in `resume` only.
+    pub persist_key: Option<String>,
 }
 
 impl Default for SnapshotConfig {
@@ -42,6 +48,7 @@ impl Default for SnapshotConfig {
             max_staged_bytes: MAX_SNAPSHOT_STAGED_BYTES,
             max_pages: MAX_SNAPSHOT_PAGES,
             push_bytes: BATCH_BYTE_BUDGET,
+            persist_key: None,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The snapshot initiator: receives the responder's pinned set page by page, stages
-//! it, verifies it against the pinned root, applies it in one batch, then pushes
-//! what the responder lacks and finishes.
+//! The snapshot initiator: receives the responder's pinned set page by page,
+//! applies each page as it arrives (bounded memory) while a streaming builder
+//! hashes it, verifies the whole against the pinned root after the last page, then
+//! pushes what the responder lacks and finishes. Progress is saved through
+//! [`Store::save_sync_state`] after every page when the config names a key.
 
 use std::time::Instant;
 
@@ -15,8 +17,8 @@ use synctree_primitives::{
 
 use super::config::SnapshotConfig;
 use super::page::decode_page;
-use super::push::{Pushes, plan_pushes, push_frame};
-use super::staging::{Pinned, SnapshotProgress};
+use super::push::{Pushes, plan_page_pushes, push_frame};
+use super::staging::{Pinned, SnapshotProgress, Verified};
 use crate::entries::apply_received;
 use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
@@ -124,10 +126,8 @@ impl SnapshotInitiator {
         let mut staging = self.progress.lock();
         match staging.pinned {
             Some(resumed) if resumed.root != pinned.root => {
-                *staging = Default::default();
-                return Err(ProtocolError::StateMoved {
-                    pinned: resumed.root.to_hex(),
-                });
+                tracing::debug!(context = %self.context, resumed = %resumed.root, now = %pinned.root, "resumed snapshot rebased on the responder's current state");
+                staging.rebase(pinned);
             }
             Some(resumed) if resumed != pinned => {
                 return Err(ProtocolError::Malformed(
@@ -156,33 +156,85 @@ impl SnapshotInitiator {
         ProtocolError::check_limit("snapshot pages per session", self.config.max_pages, pages)?;
         let page = decode_page(msg, self.config.compression)?;
         let (last, count, bytes) = (page.last, page.entries.len(), page.bytes);
-        self.progress
-            .lock()
-            .stage(page, self.config.max_staged_bytes)?;
+        let low = {
+            let staging = self.progress.lock();
+            staging.check(&page, self.config.max_staged_bytes)?;
+            staging.next_low()
+        };
+        self.apply_page(store, low, &page)?;
+        self.progress.lock().record(&page);
         self.stats.entries_pulled += count as u64;
         self.stats.payload_bytes += bytes as u64;
         self.next_seq += 1;
         if last {
             return self.complete(store);
         }
+        self.save(store)?;
         if self.next_seq - self.acked >= self.ack_every() {
             self.ack_due = Some(seq);
         }
         Ok(())
     }
 
+    /// Plans the merge-mode pushes of the page's key range (from `low` up to its
+    /// cursor, or to the end for the last page), then applies the page: its
+    /// entries are valid entries of the peer, merged like any other write.
+    fn apply_page<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        low: Option<Hash>,
+        page: &super::page::Page,
+    ) -> Result<(), SyncErrorKind> {
+        let high = match page.entries.last() {
+            Some(last) if !page.last => last.key_hash,
+            _ => Hash::MAX,
+        };
+        if let Some(low) = low {
+            let mut pushes = std::mem::take(&mut self.progress.lock().pushes);
+            let planned = plan_page_pushes(
+                store,
+                &self.context,
+                (low, high),
+                &page.entries,
+                &mut pushes,
+            );
+            self.progress.lock().pushes = pushes;
+            planned?;
+        }
+        let entries = page.entries.iter().map(|s| s.entry.clone()).collect();
+        apply_received(store, &self.context, &self.clock, &mut self.stats, entries)
+    }
+
+    /// Saves the progress under the configured key (removes it once empty).
+    fn save<S: Store + ?Sized>(&self, store: &S) -> Result<(), SyncErrorKind> {
+        let Some(key) = &self.config.persist_key else {
+            return Ok(());
+        };
+        let bytes = self.progress.encode();
+        let value = (!bytes.is_empty()).then_some(bytes.as_slice());
+        Ok(store.save_sync_state(key, value)?)
+    }
+
     fn ack_every(&self) -> u64 {
         (self.window() / ACKS_PER_WINDOW).max(1)
     }
 
-    /// Verifies the staged snapshot, plans the merge-mode pushes and applies it.
+    /// Verifies the snapshot after its last page. Every page is already applied:
+    /// a root that does not verify is [`ProtocolError::VerificationFailed`], and
+    /// what was applied stays (valid entries of the peer under the merge rule, so
+    /// the store is consistent; a tree session converges the rest).
     fn complete<S: Store + ?Sized>(&mut self, store: &S) -> Result<(), SyncErrorKind> {
-        let mut staging = self.progress.lock();
-        staging.verify()?;
-        self.pushes = plan_pushes(store, &self.context, &staging.entries)?;
-        let entries = staging.take_entries();
-        drop(staging);
-        apply_received(store, &self.context, &self.clock, &mut self.stats, entries)?;
+        let verified = self.progress.lock().verify();
+        if verified.is_err() {
+            self.save(store)?;
+        }
+        if verified? == Verified::Unverifiable {
+            tracing::debug!(context = %self.context, "rebased snapshot complete; not verifiable as a whole");
+        }
+        let pushes = std::mem::take(&mut self.progress.lock().pushes);
+        self.pushes = Pushes(pushes);
+        self.progress.clear();
+        self.save(store)?;
         self.state = State::Pushing;
         Ok(())
     }

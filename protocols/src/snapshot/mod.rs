@@ -4,22 +4,25 @@
 //! ```text
 //!  initiator                                          responder
 //!  Init{snapshot{root, window, compression,
-//!       [resume_root, resume_after]}}     ──────────►  pin the current root
+//!       [resume_root, resume_after]}}     ──────────►  take a read view, pin its root
 //!                                          ◄────────── SnapshotBegin{root, entry_count}
 //!                                          ◄────────── SnapshotPage{seq 0, cursor, entries}
-//!  stage, check                                         … up to `window` pages unacked;
-//!  SnapshotAck{seq} every max(1, window/2) ──────────►  root re-checked around each page
+//!  check, apply, save progress                          … up to `window` pages unacked,
+//!  SnapshotAck{seq} every max(1, window/2) ──────────►  all from the view
 //!                                          ◄────────── SnapshotPage{seq n, …, last}
-//!  verify root, apply in one batch
+//!  verify the root of everything received
 //!  EntryPush{local entries it lacks}…      ──────────►  apply (merge)
 //!  Finish{root}                            ──────────►
 //!                                          ◄────────── FinishAck{root}
 //! ```
 //!
-//! - **Pinning.** The responder pins its root when the session opens (a resumed
-//!   session must find the root it pinned before) and checks before and after
-//!   reading each page that its root is still the pinned one; if it moved, the
-//!   session fails with [`ProtocolError::StateMoved`], sent as a `STATE_MOVED` abort.
+//! - **Read view.** The responder serves the state of one instant,
+//!   [`Store::read_view`](synctree_primitives::Store::read_view), so writes during
+//!   the stream do not disturb it (at most
+//!   [`MAX_SNAPSHOT_VIEW_AGE`](synctree_primitives::limits::MAX_SNAPSHOT_VIEW_AGE) per
+//!   view). A store without views is read live with its root checked around each
+//!   page; if it moved, the session fails with [`ProtocolError::StateMoved`]
+//!   (`STATE_MOVED`).
 //! - **Pages** hold entries in strictly increasing key-hash order above the previous
 //!   cursor, at most
 //!   [`MAX_SNAPSHOT_PAGE_BYTES`](synctree_primitives::limits::MAX_SNAPSHOT_PAGE_BYTES) of encoded entries and
@@ -31,19 +34,23 @@
 //!   (acks are cumulative). The initiator acks after staging
 //!   `max(1, window / 2)` pages since its previous ack, never the last page, and
 //!   refuses a page beyond the window it granted.
-//! - **Verification.** Received entries are staged in memory (never visible in the
-//!   store) while a streaming builder computes their root. After the last page a
-//!   root other than the pinned one is [`ProtocolError::VerificationFailed`] and
-//!   nothing is applied; otherwise the snapshot goes through the merge rule in one
-//!   [`Store::apply`], so a node with state keeps its newer versions.
-//! - **Merge mode.** The initiator then knows the responder's whole pinned set and
-//!   pushes every local entry the responder lacks or holds older, so both sides end
-//!   with the merged set.
-//! - **Resume.** Staging lives in a [`SnapshotProgress`] handle. A session cut off
-//!   mid-stream leaves it holding every page that arrived; passing it to a new
-//!   session resumes after the last staged key hash (at most the page cut in flight
-//!   is sent again). A responder whose root moved answers `STATE_MOVED`, which clears
-//!   the handle.
+//! - **Applied as it arrives.** Each page is checked, hashed into a constant-size
+//!   streaming root builder and applied through the merge rule, so the initiator
+//!   holds one page, never the set. After the last page a root other than the pinned
+//!   one is [`ProtocolError::VerificationFailed`]; what was applied stays (valid
+//!   entries of the peer, merged like any write), and a tree session converges the
+//!   rest.
+//! - **Merge mode.** Before applying a page the initiator notes the local entries of
+//!   the page's key range that the responder lacks or holds older, and pushes them
+//!   after the last page, so both sides end with the merged set.
+//! - **Resume.** Progress lives in a [`SnapshotProgress`] handle (cursor, counts,
+//!   root builder; a few KiB), saved through
+//!   [`Store::save_sync_state`](synctree_primitives::Store::save_sync_state) after
+//!   every page when [`SnapshotConfig::persist_key`] is set. A new session resumes
+//!   after the last applied key hash (at most one page is received twice). If the
+//!   responder's root moved meanwhile it serves its current state above the cursor
+//!   and the initiator rebases: it keeps what it applied, and the snapshot ends
+//!   unverifiable ([`SnapshotProgress::is_rebased`]).
 
 mod config;
 mod executor;
@@ -51,6 +58,7 @@ mod initiator;
 mod page;
 mod push;
 mod responder;
+mod root;
 mod staging;
 
 pub use config::{DEFAULT_SNAPSHOT_WINDOW, SnapshotConfig, SnapshotResponderInit};

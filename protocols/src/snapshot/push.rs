@@ -6,23 +6,29 @@ use std::collections::VecDeque;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::wire::EntryPush;
-use synctree_primitives::{ContextId, Hash, NodePos, Store, StoreError, StoredEntry, SyncStats};
+use synctree_primitives::{ContextId, Hash, Store, StoreError, StoredEntry, SyncStats};
 
-use crate::entries::{EntryBatcher, EntrySource, SCAN_CHUNK, SubtreeCursor};
+use crate::entries::{EntryBatcher, EntrySource, SCAN_CHUNK, successor};
 
-/// Key hashes of the local entries that win the merge against `snapshot` (the
-/// responder's pinned set, in key-hash order): keys it lacks, or holds older.
-/// Reads the local context in bounded chunks.
-pub(crate) fn plan_pushes<S: Store + ?Sized>(
+/// Merge mode, one page at a time: appends to `pushes` the key hashes of the local
+/// entries in `low..=high` that win the merge against `page` (the responder's
+/// entries of that range, in key-hash order): keys it lacks, or holds older. Run
+/// before the page is applied; reads the local range in bounded chunks.
+pub(crate) fn plan_page_pushes<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
-    snapshot: &[StoredEntry],
-) -> Result<Pushes, StoreError> {
-    let mut pushes = VecDeque::new();
-    let mut theirs = snapshot.iter().peekable();
-    let mut cursor = SubtreeCursor::new(NodePos::ROOT);
-    loop {
-        let (chunk, done) = cursor.read(store, context, SCAN_CHUNK)?;
+    (low, high): (Hash, Hash),
+    page: &[StoredEntry],
+    pushes: &mut VecDeque<Hash>,
+) -> Result<(), StoreError> {
+    let mut theirs = page.iter().peekable();
+    let mut next = Some(low);
+    while let Some(from) = next {
+        let chunk = store.range(context, &from, &high, SCAN_CHUNK)?;
+        next = match chunk.last() {
+            Some(last) if chunk.len() == SCAN_CHUNK => successor(&last.key_hash),
+            _ => None,
+        };
         for local in chunk {
             while theirs.next_if(|t| t.key_hash < local.key_hash).is_some() {}
             let wins = match theirs.peek() {
@@ -33,10 +39,8 @@ pub(crate) fn plan_pushes<S: Store + ?Sized>(
                 pushes.push_back(local.key_hash);
             }
         }
-        if done {
-            return Ok(Pushes(pushes));
-        }
     }
+    Ok(())
 }
 
 /// The local entries still to push, by key hash, in key-hash order.

@@ -1,7 +1,9 @@
-//! The snapshot responder: pins its current root, streams its entries in key-hash
-//! order as pages under a window of unacknowledged pages, fails with
-//! [`ProtocolError::StateMoved`] as soon as its root leaves the pinned one, then
-//! applies the initiator's pushes and acknowledges the finish.
+//! The snapshot responder: pins a read view of the context
+//! ([`Store::read_view`]) and streams its entries in key-hash order as pages under
+//! a window of unacknowledged pages, whatever is written meanwhile; then applies the
+//! initiator's pushes and acknowledges the finish. A store without read views is
+//! read live, with the root checked around each page
+//! ([`ProtocolError::StateMoved`] once it moved).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -9,13 +11,14 @@ use std::time::{Duration, Instant};
 use synctree_primitives::WallClock;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    IDLE_TIMEOUT, MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES, SNAPSHOT_APPLY_TIMEOUT,
+    IDLE_TIMEOUT, MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES, MAX_SNAPSHOT_VIEW_AGE,
+    SNAPSHOT_APPLY_TIMEOUT,
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{FinishAck, SnapshotAck, SnapshotBegin};
 use synctree_primitives::{
-    ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StoreError, StoredEntry,
-    StreamMessage, SyncStats,
+    ContextId, ContextView, Hash, ProtocolError, ProtocolKind, Role, Store, StoreError,
+    StoredEntry, StreamMessage, SyncStats,
 };
 
 use super::config::SnapshotResponderInit;
@@ -46,6 +49,11 @@ pub struct SnapshotResponder {
     page_bytes: usize,
     state: State,
     pinned: Hash,
+    /// The read view the pages come from, while streaming; `None` on a store
+    /// without views (read live, root checked around each page).
+    view: Option<View>,
+    /// When the view was taken: it is served at most [`MAX_SNAPSHOT_VIEW_AGE`].
+    opened: Option<Instant>,
     reader: PageReader,
     /// Sequence number of the next page.
     next_seq: u64,
@@ -65,6 +73,8 @@ impl SnapshotResponder {
             page_bytes: MAX_SNAPSHOT_PAGE_BYTES,
             state: State::Pinning,
             pinned: Hash::ZERO,
+            view: None,
+            opened: None,
             next_seq: 0,
             acked: 0,
             pushes: PushBuffer::default(),
@@ -97,8 +107,10 @@ impl SnapshotResponder {
         self.stats
     }
 
+    /// Whether the snapshot served so far still describes one state: always with a
+    /// view; without one, while the live root is the pinned one.
     fn check_pinned<S: Store + ?Sized>(&self, store: &S) -> Result<(), SyncErrorKind> {
-        if store.summary(&self.context)?.root != self.pinned {
+        if self.view.is_none() && store.summary(&self.context)?.root != self.pinned {
             return Err(ProtocolError::StateMoved {
                 pinned: self.pinned.to_hex(),
             }
@@ -107,15 +119,26 @@ impl SnapshotResponder {
         Ok(())
     }
 
-    fn begin<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
-        let summary = store.summary(&self.context)?;
+    /// Takes the read view and announces its root. A resumed session whose root
+    /// is no longer the state (views do not outlive sessions) is served from the
+    /// current state, still above `resume_after`: the initiator keeps what it
+    /// applied (entries are merged, so applying them was right whatever follows)
+    /// and learns from the new root that it cannot verify the whole.
+    fn begin<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        now: Instant,
+    ) -> Result<StreamMessage, SyncErrorKind> {
+        self.view = store.read_view(&self.context)?.map(View);
+        self.opened = Some(now);
+        let summary = match &self.view {
+            Some(view) => view.0.summary()?,
+            None => store.summary(&self.context)?,
+        };
         if let Some(resumed) = self.init.resume_root
             && resumed != summary.root
         {
-            return Err(ProtocolError::StateMoved {
-                pinned: resumed.to_hex(),
-            }
-            .into());
+            tracing::debug!(context = %self.context, resumed = %resumed, now = %summary.root, "resumed snapshot served from the current state");
         }
         self.pinned = summary.root;
         self.state = State::Streaming;
@@ -126,9 +149,24 @@ impl SnapshotResponder {
     }
 
     /// The next page, read while the root is the pinned one before and after.
-    fn page<S: Store + ?Sized>(&mut self, store: &S) -> Result<StreamMessage, SyncErrorKind> {
+    fn page<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        now: Instant,
+    ) -> Result<StreamMessage, SyncErrorKind> {
+        if self
+            .opened
+            .is_some_and(|at| now.saturating_duration_since(at) > MAX_SNAPSHOT_VIEW_AGE)
+        {
+            return Err(SyncErrorKind::Deadline(MAX_SNAPSHOT_VIEW_AGE));
+        }
         self.check_pinned(store)?;
-        let (entries, last) = self.reader.page(store, &self.context, self.page_bytes)?;
+        let source = Source {
+            store,
+            context: &self.context,
+            view: self.view.as_ref(),
+        };
+        let (entries, last) = self.reader.page(&source, self.page_bytes)?;
         self.check_pinned(store)?;
         for stored in &entries {
             self.stats.record_sent(&stored.entry);
@@ -136,6 +174,8 @@ impl SnapshotResponder {
         let page = encode_page(self.next_seq, &entries, last, self.init.compression);
         self.next_seq += 1;
         if last {
+            // Free the view (memory or pinned pages) as soon as it has been read.
+            self.view = None;
             self.state = State::Serving;
         }
         Ok(StreamMessage::new(Body::SnapshotPage(page)))
@@ -190,9 +230,9 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
         self.pushes
             .flush_due(store, &self.context, &mut self.stats, now)?;
         match self.state {
-            State::Pinning => self.begin(store).map(Some),
+            State::Pinning => self.begin(store, now).map(Some),
             State::Streaming if self.next_seq - self.acked < self.init.window as u64 => {
-                self.page(store).map(Some)
+                self.page(store, now).map(Some)
             }
             State::Acknowledging => {
                 let root = store.summary(&self.context)?.root;
@@ -253,15 +293,14 @@ impl PageReader {
     /// budget goes alone), and whether the page is the last.
     fn page<S: Store + ?Sized>(
         &mut self,
-        store: &S,
-        context: &ContextId,
+        source: &Source<'_, S>,
         budget: usize,
     ) -> Result<(Vec<StoredEntry>, bool), StoreError> {
         let mut page = Vec::new();
         let mut bytes = 0;
         loop {
             if self.ahead.is_empty() {
-                self.refill(store, context, budget)?;
+                self.refill(source, budget)?;
             }
             let Some(next) = self.ahead.front() else {
                 return Ok((page, true));
@@ -278,14 +317,13 @@ impl PageReader {
 
     fn refill<S: Store + ?Sized>(
         &mut self,
-        store: &S,
-        context: &ContextId,
+        source: &Source<'_, S>,
         budget: usize,
     ) -> Result<(), StoreError> {
         let Some(low) = self.next else {
             return Ok(());
         };
-        let chunk = store.range(context, &low, &Hash::MAX, self.chunk)?;
+        let chunk = source.range(&low, self.chunk)?;
         self.next = match chunk.last() {
             Some(last) if chunk.len() == self.chunk => successor(&last.key_hash),
             _ => None,
@@ -297,5 +335,31 @@ impl PageReader {
         }
         self.ahead.extend(chunk);
         Ok(())
+    }
+}
+
+/// A read view, held by the responder while it streams.
+struct View(Box<dyn ContextView>);
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("View")
+    }
+}
+
+/// Where pages are read from: the view when there is one, else the live store.
+struct Source<'a, S: ?Sized> {
+    store: &'a S,
+    context: &'a ContextId,
+    view: Option<&'a View>,
+}
+
+impl<S: Store + ?Sized> Source<'_, S> {
+    /// Up to `limit` entries from `low` on, in key-hash order.
+    fn range(&self, low: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
+        match self.view {
+            Some(view) => view.0.range(low, &Hash::MAX, limit),
+            None => self.store.range(self.context, low, &Hash::MAX, limit),
+        }
     }
 }

@@ -24,6 +24,7 @@
 pub mod persistent;
 mod support;
 mod tree;
+mod views;
 
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
 use synctree_primitives::{Entry, Hash, NodePos, Store, TreeSummary};
@@ -36,6 +37,7 @@ pub use tree::{
     range_and_bucket_follow_key_hash_order, root_is_independent_of_order_and_batching,
     root_tracks_many_random_ops,
 };
+pub use views::{read_views_are_point_in_time, sync_state_round_trips};
 
 /// Runs every case of the suite on stores built by `make`.
 pub fn run_all<S: Store>(make: impl Fn() -> S) {
@@ -51,6 +53,8 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     unknown_context_reads_as_empty(&make);
     apply_report_counts(&make);
     sketch_tracks_random_batches(&make);
+    read_views_are_point_in_time(&make);
+    sync_state_round_trips(&make);
 }
 
 /// The maintained sketch equals the recomputed one after random batches of

@@ -1,6 +1,7 @@
 //! One context of a [`crate::MemoryStore`]: its entries and their Merkle index.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
 use synctree_primitives::sketch::{self, CodedSymbol, SKETCH_MIN_SYMBOLS, SketchItem};
@@ -23,10 +24,14 @@ const TWIG_LEVEL: u8 = TREE_DEPTH - 1;
 /// Invariant: every hash in `leaves` and `nodes` is the hash of the entries
 /// below it; [`ContextState::apply`] keeps it by re-hashing only the paths
 /// above the buckets a batch changed.
-#[derive(Debug, Default)]
+///
+/// Copy-on-write: the groups of 16 buckets and of 16 node hashes are behind
+/// `Arc`s, so a clone (a read view) copies about 8,500 pointers at most and a
+/// write after it copies only the groups it changes ([`Arc::make_mut`]).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ContextState {
     /// Level-3 index → the buckets under that node. None is empty.
-    leaves: BTreeMap<u32, Box<Leaves>>,
+    leaves: BTreeMap<u32, Arc<Leaves>>,
     /// Entries in all buckets.
     count: u64,
     /// Hashes of the nodes of levels 0 to 3.
@@ -147,7 +152,7 @@ impl ContextState {
         let mut toggles = Vec::new();
         for group in runs.chunk_by(|a, b| split(a.0).0 == split(b.0).0) {
             let twig = split(group[0].0).0;
-            let leaves = self.leaves.entry(twig).or_default();
+            let leaves = Arc::make_mut(self.leaves.entry(twig).or_default());
             let runs = group.iter().map(|&(leaf, len)| (split(leaf).1, len));
             if let Some(hash) = leaves.merge(runs, &mut entries, &mut toggles, &mut count) {
                 twigs.push((twig, hash));

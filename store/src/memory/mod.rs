@@ -3,31 +3,42 @@
 //! Its parts, from the top down: [`context`] (one context: entries and index),
 //! [`leaves`] (level-3 groups of 16 buckets), [`bucket`] (one leaf's entries,
 //! sorted by key hash), [`nodes`] (internal levels 0–3 with their midstates) and
-//! [`batch`] (a batch hashed and sorted before the write lock is taken).
+//! [`batch`] (a batch hashed and sorted before the write lock is taken) and
+//! [`view`] (point-in-time read views).
 
 mod batch;
 mod bucket;
 mod context;
 mod leaves;
 mod nodes;
+mod view;
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use synctree_primitives::limits::MAX_READ_VIEWS;
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
+    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, Store, StoreError, StoredEntry,
+    TreeSummary, ViewPermits,
 };
 
 use batch::Batch;
 use context::ContextState;
+use view::MemoryView;
 
 /// An in-memory [`Store`] of many contexts, each with an incrementally
 /// maintained Merkle index.
 ///
 /// Reads take a shared lock and writes an exclusive one over all contexts, so
 /// every [`Store::apply`] is atomic and readers never see half a batch.
+///
+/// [`Store::read_view`] is O(1): each context's state is an `Arc` shared with its
+/// views, and its buckets and node groups are `Arc`s too, so the first write after
+/// a view was taken copies the context's two maps of pointers (at most ~8,500) and
+/// every write copies only the groups of 16 buckets or hashes it changes. A view
+/// costs memory only for what is written while it lives.
 ///
 /// ```
 /// use synctree_primitives::{ContextId, Entry, NodeId, Store, Version};
@@ -42,7 +53,10 @@ use context::ContextState;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    contexts: RwLock<HashMap<ContextId, ContextState>>,
+    contexts: RwLock<HashMap<ContextId, Arc<ContextState>>>,
+    views: ViewPermits,
+    /// Records saved with [`Store::save_sync_state`], for the process's lifetime.
+    sync_state: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl MemoryStore {
@@ -68,12 +82,12 @@ impl MemoryStore {
     /// Takes the shared lock. A poisoned lock is recovered rather than reported:
     /// nothing that runs under the write lock panics short of a bug (allocation
     /// failure aborts), so the state behind it is whole.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<ContextId, ContextState>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<ContextId, Arc<ContextState>>> {
         self.contexts.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the exclusive lock, recovering it from poisoning like [`Self::read`].
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<ContextId, ContextState>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<ContextId, Arc<ContextState>>> {
         self.contexts
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -118,8 +132,8 @@ impl Store for MemoryStore {
         let entries = Batch::new(entries);
         let mut contexts = self.write();
         let report = match contexts.get_mut(context) {
-            Some(state) => state.apply(entries),
-            None => contexts.entry(context.clone()).or_default().apply(entries),
+            Some(state) => Arc::make_mut(state).apply(entries),
+            None => Arc::make_mut(contexts.entry(context.clone()).or_default()).apply(entries),
         };
         Ok(report)
     }
@@ -135,6 +149,34 @@ impl Store for MemoryStore {
         count: usize,
     ) -> Result<Vec<CodedSymbol>, StoreError> {
         Ok(self.read_context(context, |state| state.sketch(start, count)))
+    }
+
+    /// Shares the context's current state with the view (O(1)); at most
+    /// [`MAX_READ_VIEWS`] at once.
+    fn read_view(&self, context: &ContextId) -> Result<Option<Box<dyn ContextView>>, StoreError> {
+        let permit = self.views.acquire(MAX_READ_VIEWS)?;
+        let state = self.read().get(context).cloned().unwrap_or_default();
+        Ok(Some(Box::new(MemoryView::new(state, permit))))
+    }
+
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let records = self
+            .sync_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(records.get(key).cloned())
+    }
+
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut records = self
+            .sync_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match value {
+            Some(value) => records.insert(key.to_owned(), value.to_vec()),
+            None => records.remove(key),
+        };
+        Ok(())
     }
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use synctree_primitives::merkle::{FANOUT, InternalMidstates};
 use synctree_primitives::{Hash, NodePos};
@@ -16,7 +17,9 @@ use synctree_primitives::{Hash, NodePos};
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Nodes {
     root: Hash,
-    groups: HashMap<u32, Group, BuildHasherDefault<PositionHasher>>,
+    /// Shared with read views of the context: a write copies only the groups it
+    /// changes while a view holds them.
+    groups: HashMap<u32, Arc<Group>, BuildHasherDefault<PositionHasher>>,
 }
 
 /// The 16 children of one internal node, and that node's hash kept resumable:
@@ -69,7 +72,7 @@ impl Nodes {
     /// Writes `run`, changed children of `parent` as `(index in their level,
     /// hash)` in increasing order; returns the parent's new hash.
     fn set_children(&mut self, parent: NodePos, run: &[(u32, Hash)]) -> Hash {
-        let group = self.groups.entry(parent.raw()).or_default();
+        let group = Arc::make_mut(self.groups.entry(parent.raw()).or_default());
         for &(index, hash) in run {
             group.children[index as usize % FANOUT] = hash;
         }

@@ -8,18 +8,22 @@ mod read;
 mod schema;
 mod sketch;
 mod tree;
+mod view;
 
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use ::redb::{Database, DatabaseError, StorageError};
+use synctree_primitives::limits::MAX_READ_VIEWS;
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
+    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, Store, StoreError, StoredEntry,
+    TreeSummary, ViewPermits,
 };
 
 pub use error::RedbStoreError;
@@ -74,7 +78,8 @@ use read::Reader;
 /// ```
 pub struct RedbStore {
     db: Database,
-    guard: Guard,
+    guard: Arc<Guard>,
+    views: ViewPermits,
 }
 
 impl RedbStore {
@@ -105,8 +110,9 @@ impl RedbStore {
             schema::prepare(&db, path).map_err(|e| with_path(path, e))?;
             Ok(db)
         })??;
-        let guard = Guard::new(path);
-        Ok(RedbStore { db, guard })
+        let guard = Arc::new(Guard::new(path));
+        let views = ViewPermits::default();
+        Ok(RedbStore { db, guard, views })
     }
 
     /// Opens the store in `dir`/[`RedbStore::FILE_NAME`], creating `dir` (and
@@ -237,6 +243,30 @@ impl Store for RedbStore {
     ) -> Result<Vec<CodedSymbol>, StoreError> {
         self.guard.run("sketch", || {
             Reader::begin(&self.db, context, "sketch")?.sketch(start, count)
+        })
+    }
+
+    /// One redb read transaction held for the view's life (MVCC: writers never
+    /// disturb it); at most [`MAX_READ_VIEWS`] at once.
+    fn read_view(&self, context: &ContextId) -> Result<Option<Box<dyn ContextView>>, StoreError> {
+        let permit = self.views.acquire(MAX_READ_VIEWS)?;
+        let guard = self.guard.clone();
+        let view = self.guard.run("read view", || {
+            view::RedbView::begin(&self.db, context, guard, permit)
+        })?;
+        Ok(Some(Box::new(view)))
+    }
+
+    /// Reads the record from the meta table (`sync_state/` + key).
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.guard
+            .run("load sync state", || view::load_sync_state(&self.db, key))
+    }
+
+    /// Writes the record in its own durable write transaction.
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.guard.run("save sync state", || {
+            view::save_sync_state(&self.db, key, value)
         })
     }
 }

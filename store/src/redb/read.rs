@@ -2,6 +2,8 @@
 //! own redb read transaction, so it sees one committed state, never half a batch,
 //! and never waits for a writer.
 
+use std::borrow::Borrow;
+
 use ::redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 use synctree_primitives::merkle::{FANOUT, TREE_DEPTH};
 use synctree_primitives::{ContextId, Entry, Hash, NodePos, StoreError, StoredEntry, TreeSummary};
@@ -15,11 +17,19 @@ use synctree_primitives::sketch::CodedSymbol;
 
 type BytesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
-/// A read transaction on behalf of one operation on one context.
-pub(super) struct Reader<'c> {
-    txn: ReadTransaction,
+/// A read transaction (owned, or borrowed from a read view) on behalf of one
+/// operation on one context.
+pub(super) struct Reader<'c, T = ReadTransaction> {
+    txn: T,
     context: &'c ContextId,
     op: &'static str,
+}
+
+impl<'c, 't> Reader<'c, &'t ReadTransaction> {
+    /// Reads for `op` on `context` inside a transaction someone else holds.
+    pub(super) fn over(txn: &'t ReadTransaction, context: &'c ContextId, op: &'static str) -> Self {
+        Reader { txn, context, op }
+    }
 }
 
 impl<'c> Reader<'c> {
@@ -32,7 +42,9 @@ impl<'c> Reader<'c> {
         let txn = db.begin_read().map_err(redb_error(op, Some(context)))?;
         Ok(Reader { txn, context, op })
     }
+}
 
+impl<X: Borrow<ReadTransaction>> Reader<'_, X> {
     /// The context's metadata; `None` when it was never written.
     pub(super) fn meta(&self) -> Result<Option<ContextMeta>, StoreError> {
         let table = self.table(CONTEXTS)?;
@@ -163,7 +175,7 @@ impl<'c> Reader<'c> {
     }
 
     fn table(&self, def: super::schema::Bytes) -> Result<BytesTable, StoreError> {
-        self.txn.open_table(def).map_err(self.redb())
+        self.txn.borrow().open_table(def).map_err(self.redb())
     }
 
     fn redb<E: Into<::redb::Error>>(&self) -> impl FnOnce(E) -> StoreError {

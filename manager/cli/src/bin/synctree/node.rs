@@ -252,6 +252,22 @@ impl<S: Store> Store for Logged<S> {
     ) -> Result<Vec<synctree_primitives::sketch::CodedSymbol>, StoreError> {
         self.inner.sketch(context, start, count)
     }
+
+    fn read_view(
+        &self,
+        context: &ContextId,
+    ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
+        self.inner.read_view(context)
+    }
+
+    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.load_sync_state(key)
+    }
+
+    /// A durable commit, like `apply`: off the async workers too.
+    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        off_the_async_workers(|| self.inner.save_sync_state(key, value))
+    }
 }
 
 #[cfg(test)]
