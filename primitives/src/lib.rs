@@ -55,7 +55,7 @@ pub use local::{LocalWrites, WriteLocalError};
 pub use merkle::NodePos;
 pub use protocol::{Role, SessionInfo, SyncProtocolExecutor, SyncStats};
 pub use store::{
-    ApplyReport, ContextView, Store, StoredEntry, TreeSummary, ViewPermit, ViewPermits,
+    ApplyReport, ContextView, EntryRef, Store, StoredEntry, TreeSummary, ViewPermit, ViewPermits,
 };
 pub use transport::{SyncTransport, TransportStats};
 pub use wire::{PROTOCOL_VERSION, ProtocolKind, StreamMessage};

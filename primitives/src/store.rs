@@ -1,6 +1,8 @@
 //! The minimal store trait every backend implements and every protocol uses.
 
-use crate::entry::Entry;
+use std::ops::ControlFlow;
+
+use crate::entry::{Entry, Version};
 use crate::error::StoreError;
 use crate::ids::{ContextId, Hash};
 use crate::merkle::{FANOUT, NodePos};
@@ -35,6 +37,57 @@ impl StoredEntry {
             key_hash: entry.key_hash(),
             digest: entry.digest(),
             entry,
+        }
+    }
+}
+
+/// A stored entry lent by a store for the length of one visit
+/// ([`Store::visit_range`]): borrowed bytes, no copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// SHA-256 of the key.
+    pub key_hash: &'a Hash,
+    /// [`Entry::digest`].
+    pub digest: &'a Hash,
+    /// The key.
+    pub key: &'a [u8],
+    /// The value (empty for tombstones).
+    pub value: &'a [u8],
+    /// The write that produced the entry.
+    pub version: Version,
+    /// True when the key was deleted.
+    pub tombstone: bool,
+}
+
+impl<'a> EntryRef<'a> {
+    /// Lends `stored`.
+    pub fn of(stored: &'a StoredEntry) -> Self {
+        EntryRef {
+            key_hash: &stored.key_hash,
+            digest: &stored.digest,
+            key: &stored.entry.key,
+            value: &stored.entry.value,
+            version: stored.entry.version,
+            tombstone: stored.entry.tombstone,
+        }
+    }
+
+    /// An owned copy of the entry.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            key: bytes::Bytes::copy_from_slice(self.key),
+            value: bytes::Bytes::copy_from_slice(self.value),
+            version: self.version,
+            tombstone: self.tombstone,
+        }
+    }
+
+    /// An owned copy with the hashes kept.
+    pub fn to_stored(&self) -> StoredEntry {
+        StoredEntry {
+            key_hash: *self.key_hash,
+            digest: *self.digest,
+            entry: self.to_entry(),
         }
     }
 }
@@ -78,11 +131,38 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError>;
 
+    /// Lends up to `limit` entries whose key hash lies in `low..=high` to `visit`,
+    /// in key-hash order, until it returns [`ControlFlow::Break`]; returns how
+    /// many it lent. The read path of every protocol: backends override it to
+    /// lend their own bytes (the default copies through [`Store::range`]).
+    fn visit_range(
+        &self,
+        context: &ContextId,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        let entries = self.range(context, low, high, limit)?;
+        Ok(lend_all(&entries, visit))
+    }
+
     /// The entry whose key hashes to `key_hash`.
     fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError>;
 
     /// Merges `entries` into `context` atomically: on error nothing is applied.
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError>;
+
+    /// [`Store::apply`] for entries whose key hash and digest the caller already
+    /// computed (a verified snapshot page): backends override it to skip hashing
+    /// again. The caller vouches that every `key_hash` and `digest` is right.
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        self.apply(context, entries.into_iter().map(|s| s.entry).collect())
+    }
 
     /// Every context holding at least one entry.
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError>;
@@ -152,8 +232,35 @@ pub trait ContextView: Send + Sync {
     /// Up to `limit` entries whose key hash lies in `low..=high`, in key-hash order.
     fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError>;
 
+    /// [`Store::visit_range`] on the view.
+    fn visit_range(
+        &self,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        let entries = self.range(low, high, limit)?;
+        Ok(lend_all(&entries, visit))
+    }
+
     /// The entry whose key hashes to `key_hash`.
     fn get(&self, key_hash: &Hash) -> Result<Option<Entry>, StoreError>;
+}
+
+/// Lends each of `entries` to `visit` until it breaks; returns how many it lent.
+pub fn lend_all(
+    entries: &[StoredEntry],
+    visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+) -> usize {
+    let mut lent = 0;
+    for stored in entries {
+        lent += 1;
+        if visit(EntryRef::of(stored)).is_break() {
+            break;
+        }
+    }
+    lent
 }
 
 /// Counts the read views a store has handed out, up to a limit: each

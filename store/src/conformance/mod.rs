@@ -21,6 +21,7 @@
 // A test suite: panicking with a message is how it reports a failure.
 #![allow(clippy::expect_used)]
 
+mod lending;
 pub mod persistent;
 mod support;
 mod tree;
@@ -31,6 +32,7 @@ use synctree_primitives::{Entry, Hash, NodePos, Store, TreeSummary};
 
 use support::{Rng, all, apply, collide, ctx, get, random_entries, root, v};
 
+pub use lending::{apply_stored_matches_apply, visit_range_lends_what_range_returns};
 pub use support::{Model, assert_matches_model, assert_sketch_recomputes};
 pub use tree::{
     node_hashes_are_consistent, paging_follows_key_hash_order,
@@ -55,6 +57,8 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     sketch_tracks_random_batches(&make);
     read_views_are_point_in_time(&make);
     sync_state_round_trips(&make);
+    visit_range_lends_what_range_returns(&make);
+    apply_stored_matches_apply(&make);
 }
 
 /// The maintained sketch equals the recomputed one after random batches of

@@ -19,7 +19,11 @@ impl Batch {
     /// entry's memory front to back; then sorts small `(key hash, position)`
     /// pairs rather than whole entries, and moves each entry once.
     pub(crate) fn new(entries: Vec<Entry>) -> Self {
-        let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
+        Self::from_stored(entries.into_iter().map(StoredEntry::new).collect())
+    }
+
+    /// Sorts entries whose hashes the caller computed.
+    pub(crate) fn from_stored(entries: Vec<StoredEntry>) -> Self {
         let mut order: Vec<(SortKey, usize)> = entries
             .iter()
             .enumerate()

@@ -1,10 +1,12 @@
 //! One context of a [`crate::MemoryStore`]: its entries and their Merkle index.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
 use synctree_primitives::sketch::{self, CodedSymbol, SKETCH_MIN_SYMBOLS, SketchItem};
+use synctree_primitives::store::EntryRef;
 use synctree_primitives::{ApplyReport, Entry, Hash, NodePos, StoredEntry, TreeSummary};
 
 use super::batch::Batch;
@@ -79,26 +81,53 @@ impl ContextState {
 
     /// Up to `limit` entries with key hash in `low..=high`, in key-hash order.
     pub(crate) fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Vec<StoredEntry> {
-        if low > high {
-            return Vec::new();
+        self.in_range(low, high).take(limit).cloned().collect()
+    }
+
+    /// Lends up to `limit` entries with key hash in `low..=high` to `visit`, in
+    /// key-hash order, until it breaks; returns how many it lent.
+    pub(crate) fn visit_range(
+        &self,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> usize {
+        let mut lent = 0;
+        for stored in self.in_range(low, high).take(limit) {
+            lent += 1;
+            if visit(EntryRef::of(stored)).is_break() {
+                break;
+            }
         }
+        lent
+    }
+
+    /// The entries with key hash in `low..=high`, in key-hash order, borrowed.
+    fn in_range<'a>(
+        &'a self,
+        low: &'a Hash,
+        high: &'a Hash,
+    ) -> impl Iterator<Item = &'a StoredEntry> + 'a {
         let leaves = merkle::leaf_index(low)..=merkle::leaf_index(high);
         let twigs = split(*leaves.start()).0..=split(*leaves.end()).0;
+        // An empty range visits nothing (and `BTreeMap::range` would panic on it).
+        let twigs = (low <= high)
+            .then(|| self.leaves.range(twigs))
+            .into_iter()
+            .flatten();
         // Only the buckets whose leaf lies in the range: a one-leaf read must not
         // search the 15 siblings stored with it.
-        let leaves = &leaves;
-        let buckets = self.leaves.range(twigs).flat_map(move |(&twig, l)| {
+        let buckets = twigs.flat_map(move |(&twig, l)| {
             let base = twig * FANOUT as u32;
-            let in_range =
-                move |(slot, _): &(usize, &Bucket)| leaves.contains(&(base + *slot as u32));
+            let leaves = leaves.clone();
             l.buckets()
                 .iter()
                 .enumerate()
-                .filter(in_range)
+                .filter(move |(slot, _)| leaves.contains(&(base + *slot as u32)))
                 .map(|(_, b)| b)
         });
-        let entries = buckets.flat_map(|bucket| bucket.range(low, high));
-        entries.take(limit).cloned().collect()
+        buckets.flat_map(move |bucket| bucket.range(low, high))
     }
 
     /// The entry stored under `key_hash`.

@@ -14,11 +14,13 @@ mod nodes;
 mod view;
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use synctree_primitives::limits::MAX_READ_VIEWS;
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
+use synctree_primitives::store::EntryRef;
 use synctree_primitives::{
     ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, Store, StoreError, StoredEntry,
     TreeSummary, ViewPermits,
@@ -87,6 +89,16 @@ impl MemoryStore {
     }
 
     /// Takes the exclusive lock, recovering it from poisoning like [`Self::read`].
+    /// Merges a prepared batch under the write lock, where nothing can fail.
+    fn merge(&self, context: &ContextId, entries: Batch) -> Result<ApplyReport, StoreError> {
+        let mut contexts = self.write();
+        let report = match contexts.get_mut(context) {
+            Some(state) => Arc::make_mut(state).apply(entries),
+            None => Arc::make_mut(contexts.entry(context.clone()).or_default()).apply(entries),
+        };
+        Ok(report)
+    }
+
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<ContextId, Arc<ContextState>>> {
         self.contexts
             .write()
@@ -118,6 +130,17 @@ impl Store for MemoryStore {
         Ok(self.read_context(context, |state| state.range(low, high, limit)))
     }
 
+    fn visit_range(
+        &self,
+        context: &ContextId,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        Ok(self.read_context(context, |state| state.visit_range(low, high, limit, visit)))
+    }
+
     fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
         Ok(self.read_context(context, |state| state.get(key_hash)))
     }
@@ -129,13 +152,19 @@ impl Store for MemoryStore {
             return Ok(ApplyReport::default());
         }
         // Hash and sort before taking the lock: readers wait only for the merge.
-        let entries = Batch::new(entries);
-        let mut contexts = self.write();
-        let report = match contexts.get_mut(context) {
-            Some(state) => Arc::make_mut(state).apply(entries),
-            None => Arc::make_mut(contexts.entry(context.clone()).or_default()).apply(entries),
-        };
-        Ok(report)
+        self.merge(context, Batch::new(entries))
+    }
+
+    /// Sorts the batch outside the lock; its hashes are the caller's.
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        if entries.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        self.merge(context, Batch::from_stored(entries))
     }
 
     fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {

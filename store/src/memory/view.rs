@@ -1,7 +1,10 @@
 //! [`MemoryView`]: a point-in-time read view of one context of a
 //! [`crate::MemoryStore`].
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
+
+use synctree_primitives::store::EntryRef;
 
 use synctree_primitives::{
     ContextView, Entry, Hash, NodePos, StoreError, StoredEntry, TreeSummary, ViewPermit,
@@ -38,6 +41,16 @@ impl ContextView for MemoryView {
 
     fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
         Ok(self.state.range(low, high, limit))
+    }
+
+    fn visit_range(
+        &self,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        Ok(self.state.visit_range(low, high, limit, visit))
     }
 
     fn get(&self, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
