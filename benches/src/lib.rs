@@ -12,6 +12,7 @@
 //!     ▲
 //!  reference ─ negentropy on the same sets · raw loopback TCP copy
 //!  maintenance ─ upserts/s on MemoryStore and RedbStore
+//!  writes ────── concurrent writers (group commit), MemoryStore bytes per entry
 //!  tally ─────── bytes by message kind (`matrix --breakdown`)
 //! ```
 //!
@@ -33,6 +34,7 @@ pub mod session;
 pub mod tally;
 pub mod targets;
 pub mod workload;
+pub mod writes;
 
 pub use error::BenchError;
 

@@ -22,6 +22,7 @@ use crate::rows::{MaintenanceRow, Row, SessionRow, ThroughputRow, mib_s, ms};
 use crate::session::{self, Outcome, Protocol};
 use crate::tally::describe;
 use crate::workload::{Base, Placement, Workload, converged};
+use crate::writes::{self, WritesPlan};
 
 /// What a matrix run covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct MatrixConfig {
     pub throughput_ns: Vec<u64>,
     /// Tree maintenance runs.
     pub maintenance: MaintenancePlan,
+    /// The store write path section.
+    pub writes: WritesPlan,
 }
 
 /// Upsert timings: a store preloaded with `preload` entries takes `upserts` new
@@ -78,6 +81,7 @@ impl MatrixConfig {
                 batches: vec![1_000, 100_000],
                 backends: vec![Backend::Memory, Backend::Redb],
             },
+            writes: WritesPlan::full(),
         }
     }
 
@@ -94,6 +98,7 @@ impl MatrixConfig {
                 batches: vec![1_000, 5_000],
                 backends: vec![Backend::Memory, Backend::Redb],
             },
+            writes: WritesPlan::quick(),
             ..MatrixConfig::full()
         }
     }
@@ -136,6 +141,9 @@ pub fn run(config: &MatrixConfig, sink: &mut dyn FnMut(&Row)) -> Result<Vec<Row>
     }
     for row in maintenance_rows(&config.maintenance) {
         emit(Row::Maintenance(row));
+    }
+    for row in writes::rows(&config.writes) {
+        emit(Row::Writes(row));
     }
     Ok(rows)
 }
@@ -369,6 +377,7 @@ mod tests {
                 batches: vec![100],
                 backends: vec![Backend::Memory, Backend::Redb],
             },
+            writes: WritesPlan::none(),
             ..MatrixConfig::full()
         };
         let mut seen = 0;

@@ -75,6 +75,7 @@ fn header(row: &Row) -> (&'static str, String) {
              |---|---|---|---|---|---|---|"
                 .to_owned(),
         ),
+        Row::Writes(_) => ("writes", crate::writes::HEADER.to_owned()),
         Row::Target(_) => (
             "targets",
             "## Targets\n\n| target | verdict | numbers |\n|---|---|---|".to_owned(),
@@ -87,6 +88,7 @@ fn line(row: &Row) -> String {
         Row::Session(s) => session_line(s),
         Row::Throughput(t) => throughput_line(t),
         Row::Maintenance(m) => maintenance_line(m),
+        Row::Writes(w) => crate::writes::line(w),
         Row::Target(t) => target_line(t),
     }
 }

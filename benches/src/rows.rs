@@ -12,6 +12,8 @@ pub enum Row {
     Throughput(ThroughputRow),
     /// Upserts into a store.
     Maintenance(MaintenanceRow),
+    /// The store write path ([`crate::writes`]).
+    Writes(crate::writes::WritesRow),
     /// A target, met or not.
     Target(TargetRow),
 }
@@ -23,6 +25,7 @@ impl Row {
             Row::Session(r) => r.error.is_some() || !r.converged,
             Row::Throughput(r) => r.error.is_some() || !r.converged,
             Row::Maintenance(r) => r.error.is_some(),
+            Row::Writes(r) => r.error.is_some(),
             Row::Target(_) => false,
         }
     }

@@ -22,7 +22,7 @@ pub fn evaluate(rows: &[Row]) -> Vec<TargetRow> {
             _ => None,
         })
         .collect();
-    vec![
+    let mut targets = vec![
         idle(&sessions),
         rounds(&sessions),
         versus_negentropy(&sessions),
@@ -30,7 +30,9 @@ pub fn evaluate(rows: &[Row]) -> Vec<TargetRow> {
         identification_rate(&sessions),
         throughput(rows),
         maintenance(rows),
-    ]
+    ];
+    targets.extend(crate::writes::targets(rows));
+    targets
 }
 
 fn judged<'a>(sessions: &[&'a SessionRow], n: u64) -> Vec<&'a SessionRow> {

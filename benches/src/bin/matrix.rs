@@ -22,6 +22,7 @@ use synctree_benches::matrix::{self, MatrixConfig};
 use synctree_benches::report::Printer;
 use synctree_benches::rows::Row;
 use synctree_benches::targets;
+use synctree_benches::writes::WritesPlan;
 
 /// Counts heap bytes so each session's peak can be reported (see
 /// `synctree_benches::meter`).
@@ -49,9 +50,12 @@ struct Args {
     /// cell (`perf record target/release/matrix --n … --d … --protocol …`).
     #[arg(long = "protocol", value_name = "NAME")]
     protocols: Vec<String>,
-    /// Skip the snapshot-throughput and tree-maintenance sections.
+    /// Skip the snapshot-throughput, tree-maintenance and writes sections.
     #[arg(long)]
     sessions_only: bool,
+    /// Only the store writes section (concurrent writers, bytes per entry).
+    #[arg(long, conflicts_with = "sessions_only")]
+    writes_only: bool,
     /// Tally each session's bytes by message kind (a column / `breakdown` field).
     #[arg(long)]
     breakdown: bool,
@@ -79,6 +83,12 @@ impl Args {
         }
         config.breakdown = self.breakdown;
         if self.sessions_only {
+            config.throughput_ns.clear();
+            config.maintenance.backends.clear();
+            config.writes = WritesPlan::none();
+        }
+        if self.writes_only {
+            config.ns.clear();
             config.throughput_ns.clear();
             config.maintenance.backends.clear();
         }
