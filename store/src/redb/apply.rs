@@ -15,26 +15,48 @@ use super::tree::TxnNodes;
 
 /// Validates `entries` and hashes them, then sorts them by key hash; the sort
 /// is stable, so the entries of one key stay in batch order. Runs before the
-/// write transaction, so writers wait only for the merge itself.
+/// write transaction, on the writer's own thread, so writers wait only for the
+/// merge itself.
 pub(super) fn prepare(
     context: &ContextId,
     entries: Vec<Entry>,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let invalid = entries
-        .iter()
-        .find_map(|e| e.validate().err().map(|source| (e.key_hash(), source)));
-    if let Some((key_hash, source)) = invalid {
-        let context = context.clone();
-        let error = RedbStoreError::InvalidEntry {
-            context,
-            key_hash,
-            source,
-        };
-        return Err(backend("apply", error));
-    }
-    let mut batch: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
+    check_valid(context, entries.iter())?;
+    let batch = entries.into_iter().map(StoredEntry::new).collect();
+    Ok(sorted(batch))
+}
+
+/// [`prepare`] for entries hashed by the caller: validates and sorts, never
+/// hashes.
+pub(super) fn prepare_stored(
+    context: &ContextId,
+    batch: Vec<StoredEntry>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    check_valid(context, batch.iter().map(|s| &s.entry))?;
+    Ok(sorted(batch))
+}
+
+/// Fails with [`RedbStoreError::InvalidEntry`] on the first invalid entry.
+fn check_valid<'e>(
+    context: &ContextId,
+    mut entries: impl Iterator<Item = &'e Entry>,
+) -> Result<(), StoreError> {
+    let invalid = entries.find_map(|e| e.validate().err().map(|source| (e.key_hash(), source)));
+    let Some((key_hash, source)) = invalid else {
+        return Ok(());
+    };
+    let context = context.clone();
+    let error = RedbStoreError::InvalidEntry {
+        context,
+        key_hash,
+        source,
+    };
+    Err(backend("apply", error))
+}
+
+fn sorted(mut batch: Vec<StoredEntry>) -> Vec<StoredEntry> {
     batch.sort_by_key(|e| e.key_hash);
-    Ok(batch)
+    batch
 }
 
 /// Merges `batch` (from [`prepare`]) into `context` inside `txn`: entries

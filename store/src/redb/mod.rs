@@ -2,7 +2,9 @@
 
 mod apply;
 mod codec;
+mod commit;
 mod error;
+mod group;
 mod guard;
 mod read;
 mod schema;
@@ -28,20 +30,30 @@ use synctree_primitives::{
 
 pub use error::RedbStoreError;
 
-use error::{backend, redb_error};
+use error::backend;
+use group::{Committer, Hook, Job};
 use guard::Guard;
 use read::Reader;
 
 /// A persistent [`Store`]: entries, tombstones and the Merkle index of every
 /// context in one redb database file.
 ///
-/// Each [`Store::apply`] merges its batch and updates the index in **one**
+/// Each [`Store::apply`] merges its batch and updates the index inside a
 /// redb write transaction, committed with redb's default immediate durability:
 /// once `apply` returns, the batch survives a crash or `SIGKILL`, and a crash
 /// at any instant leaves the file at the last committed batch, whose stored
 /// root equals the root recomputed from its entries
 /// ([`crate::recompute_root`]). A batch that fails (an invalid entry, a
-/// corrupt record, an I/O error) leaves nothing behind.
+/// corrupt record, an I/O error) leaves nothing of it behind.
+///
+/// **Group commit.** Batches that concurrent writers (sessions, local writes)
+/// apply at the same time share one transaction and one durable commit: the
+/// first writer to find no commit under way commits every batch queued by
+/// then, waiting at most [`RedbStore::GROUP_WAIT`] for writers still hashing theirs, at
+/// most [`RedbStore::MAX_GROUP_ENTRIES`] entries per commit. Every batch still gets its
+/// own [`ApplyReport`] and its own error, and is applied whole or not at all:
+/// when anything fails in a group's transaction, it is dropped and each batch
+/// is retried alone (see `store/src/redb/group.rs`).
 ///
 /// Node hashes and each context's entry count and root are stored, so opening
 /// a store reads a few keys and never rebuilds the tree. Each read runs in its
@@ -80,11 +92,19 @@ pub struct RedbStore {
     db: Database,
     guard: Arc<Guard>,
     views: ViewPermits,
+    committer: Committer,
 }
 
 impl RedbStore {
     /// The file name [`RedbStore::open_dir`] uses inside its directory.
     pub const FILE_NAME: &'static str = "synctree.redb";
+
+    /// Longest a committing writer waits for writers still validating and
+    /// hashing their batches before it commits without them (group commit).
+    pub const GROUP_WAIT: std::time::Duration = group::GROUP_WAIT;
+
+    /// Most entries one group commit merges in its transaction.
+    pub const MAX_GROUP_ENTRIES: usize = group::MAX_GROUP_ENTRIES;
 
     /// Opens the store in the database file at `path`, creating the file if it
     /// does not exist (its directory must).
@@ -112,7 +132,13 @@ impl RedbStore {
         })??;
         let guard = Arc::new(Guard::new(path));
         let views = ViewPermits::default();
-        Ok(RedbStore { db, guard, views })
+        let committer = Committer::default();
+        Ok(RedbStore {
+            db,
+            guard,
+            views,
+            committer,
+        })
     }
 
     /// Opens the store in `dir`/[`RedbStore::FILE_NAME`], creating `dir` (and
@@ -132,35 +158,23 @@ impl RedbStore {
         self.guard.path()
     }
 
-    /// Applies a batch in one write transaction, committed unless no entry
-    /// changed anything. `before_commit` runs after every write of the batch,
-    /// just before the commit; an error from it drops the transaction (tests
-    /// use it to fail at the last moment).
+    /// Validates and hashes a batch on the caller's thread, then commits it
+    /// with whatever other batches are waiting ([`group`]). `hook` runs after
+    /// every write of the batch, before the commit; an error from it fails the
+    /// batch (tests use it to fail at the last moment).
     fn apply_with(
         &self,
         context: &ContextId,
         entries: Vec<Entry>,
-        before_commit: impl FnOnce() -> Result<(), StoreError>,
+        hook: Option<Hook>,
     ) -> Result<ApplyReport, StoreError> {
         if entries.is_empty() {
             return Ok(ApplyReport::default());
         }
+        let preparing = self.committer.preparing();
         let batch = apply::prepare(context, entries)?;
-        self.guard.run("apply", || {
-            let txn = self
-                .db
-                .begin_write()
-                .map_err(redb_error("apply", Some(context)))?;
-            let report = apply::write(&txn, context, &batch)?;
-            before_commit()?;
-            if report.changed == 0 {
-                // Nothing won a merge: nothing to make durable, no fsync to pay.
-                txn.abort().map_err(redb_error("apply", Some(context)))?;
-            } else {
-                txn.commit().map_err(redb_error("apply", Some(context)))?;
-            }
-            Ok(report)
-        })
+        let job = Job::new(context, batch, hook);
+        self.committer.submit(job, preparing, self)
     }
 }
 
@@ -220,7 +234,23 @@ impl Store for RedbStore {
     /// merges it in one write transaction. Duplicates count as in
     /// [`crate::MemoryStore`].
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
-        self.apply_with(context, entries, || Ok(()))
+        self.apply_with(context, entries, None)
+    }
+
+    /// [`Store::apply`] without hashing: validates and sorts the entries,
+    /// trusting their key hashes and digests.
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        if entries.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        let preparing = self.committer.preparing();
+        let batch = apply::prepare_stored(context, entries)?;
+        let job = Job::new(context, batch, None);
+        self.committer.submit(job, preparing, self)
     }
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {

@@ -97,9 +97,11 @@ fn reopening_reads_the_stored_index_instead_of_rebuilding_it() {
 fn a_failure_just_before_commit_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(dir.path().join("s.redb")).expect("open");
-    let fail = || Err(StoreError::Fault { op: "commit" });
+    let fail = || -> Option<super::group::Hook> {
+        Some(Box::new(|| Err(StoreError::Fault { op: "commit" })))
+    };
     let err = store
-        .apply_with(&ctx(), puts(50, 1), fail)
+        .apply_with(&ctx(), puts(50, 1), fail())
         .expect_err("fails");
     assert!(matches!(err, StoreError::Fault { op: "commit" }));
     assert!(
@@ -111,7 +113,7 @@ fn a_failure_just_before_commit_leaves_nothing_behind() {
     store.apply(&ctx(), puts(50, 1)).expect("apply");
     let before = (store.summary(&ctx()).expect("summary"), all(&store));
     let err = store
-        .apply_with(&ctx(), puts(80, 2), fail)
+        .apply_with(&ctx(), puts(80, 2), fail())
         .expect_err("fails");
     assert!(matches!(err, StoreError::Fault { .. }));
     assert_eq!(
@@ -277,4 +279,65 @@ impl KeyText for Entry {
     fn key_as_str(&self) -> String {
         String::from_utf8(self.key.to_vec()).expect("test keys are text")
     }
+}
+
+/// A prepared job of `entries` for the test context.
+fn job(entries: Vec<Entry>, hook: Option<super::group::Hook>) -> std::sync::Arc<super::group::Job> {
+    let batch = super::apply::prepare(&ctx(), entries).expect("valid");
+    std::sync::Arc::new(super::group::Job::new(&ctx(), batch, hook))
+}
+
+#[test]
+fn a_group_commits_each_batch_against_the_ones_before_it() {
+    use super::group::Commit;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(dir.path().join("s.redb")).expect("open");
+    let (older, newer) = (puts(30, 1), puts(30, 2));
+    let jobs = [
+        job(newer.clone(), None),
+        job(older, None),
+        job(puts(30, 2), None),
+    ];
+    let reports: Vec<_> = store
+        .commit_group(&jobs)
+        .into_iter()
+        .map(|r| r.expect("applied"))
+        .collect();
+    let counts: Vec<_> = reports.iter().map(|r| (r.changed, r.unchanged)).collect();
+    assert_eq!(counts, [(30, 0), (0, 30), (0, 30)]);
+    assert_eq!(
+        store.summary(&ctx()).expect("summary").root,
+        merkle::root_of(&newer)
+    );
+}
+
+#[test]
+fn a_failing_batch_in_a_group_fails_alone_and_the_others_are_applied() {
+    use super::group::Commit;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(dir.path().join("s.redb")).expect("open");
+    let a: Vec<Entry> = (0..40).map(|i| put(&format!("a-{i}"), 1)).collect();
+    let b: Vec<Entry> = (0..40).map(|i| put(&format!("b-{i}"), 1)).collect();
+    let c: Vec<Entry> = (0..40).map(|i| put(&format!("c-{i}"), 1)).collect();
+    let fail: super::group::Hook = Box::new(|| Err(StoreError::Fault { op: "commit" }));
+    let jobs = [
+        job(a.clone(), None),
+        job(b, Some(fail)),
+        job(c.clone(), None),
+    ];
+    let outcomes = store.commit_group(&jobs);
+    assert_eq!(outcomes[0].as_ref().expect("a applied").changed, 40);
+    assert!(matches!(
+        outcomes[1],
+        Err(StoreError::Fault { op: "commit" })
+    ));
+    assert_eq!(outcomes[2].as_ref().expect("c applied").changed, 40);
+    let expected: Vec<Entry> = a.into_iter().chain(c).collect();
+    let summary = store.summary(&ctx()).expect("summary");
+    assert_eq!(summary.entry_count, 80, "nothing of b");
+    assert_eq!(summary.root, merkle::root_of(&expected));
+    assert_eq!(
+        recompute_root(&store, &ctx()).expect("recompute").0,
+        summary.root
+    );
 }
