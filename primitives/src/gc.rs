@@ -28,7 +28,7 @@ pub const MIN_GC_HORIZON_MS: u64 = 2 * MAX_CLOCK_SKEW_MS;
 
 /// The HLC value of wall time `ms` with a zero logical counter (saturating).
 pub fn hlc_at(ms: u64) -> u64 {
-    ms.checked_mul(1 << HLC_LOGICAL_BITS).unwrap_or(u64::MAX)
+    ms.saturating_mul(1 << HLC_LOGICAL_BITS)
 }
 
 /// The wall time, in milliseconds, of HLC value `hlc`.
