@@ -49,10 +49,13 @@ pub(super) fn purge(
     rule: &PurgeRule,
     watermark_at_least: u64,
 ) -> Result<u64, StoreError> {
-    let redb = || redb_error("purge", Some(context));
     raise_watermark(txn, context, watermark_at_least)?;
-    let mut contexts = txn.open_table(CONTEXTS).map_err(redb())?;
-    let held = contexts.get(codec::context_key(context)).map_err(redb())?;
+    let mut contexts = txn
+        .open_table(CONTEXTS)
+        .map_err(redb_error("purge", Some(context)))?;
+    let held = contexts
+        .get(codec::context_key(context))
+        .map_err(redb_error("purge", Some(context)))?;
     let Some(meta) = held.map(|v| ContextMeta::decode(v.value())) else {
         return Ok(0);
     };
@@ -60,7 +63,9 @@ pub(super) fn purge(
     let mut sorted = key_hashes.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let mut entries = txn.open_table(ENTRIES).map_err(redb())?;
+    let mut entries = txn
+        .open_table(ENTRIES)
+        .map_err(redb_error("purge", Some(context)))?;
     let toggles = remove_entries(&mut entries, context, meta.num, &sorted, rule)?;
     if toggles.is_empty() {
         return Ok(0);
@@ -75,7 +80,9 @@ pub(super) fn purge(
     let count_before = meta.entry_count;
     meta.entry_count -= toggles.len() as u64;
     remove_from_sketch(txn, context, (count_before, meta), &toggles)?;
-    let mut table = txn.open_table(NODES).map_err(redb())?;
+    let mut table = txn
+        .open_table(NODES)
+        .map_err(redb_error("purge", Some(context)))?;
     let mut nodes = TxnNodes {
         table: &mut table,
         context,
@@ -84,7 +91,7 @@ pub(super) fn purge(
     merkle::update_paths(&mut nodes, leaves)?;
     contexts
         .insert(codec::context_key(context), &nodes.meta.encode()[..])
-        .map_err(redb())?;
+        .map_err(redb_error("purge", Some(context)))?;
     Ok(toggles.len() as u64)
 }
 
@@ -109,11 +116,13 @@ fn remove_entries(
     sorted: &[Hash],
     rule: &PurgeRule,
 ) -> Result<Vec<SketchItem>, StoreError> {
-    let redb = || redb_error("purge", Some(context));
     let mut gone = Vec::new();
     for key_hash in sorted {
         let key = codec::entry_key(num, key_hash);
-        let decoded = match entries.get(&key[..]).map_err(redb())? {
+        let decoded = match entries
+            .get(&key[..])
+            .map_err(redb_error("purge", Some(context)))?
+        {
             Some(v) => Some(codec::decode_entry(v.value()).map_err(|m| m.in_context(context))?),
             None => None,
         };
@@ -121,7 +130,9 @@ fn remove_entries(
             continue;
         };
         if rule.removes(&entry) {
-            entries.remove(&key[..]).map_err(redb())?;
+            entries
+                .remove(&key[..])
+                .map_err(redb_error("purge", Some(context)))?;
             gone.push(SketchItem::new(key_hash, &digest));
         }
     }

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use ::redb::{Database, DatabaseError, StorageError};
+use ::redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 use synctree_primitives::limits::MAX_READ_VIEWS;
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
@@ -252,10 +252,12 @@ impl Store for RedbStore {
         watermark: u64,
     ) -> Result<u64, StoreError> {
         self.guard.run("purge", || {
-            let redb = || redb_error("purge", Some(context));
-            let txn = self.db.begin_write().map_err(redb())?;
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(redb_error("purge", Some(context)))?;
             let removed = gc::purge(&txn, context, key_hashes, &rule, watermark)?;
-            txn.commit().map_err(redb())?;
+            txn.commit().map_err(redb_error("purge", Some(context)))?;
             Ok(removed)
         })
     }
