@@ -262,7 +262,7 @@ mod tests {
             }
             let report = |job: &Arc<Job>| ApplyReport {
                 changed: job.batch.len() as u64,
-                unchanged: 0,
+                ..ApplyReport::default()
             };
             jobs.iter().map(|job| Ok(report(job))).collect()
         }
