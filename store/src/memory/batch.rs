@@ -48,6 +48,16 @@ impl Batch {
         dropped as u64
     }
 
+    /// The length of the first key or value too long for the compact layout
+    /// ([`super::slots::fits`]: 4 GiB), if any.
+    pub(crate) fn oversized(&self) -> Option<usize> {
+        let entry = self
+            .entries
+            .iter()
+            .find(|e| !super::slots::fits(&e.entry))?;
+        Some(entry.entry.key.len().max(entry.entry.value.len()))
+    }
+
     /// True when some entry's clock is below `hlc`.
     pub(crate) fn any_below(&self, hlc: u64) -> bool {
         self.entries.iter().any(|e| e.entry.version.hlc < hlc)

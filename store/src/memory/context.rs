@@ -83,7 +83,10 @@ impl ContextState {
 
     /// Up to `limit` entries with key hash in `low..=high`, in key-hash order.
     pub(crate) fn range(&self, low: &Hash, high: &Hash, limit: usize) -> Vec<StoredEntry> {
-        self.in_range(low, high).take(limit).cloned().collect()
+        self.in_range(low, high)
+            .take(limit)
+            .map(|e| e.to_stored())
+            .collect()
     }
 
     /// Lends up to `limit` entries with key hash in `low..=high` to `visit`, in
@@ -96,9 +99,9 @@ impl ContextState {
         visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
     ) -> usize {
         let mut lent = 0;
-        for stored in self.in_range(low, high).take(limit) {
+        for entry in self.in_range(low, high).take(limit) {
             lent += 1;
-            if visit(EntryRef::of(stored)).is_break() {
+            if visit(entry).is_break() {
                 break;
             }
         }
@@ -110,7 +113,7 @@ impl ContextState {
         &'a self,
         low: &'a Hash,
         high: &'a Hash,
-    ) -> impl Iterator<Item = &'a StoredEntry> + 'a {
+    ) -> impl Iterator<Item = EntryRef<'a>> + 'a {
         let leaves = merkle::leaf_index(low)..=merkle::leaf_index(high);
         let twigs = split(*leaves.start()).0..=split(*leaves.end()).0;
         // An empty range visits nothing (and `BTreeMap::range` would panic on it).
@@ -136,7 +139,15 @@ impl ContextState {
     pub(crate) fn get(&self, key_hash: &Hash) -> Option<Entry> {
         let (twig, slot) = split(merkle::leaf_index(key_hash));
         let bucket = self.leaves.get(&twig)?.bucket(slot);
-        bucket.get(key_hash).cloned()
+        bucket.get(key_hash)
+    }
+
+    /// True when an entry is stored under `key_hash`.
+    fn contains(&self, key_hash: &Hash) -> bool {
+        let (twig, slot) = split(merkle::leaf_index(key_hash));
+        self.leaves
+            .get(&twig)
+            .is_some_and(|l| l.bucket(slot).contains(key_hash))
     }
 
     /// Symbols maintained (an untouched context reads as the minimum, all empty).
@@ -157,7 +168,10 @@ impl ContextState {
     /// Every entry, in key-hash order.
     pub(crate) fn entries(&self) -> Vec<Entry> {
         let buckets = self.leaves.values().flat_map(|l| l.buckets());
-        buckets.flat_map(Bucket::entries).cloned().collect()
+        buckets
+            .flat_map(Bucket::iter)
+            .map(|e| e.to_entry())
+            .collect()
     }
 
     /// Merges `batch`, then re-hashes the touched buckets and their ancestors,
@@ -173,7 +187,7 @@ impl ContextState {
         if batch.any_below(self.watermark) {
             let below = self.watermark;
             report.refused =
-                batch.refuse(|e| e.entry.version.hlc < below && self.get(&e.key_hash).is_none());
+                batch.refuse(|e| e.entry.version.hlc < below && !self.contains(&e.key_hash));
         }
         let mut count = |merged| match merged {
             Merged::Inserted => {
@@ -261,8 +275,8 @@ impl ContextState {
         }
         let mut tail = vec![CodedSymbol::EMPTY; new - old];
         let buckets = self.leaves.values().flat_map(|l| l.buckets());
-        for stored in buckets.flat_map(Bucket::stored) {
-            sketch::toggle_range(&mut tail, old as u64, &SketchItem::of(stored));
+        for item in buckets.flat_map(Bucket::items) {
+            sketch::toggle_range(&mut tail, old as u64, &item);
         }
         self.sketch.extend(tail);
     }

@@ -2,7 +2,8 @@
 //!
 //! Its parts, from the top down: [`context`] (one context: entries and index),
 //! [`leaves`] (level-3 groups of 16 buckets), [`bucket`] (one leaf's entries,
-//! sorted by key hash), [`nodes`] (internal levels 0–3 with their midstates) and
+//! sorted by key hash, in two allocations), [`slots`] (the compact form of its
+//! entries, lent as `EntryRef`s), [`nodes`] (internal levels 0–3 with their midstates) and
 //! [`batch`] (a batch hashed and sorted before the write lock is taken) and
 //! [`view`] (point-in-time read views).
 
@@ -11,6 +12,7 @@ mod bucket;
 mod context;
 mod leaves;
 mod nodes;
+mod slots;
 mod view;
 
 use std::collections::HashMap;
@@ -22,8 +24,8 @@ use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::store::EntryRef;
 use synctree_primitives::{
-    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, PurgeRule, Store, StoreError,
-    StoredEntry, TreeSummary, ViewPermits,
+    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, ProtocolError, PurgeRule, Store,
+    StoreError, StoredEntry, TreeSummary, ViewPermits,
 };
 
 use batch::Batch;
@@ -90,7 +92,17 @@ impl MemoryStore {
 
     /// Takes the exclusive lock, recovering it from poisoning like [`Self::read`].
     /// Merges a prepared batch under the write lock, where nothing can fail.
+    /// Refuses, before anything is applied, a batch holding a key or value of
+    /// 4 GiB or more, which the compact bucket layout cannot describe.
     fn merge(&self, context: &ContextId, entries: Batch) -> Result<ApplyReport, StoreError> {
+        if let Some(len) = entries.oversized() {
+            let limit = u32::MAX as usize;
+            let source = Box::new(ProtocolError::too_many("key or value bytes", limit, len));
+            return Err(StoreError::Backend {
+                op: "apply",
+                source,
+            });
+        }
         let mut contexts = self.write();
         let report = match contexts.get_mut(context) {
             Some(state) => Arc::make_mut(state).apply(entries),
