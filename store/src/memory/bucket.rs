@@ -23,6 +23,27 @@ pub(crate) struct Bucket {
     bytes: Box<[u8]>,
 }
 
+/// Entries to merge into one bucket, in key-hash order, and their key and
+/// value bytes (so the rebuilt bucket is allocated once, at its size).
+pub(crate) struct Run<'a> {
+    /// The entries.
+    pub(crate) entries: std::iter::Take<&'a mut std::vec::IntoIter<StoredEntry>>,
+    /// Key and value bytes of all of them.
+    pub(crate) bytes: usize,
+}
+
+impl<'a> Run<'a> {
+    /// The next `len` entries of `entries`.
+    pub(crate) fn take(entries: &'a mut std::vec::IntoIter<StoredEntry>, len: usize) -> Self {
+        let held = entries.as_slice().iter().take(len);
+        let bytes = held.map(|s| s.entry.key.len() + s.entry.value.len()).sum();
+        Run {
+            entries: entries.by_ref().take(len),
+            bytes,
+        }
+    }
+}
+
 /// What merging one entry into a bucket did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Merged {
@@ -67,11 +88,16 @@ impl Bucket {
     /// not their product.
     pub(crate) fn merge(
         &mut self,
-        run: impl ExactSizeIterator<Item = StoredEntry>,
+        run: Run<'_>,
         toggles: &mut Vec<SketchItem>,
         mut merged: impl FnMut(Merged),
     ) -> Option<Hash> {
-        let mut out = Builder::with_capacity(self.slots.len() + run.len(), self.bytes.len());
+        let (slots, bytes) = (
+            self.slots.len() + run.entries.len(),
+            self.bytes.len() + run.bytes,
+        );
+        let mut out = Builder::with_capacity(slots, bytes);
+        let run = run.entries;
         let mut old = slots::lend_all(&self.slots, &self.bytes).peekable();
         let mut changed = false;
         for stored in run {
@@ -283,8 +309,12 @@ mod tests {
     /// checking the bucket's hash.
     fn merge(bucket: &mut Bucket, mut run: Vec<StoredEntry>) -> Vec<Merged> {
         run.sort_by(|a, b| compare(&a.key_hash, &b.key_hash));
+        let run_len = run.len();
         let mut out = Vec::new();
-        let hash = bucket.merge(run.into_iter(), &mut Vec::new(), |m| out.push(m));
+        let (mut entries, len) = (run.into_iter(), run_len);
+        let hash = bucket.merge(Run::take(&mut entries, len), &mut Vec::new(), |m| {
+            out.push(m)
+        });
         let want = merkle::leaf_hash(bucket.slots.iter().map(|s| &s.digest));
         assert_eq!(hash.is_some(), out.iter().any(|&m| m != Merged::Kept));
         assert!(

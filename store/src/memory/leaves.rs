@@ -4,7 +4,7 @@ use synctree_primitives::merkle::{FANOUT, InternalMidstates};
 use synctree_primitives::sketch::SketchItem;
 use synctree_primitives::{Hash, PurgeRule, StoredEntry};
 
-use super::bucket::{Bucket, Merged};
+use super::bucket::{Bucket, Merged, Run};
 
 /// The 16 buckets under one level-3 node, their leaf hashes, and the node's own
 /// hash kept resumable (a change to leaf `c` re-hashes only the input blocks
@@ -69,14 +69,14 @@ impl Leaves {
     pub(crate) fn merge(
         &mut self,
         runs: impl Iterator<Item = (usize, usize)>,
-        entries: &mut impl ExactSizeIterator<Item = StoredEntry>,
+        entries: &mut std::vec::IntoIter<StoredEntry>,
         toggles: &mut Vec<SketchItem>,
         mut merged: impl FnMut(Merged),
     ) -> Option<Hash> {
         let mut first_changed = None;
         for (slot, len) in runs {
             if let Some(hash) =
-                self.buckets[slot].merge(entries.by_ref().take(len), toggles, &mut merged)
+                self.buckets[slot].merge(Run::take(entries, len), toggles, &mut merged)
             {
                 self.hashes[slot] = hash;
                 first_changed.get_or_insert(slot);
