@@ -92,27 +92,90 @@ impl Bucket {
         toggles: &mut Vec<SketchItem>,
         mut merged: impl FnMut(Merged),
     ) -> Option<Hash> {
-        let (slots, bytes) = (
-            self.slots.len() + run.entries.len(),
-            self.bytes.len() + run.bytes,
-        );
+        if run.entries.len() == 1 {
+            let mut entries = run.entries;
+            let stored = entries.next()?;
+            return match self.replace_in_place(stored, toggles) {
+                Ok(outcome) => {
+                    merged(outcome);
+                    (outcome != Merged::Kept).then(|| self.hash())
+                }
+                Err(stored) => {
+                    let bytes = stored.entry.key.len() + stored.entry.value.len();
+                    self.rebuild(std::iter::once(stored), bytes, toggles, merged)
+                }
+            };
+        }
+        self.rebuild(run.entries, run.bytes, toggles, merged)
+    }
+
+    /// Merges `stored` into the entry it replaces without reallocating, when
+    /// one is held under its key: kept, or overwritten in place when the new
+    /// key and value take exactly the held bytes (an overwrite with a value of
+    /// the same size). Otherwise hands `stored` back.
+    fn replace_in_place(
+        &mut self,
+        stored: StoredEntry,
+        toggles: &mut Vec<SketchItem>,
+    ) -> Result<Merged, StoredEntry> {
+        let Ok(i) = self.find(&stored.key_hash) else {
+            return Err(stored);
+        };
+        let from = slots::offset(&self.slots, i);
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Err(stored);
+        };
+        let Some(bytes) = self.bytes.get_mut(from..from + slot.len()) else {
+            return Err(stored);
+        };
+        let new = Slot::of(&stored);
+        if !slots::wins(&stored.entry, &slot.lend(bytes)) {
+            return Ok(Merged::Kept);
+        }
+        if slot.len() != new.len() {
+            return Err(stored);
+        }
+        toggles.extend([
+            SketchItem::new(&slot.key_hash, &slot.digest),
+            SketchItem::of(&stored),
+        ]);
+        let (key, value) = bytes.split_at_mut(stored.entry.key.len());
+        key.copy_from_slice(&stored.entry.key);
+        value.copy_from_slice(&stored.entry.value);
+        *slot = new;
+        Ok(Merged::Replaced)
+    }
+
+    /// [`Bucket::merge`] into a new allocation.
+    fn rebuild(
+        &mut self,
+        run: impl ExactSizeIterator<Item = StoredEntry>,
+        run_bytes: usize,
+        toggles: &mut Vec<SketchItem>,
+        mut merged: impl FnMut(Merged),
+    ) -> Option<Hash> {
+        let (slots, bytes) = (self.slots.len() + run.len(), self.bytes.len() + run_bytes);
         let mut out = Builder::with_capacity(slots, bytes);
-        let run = run.entries;
-        let mut old = slots::lend_all(&self.slots, &self.bytes).peekable();
+        // Old entries are copied in runs between the batch's keys, slots and
+        // bytes each with one copy.
+        let (mut next, mut at) = (0, 0);
         let mut changed = false;
         for stored in run {
-            let before = |e: &EntryRef<'_>| compare(e.key_hash, &stored.key_hash) == Ordering::Less;
-            while let Some(e) = old.next_if(before) {
-                out.push_ref(&e);
+            let (from, from_at) = (next, at);
+            while let Some(slot) = self
+                .slots
+                .get(next)
+                .filter(|s| compare(&s.key_hash, &stored.key_hash) != Ordering::Greater)
+            {
+                at += slot.len();
+                next += 1;
             }
-            if let Some(e) = old.next_if(|e| *e.key_hash == stored.key_hash) {
-                out.push_ref(&e);
-            }
+            out.extend(&self.slots[from..next], self.bytes.get(from_at..at));
             let outcome = out.merge_last(stored, toggles);
             changed |= outcome != Merged::Kept;
             merged(outcome);
         }
-        old.for_each(|e| out.push_ref(&e));
+        out.extend(&self.slots[next..], self.bytes.get(at..));
         if !changed {
             return None;
         }
@@ -210,6 +273,12 @@ impl Builder {
             slots: Vec::with_capacity(slots),
             bytes: Vec::with_capacity(bytes),
         }
+    }
+
+    /// Appends held entries: their slots and their bytes.
+    fn extend(&mut self, slots: &[Slot], bytes: Option<&[u8]>) {
+        self.slots.extend_from_slice(slots);
+        self.bytes.extend_from_slice(bytes.unwrap_or_default());
     }
 
     /// Appends a held entry.
