@@ -1,6 +1,10 @@
 //! The write path: a batch is validated and hashed outside any transaction,
-//! then merged, bucket by bucket, and its index updated inside one redb write
-//! transaction, which the caller commits or drops.
+//! then merged, bucket by bucket, inside a redb write transaction
+//! ([`Pending::merge`]); its context's index is updated once for every batch
+//! of that transaction ([`Pending::finish`]), which the caller then commits
+//! or drops.
+
+use std::collections::BTreeMap;
 
 use ::redb::{ReadableTable, Table, WriteTransaction};
 use synctree_primitives::merkle::{self, TREE_DEPTH};
@@ -60,60 +64,102 @@ fn sorted(mut batch: Vec<StoredEntry>) -> Vec<StoredEntry> {
     batch
 }
 
-/// Merges `batch` (from [`prepare`]) into `context` inside `txn`: entries
-/// bucket by bucket, then every changed leaf and its ancestors once, through
-/// [`merkle::update_paths`], then the context's metadata. Each entry is
-/// counted once, against the state the entries before it left.
-pub(super) fn write(
-    txn: &WriteTransaction,
-    context: &ContextId,
-    batch: &[StoredEntry],
-) -> Result<ApplyReport, StoreError> {
-    let mut contexts = txn.open_table(CONTEXTS).map_err(apply_error(context))?;
-    let name = codec::context_key(context);
-    let held = contexts
-        .get(name)
-        .map_err(apply_error(context))?
-        .map(|v| ContextMeta::decode(v.value()));
-    let meta = match held {
-        Some(meta) => meta.map_err(|m| m.in_context(context))?,
-        None => ContextMeta::empty(schema::allocate_context(txn)?),
-    };
+/// One context's changes inside a write transaction: the entries of every
+/// batch merged so far are in the entry table, while the index (leaf and node
+/// hashes, sketch, metadata) is brought up to date once, by
+/// [`Pending::finish`], for all of them: a group commit's batches share the
+/// re-hashing of the levels above their leaves and the rewrite of the sketch.
+pub(super) struct Pending {
+    context: ContextId,
+    /// Entry count as the batches merged so far left it.
+    meta: ContextMeta,
+    count_before: u64,
+    /// The context's GC watermark: older entries for absent keys are refused.
+    watermark: u64,
+    /// Changed leaves and their latest hashes.
+    leaves: BTreeMap<u32, Hash>,
+    /// The sketch items the merged entries XOR (new ones, and those they replace).
+    toggles: Vec<SketchItem>,
+}
 
-    let count_before = meta.entry_count;
-    let watermark = {
-        let meta_table = txn.open_table(META).map_err(apply_error(context))?;
-        gc::watermark(&meta_table, context, "apply")?
-    };
-    let mut entries = txn.open_table(ENTRIES).map_err(apply_error(context))?;
-    let mut merger = Merger {
-        table: &mut entries,
-        context,
-        meta,
-        watermark,
-        report: ApplyReport::default(),
-        toggles: Vec::new(),
-    };
-    let mut leaves = Vec::new();
-    for group in batch.chunk_by(|a, b| same_leaf(&a.key_hash, &b.key_hash)) {
-        if let Some(changed) = merger.merge_bucket(group)? {
-            leaves.push(changed);
-        }
+impl Pending {
+    /// Reads `context`'s metadata (allocating a number for a new context) and
+    /// its GC watermark.
+    pub(super) fn begin(txn: &WriteTransaction, context: &ContextId) -> Result<Self, StoreError> {
+        let contexts = txn.open_table(CONTEXTS).map_err(apply_error(context))?;
+        let held = contexts
+            .get(codec::context_key(context))
+            .map_err(apply_error(context))?
+            .map(|v| ContextMeta::decode(v.value()));
+        let meta = match held {
+            Some(meta) => meta.map_err(|m| m.in_context(context))?,
+            None => ContextMeta::empty(schema::allocate_context(txn)?),
+        };
+        let watermark = {
+            let meta_table = txn.open_table(META).map_err(apply_error(context))?;
+            gc::watermark(&meta_table, context, "apply")?
+        };
+        Ok(Pending {
+            context: context.clone(),
+            count_before: meta.entry_count,
+            meta,
+            watermark,
+            leaves: BTreeMap::new(),
+            toggles: Vec::new(),
+        })
     }
-    let (meta, report, toggles) = (merger.meta, merger.report, merger.toggles);
-    update_sketch(txn, context, &entries, (count_before, meta), &toggles)?;
 
-    let mut table = txn.open_table(NODES).map_err(apply_error(context))?;
-    let mut nodes = TxnNodes {
-        table: &mut table,
-        context,
-        meta,
-    };
-    merkle::update_paths(&mut nodes, leaves)?;
-    contexts
-        .insert(name, &nodes.meta.encode()[..])
-        .map_err(apply_error(context))?;
-    Ok(report)
+    /// The context.
+    pub(super) fn context(&self) -> &ContextId {
+        &self.context
+    }
+
+    /// Merges `batch` into the entry table, bucket by bucket, and records the
+    /// leaves it changed; counts each entry against the state before it.
+    pub(super) fn merge(
+        &mut self,
+        txn: &WriteTransaction,
+        batch: &[StoredEntry],
+    ) -> Result<ApplyReport, StoreError> {
+        let context = &self.context;
+        let mut entries = txn.open_table(ENTRIES).map_err(apply_error(context))?;
+        let mut merger = Merger {
+            table: &mut entries,
+            context,
+            meta: self.meta,
+            watermark: self.watermark,
+            report: ApplyReport::default(),
+            toggles: std::mem::take(&mut self.toggles),
+        };
+        for group in batch.chunk_by(|a, b| same_leaf(&a.key_hash, &b.key_hash)) {
+            if let Some((leaf, hash)) = merger.merge_bucket(group)? {
+                self.leaves.insert(leaf, hash);
+            }
+        }
+        (self.meta, self.toggles) = (merger.meta, merger.toggles);
+        Ok(merger.report)
+    }
+
+    /// Updates the sketch, re-hashes every changed leaf's ancestors once and
+    /// writes the metadata.
+    pub(super) fn finish(self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let context = &self.context;
+        let entries = txn.open_table(ENTRIES).map_err(apply_error(context))?;
+        let counts = (self.count_before, self.meta);
+        update_sketch(txn, context, &entries, counts, &self.toggles)?;
+        let mut table = txn.open_table(NODES).map_err(apply_error(context))?;
+        let mut nodes = TxnNodes {
+            table: &mut table,
+            context,
+            meta: self.meta,
+        };
+        merkle::update_paths(&mut nodes, self.leaves)?;
+        let mut contexts = txn.open_table(CONTEXTS).map_err(apply_error(context))?;
+        contexts
+            .insert(codec::context_key(context), &nodes.meta.encode()[..])
+            .map_err(apply_error(context))?;
+        Ok(())
+    }
 }
 
 /// XORs the batch's changed items into the context's sketch, then grows it to

@@ -7,7 +7,7 @@ use ::redb::WriteTransaction;
 use synctree_primitives::{ApplyReport, StoreError};
 
 use super::RedbStore;
-use super::apply;
+use super::apply::Pending;
 use super::error::redb_error;
 use super::group::{Commit, Job};
 
@@ -33,7 +33,8 @@ impl Commit for RedbStore {
 
 impl RedbStore {
     /// Merges every job's batch, in order, in one write transaction, runs
-    /// their hooks, and commits unless no entry changed anything.
+    /// their hooks, brings each context's index up to date once, and commits
+    /// unless no entry changed anything.
     fn write_group(&self, jobs: &[Arc<Job>]) -> Result<Vec<ApplyReport>, StoreError> {
         let Some(first) = jobs.first() else {
             return Ok(Vec::new());
@@ -43,10 +44,14 @@ impl RedbStore {
             .db
             .begin_write()
             .map_err(redb_error("apply", context))?;
-        let reports = jobs
-            .iter()
-            .map(|job| write_job(&txn, job))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut reports = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            reports.push(write_job(&txn, &mut pending, job)?);
+        }
+        for context in pending {
+            context.finish(&txn)?;
+        }
         if reports.iter().all(|r| r.changed == 0) {
             // Nothing won a merge: nothing to make durable, no fsync to pay.
             txn.abort().map_err(redb_error("apply", context))?;
@@ -57,9 +62,21 @@ impl RedbStore {
     }
 }
 
-/// Merges one job's batch inside `txn`, then runs its hook.
-fn write_job(txn: &WriteTransaction, job: &Job) -> Result<ApplyReport, StoreError> {
-    let report = apply::write(txn, &job.context, &job.batch)?;
+/// Merges one job's batch inside `txn` into its context's [`Pending`]
+/// changes (begun on the context's first batch), then runs its hook.
+fn write_job(
+    txn: &WriteTransaction,
+    pending: &mut Vec<Pending>,
+    job: &Job,
+) -> Result<ApplyReport, StoreError> {
+    let at = match pending.iter().position(|p| *p.context() == job.context) {
+        Some(at) => at,
+        None => {
+            pending.push(Pending::begin(txn, &job.context)?);
+            pending.len() - 1
+        }
+    };
+    let report = pending[at].merge(txn, &job.batch)?;
     if let Some(hook) = &job.hook {
         hook()?;
     }
