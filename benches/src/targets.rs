@@ -296,7 +296,8 @@ mod tests {
     #[test]
     fn missing_sizes_are_not_measured() {
         let verdicts = evaluate(&[]);
-        assert_eq!(verdicts.len(), 7);
+        // 7 of the benchmarks issue, 3 of the write path (crate::writes).
+        assert_eq!(verdicts.len(), 10);
         assert!(verdicts.iter().all(|v| v.met.is_none()));
     }
 }

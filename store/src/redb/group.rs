@@ -164,16 +164,27 @@ impl Committer {
                 continue;
             }
             state.leading = true;
-            let group = self.gather(state);
-            let outcomes = store.commit_group(&group);
-            for (job, outcome) in group.iter().zip(outcomes) {
-                job.set(outcome);
-            }
-            state = lock(&self.state);
-            state.leading = false;
-            state.expected = group.len() + state.queue.len();
-            self.wake.notify_all();
+            state = self.lead(state, store);
         }
+    }
+
+    /// As the leader: gathers a group, commits it, hands each job its
+    /// outcome, then gives up leading and wakes every writer.
+    fn lead<'s>(
+        &'s self,
+        state: MutexGuard<'s, State>,
+        store: &dyn Commit,
+    ) -> MutexGuard<'s, State> {
+        let group = self.gather(state);
+        let outcomes = store.commit_group(&group);
+        for (job, outcome) in group.iter().zip(outcomes) {
+            job.set(outcome);
+        }
+        let mut state = lock(&self.state);
+        state.leading = false;
+        state.expected = group.len() + state.queue.len();
+        self.wake.notify_all();
+        state
     }
 
     /// Waits (at most [`GROUP_WAIT`]) while writers are still preparing, or
