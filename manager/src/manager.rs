@@ -12,8 +12,8 @@ use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{InitPayload, PROTOCOL_VERSION};
 use synctree_primitives::{
-    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, SyncStats,
-    SyncTransport, TransportError,
+    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, StoreError, StreamMessage,
+    SyncStats, SyncTransport, TransportError,
 };
 use synctree_protocols::init_message;
 use tokio::time::Instant;
@@ -23,6 +23,7 @@ pub use crate::config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, ManagerConfig,
 };
 use crate::error::ManagerError;
+use crate::gc;
 use crate::handshake::{PeerSummary, SketchProbe, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
@@ -286,6 +287,7 @@ impl<S: Store + 'static> SyncManager<S> {
         choice: ProtocolChoice,
     ) -> Result<SessionReport, ManagerError> {
         let started = Instant::now();
+        let started_ms = self.config.gc.clock.now_ms();
         let before = transport.stats();
         let peer = transport.peer().to_owned();
         let mut local = self.local_summary(context, &peer, "handshake")?;
@@ -303,11 +305,15 @@ impl<S: Store + 'static> SyncManager<S> {
             .registry
             .get(ProtocolKind::Snapshot)
             .is_some_and(|p| p.resumable(&*self.store, &peer, context));
-        let selection = match select_resuming(choice, &local, &remote, previous.as_ref(), resumable)
-        {
-            Ok(selection) => selection,
-            Err(e) => return Err(self.rejected(transport, e).await),
-        };
+        let mut selection =
+            match select_resuming(choice, &local, &remote, previous.as_ref(), resumable) {
+                Ok(selection) => selection,
+                Err(e) => return Err(self.rejected(transport, e).await),
+            };
+        let gc = (&remote, choice);
+        let adoption =
+            gc::plan_adoption(&*self.store, context, &self.config.gc, gc, &mut selection)
+                .map_err(|source| self.store_error(&peer, "handshake", source))?;
         tracing::debug!(%peer, %context, protocol = ?selection.protocol, reason = %selection.reason, "selected");
         let stats = match selection.protocol {
             None => {
@@ -319,10 +325,15 @@ impl<S: Store + 'static> SyncManager<S> {
                     selection: &selection,
                     remote: &remote,
                     key: &key,
+                    adopt_below: adoption.below(),
                 };
                 Some(self.initiate(transport, context, protocol, plan).await?)
             }
         };
+        if adoption != gc::Adoption::Blocked {
+            gc::record_settled(&*self.store, context, started_ms)
+                .map_err(|source| self.store_error(&peer, "finish", source))?;
+        }
         self.remember(remote.node_id, context, stats.as_ref());
         Ok(SessionReport::new(
             selection,
@@ -502,6 +513,14 @@ impl<S: Store + 'static> SyncManager<S> {
                 source,
             })?;
         Ok(key)
+    }
+
+    fn store_error(&self, peer: &str, phase: &'static str, source: StoreError) -> ManagerError {
+        ManagerError::Store {
+            peer: peer.to_owned(),
+            phase,
+            source,
+        }
     }
 
     fn local_summary(

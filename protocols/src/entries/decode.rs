@@ -37,7 +37,8 @@ pub(crate) fn apply_received<S: Store + ?Sized>(
         stats.entries_refused_ahead += refused;
     }
     if !entries.is_empty() {
-        store.apply(context, entries)?;
+        let report = store.apply(context, entries)?;
+        stats.entries_refused_gc += report.refused;
     }
     Ok(())
 }
