@@ -36,6 +36,9 @@ use synctree_transport::BufferBudget;
 pub const MAX_REMEMBERED_UNCONVERGED: usize = 4096;
 
 /// How a served stream ended.
+// One value per served stream, returned once and matched by the caller: boxing
+// the session's stats would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Served {
     /// The peer asked which contexts this node holds, and was told.

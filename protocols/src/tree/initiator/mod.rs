@@ -41,6 +41,7 @@ use synctree_primitives::limits::{
     KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_LEAF_ENTRIES, MAX_REQUESTS_PER_SESSION,
     MAX_SUBTREES_PER_REQUEST,
 };
+use synctree_primitives::merkle::{FANOUT, TREE_DEPTH};
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
     EntryBatch, EntryPush, EntryRequest, Finish, FinishAck, NodeRequest, NodeResponse,
@@ -320,12 +321,13 @@ impl TreeInitiator {
             if self.one_sided(child, local[c] == EMPTY, remote[c] == EMPTY) {
                 continue;
             }
-            let next = if child.is_leaf() {
-                Work::Fetch(child)
+            if child.is_leaf() {
+                self.work.push_back(Work::Fetch(child));
+            } else if self.config.deep() {
+                self.work.extend(twigs_under(child).map(Work::Compare));
             } else {
-                Work::Compare(child)
-            };
-            self.work.push_back(next);
+                self.work.push_back(Work::Compare(child));
+            }
         }
         Ok(())
     }
@@ -515,6 +517,17 @@ impl TreeInitiator {
         self.state = State::Done;
         Ok(())
     }
+}
+
+/// Every level-3 node under internal node `pos` (`pos` itself at level 3): the
+/// deep descent compares them all at once, whether or not they differ, so the
+/// answers are leaf summaries (an equal one is answered with nothing).
+fn twigs_under(pos: NodePos) -> impl Iterator<Item = NodePos> {
+    let twig_level = TREE_DEPTH - 1;
+    let below = u32::from(twig_level.saturating_sub(pos.level()));
+    let width = (FANOUT as u32).pow(below);
+    let first = pos.index() * width;
+    (first..first + width).map(move |i| NodePos::new(twig_level, i))
 }
 
 impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
