@@ -38,6 +38,13 @@ pub const DEFAULT_PUSH_BYTES: usize = BATCH_BYTE_BUDGET;
 /// bytes than the round trip they save is worth.
 pub const DEEP_DESCENT_DIFFERENCES: u64 = 4_096;
 
+/// Differing children (of 16) a node must have for the deep descent to skip the
+/// levels below it: differences spread that widely put some in nearly every
+/// level-3 node underneath, while a cluster (one differing child) would pay for
+/// compare items of the 15 equal siblings' level-3 nodes. The same share as the
+/// selection's `SPREAD_SUBTREES`.
+pub const DEEP_DESCENT_SPREAD: usize = 12;
+
 /// When node requests go out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
@@ -78,7 +85,8 @@ pub struct TreeConfig {
     /// level 3 is not answered level by level: the initiator sends compare items
     /// for each of its level-3 descendants at once, whose answers are leaf
     /// summaries, which saves a round trip (3 with the handshake). `None`, the
-    /// default, descends two levels per round trip.
+    /// default, descends two levels per round trip. Only nodes with at least
+    /// [`DEEP_DESCENT_SPREAD`] differing children go deep.
     pub estimated_differences: Option<u64>,
 }
 

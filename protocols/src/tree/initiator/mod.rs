@@ -50,7 +50,7 @@ use synctree_primitives::{
     ContextId, Hash, NodePos, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
-use super::config::{Schedule, TreeConfig};
+use super::config::{DEEP_DESCENT_SPREAD, Schedule, TreeConfig};
 use super::leaf::reconcile_leaf;
 use super::wire::{
     EMPTY, KeyPrefix, RemoteSummary, ShortChildren, check_prefix_runs, decode_children,
@@ -316,14 +316,19 @@ impl TreeInitiator {
         if self.one_sided(pos, is_empty(&local), is_empty(remote)) {
             return Ok(());
         }
-        for c in (0..local.len()).filter(|&c| local[c] != remote[c]) {
-            let child = pos.child(c);
-            if self.one_sided(child, local[c] == EMPTY, remote[c] == EMPTY) {
-                continue;
-            }
+        let differing: Vec<NodePos> = (0..local.len())
+            .filter(|&c| local[c] != remote[c])
+            .map(|c| pos.child(c))
+            .filter(|&child| {
+                let c = child.index() as usize % FANOUT;
+                !self.one_sided(child, local[c] == EMPTY, remote[c] == EMPTY)
+            })
+            .collect();
+        let deep = self.config.deep() && differing.len() >= DEEP_DESCENT_SPREAD;
+        for child in differing {
             if child.is_leaf() {
                 self.work.push_back(Work::Fetch(child));
-            } else if self.config.deep() {
+            } else if deep {
                 self.work.extend(twigs_under(child).map(Work::Compare));
             } else {
                 self.work.push_back(Work::Compare(child));
