@@ -39,6 +39,9 @@ pub struct GcConfig {
     pub horizon: Option<Duration>,
     /// Wall time of the sweeps and of the settled records.
     pub clock: WallClock,
+    /// A node without peers: its sweeps purge below `now − H`, and it tells
+    /// initiators it is settled now (it is its own reference).
+    pub standalone: bool,
 }
 
 impl Default for GcConfig {
@@ -46,6 +49,7 @@ impl Default for GcConfig {
         GcConfig {
             horizon: None,
             clock: WallClock::System,
+            standalone: false,
         }
     }
 }
@@ -56,6 +60,7 @@ impl GcConfig {
         GcConfig {
             horizon: Some(horizon),
             clock: WallClock::System,
+            standalone: false,
         }
     }
 
@@ -95,24 +100,29 @@ fn settled_key(context: &ContextId) -> String {
     format!("{SETTLED_PREFIX}{context}")
 }
 
-/// The watermark below which this node should adopt the peer's state, when it
-/// is stale against a peer reporting `peer_watermark`: it synced before (`S >
-/// 0`) but not since the peer's watermark, capped at `now − H`. `None`: not
-/// stale, or GC is off here.
+/// The watermark below which this node should adopt the peer's state when it is
+/// stale against a peer reporting `peer_watermark`: its settled time lies below
+/// the peer's watermark, capped at `now − H`.
+/// `None`: not stale, or GC is off here.
 pub fn adopt_below<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
     config: &GcConfig,
     peer_watermark: u64,
 ) -> Result<Option<u64>, StoreError> {
-    let now_ms = config.clock.now_ms();
-    let Some(cap) = config.believable(now_ms) else {
+    let Some(below) = believed(config, peer_watermark) else {
         return Ok(None);
     };
-    let below = peer_watermark.min(cap);
-    let settled = settled_ms(store, context)?;
-    let stale = settled > 0 && hlc_at(settled) < below && store.gc_watermark(context)? < below;
+    let stale = hlc_at(settled_ms(store, context)?) < below;
     Ok(stale.then_some(below))
+}
+
+/// The peer's watermark as far as this node believes it (at most `now − H`);
+/// `None` when it is 0 or GC is off here.
+fn believed(config: &GcConfig, peer_watermark: u64) -> Option<u64> {
+    let cap = config.believable(config.clock.now_ms())?;
+    let below = peer_watermark.min(cap);
+    (below > 0).then_some(below)
 }
 
 /// What GC asks of an automatic session, decided after the handshakes.
@@ -139,7 +149,9 @@ impl Adoption {
 }
 
 /// Decides [`Adoption`] for a session on `context` with a peer whose handshake
-/// is `remote`, and turns `selection` into the adopting snapshot when due.
+/// is `remote`. Every snapshot adopts below the peer's believed watermark (its
+/// pages list the peer's whole state, so what it lacks below that is known); a
+/// stale node's automatic session becomes such a snapshot.
 pub(crate) fn plan_adoption<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
@@ -147,13 +159,17 @@ pub(crate) fn plan_adoption<S: Store + ?Sized>(
     (remote, choice): (&PeerSummary, ProtocolChoice),
     selection: &mut Selection,
 ) -> Result<Adoption, StoreError> {
-    let Some(below) = adopt_below(store, context, config, remote.gc_watermark)? else {
+    let Some(below) = believed(config, remote.gc_watermark) else {
         return Ok(Adoption::NotStale);
     };
     let snapshot = ProtocolKind::Snapshot;
-    let can =
-        choice == ProtocolChoice::Auto && remote.has_state && remote.supported.contains(&snapshot);
-    if !can {
+    if selection.protocol == Some(snapshot) {
+        return Ok(Adoption::Adopting(below));
+    }
+    if hlc_at(settled_ms(store, context)?) >= below || selection.protocol.is_none() {
+        return Ok(Adoption::NotStale);
+    }
+    if choice != ProtocolChoice::Auto || !remote.supported.contains(&snapshot) {
         tracing::warn!(%context, "stale against the peer's GC watermark but cannot adopt its state in this session");
         return Ok(Adoption::Blocked);
     }
@@ -165,13 +181,13 @@ pub(crate) fn plan_adoption<S: Store + ?Sized>(
 }
 
 /// Sweeps every context of `store`: purges its tombstones older than
-/// `min(now − H, S)` (`now − H` when `standalone`: a node without peers).
+/// `min(now − H, S)` (`now − H` for a [standalone](GcConfig::standalone) node).
 /// Returns what each sweep did; nothing when GC is off.
 pub fn sweep<S: Store + ?Sized>(
     store: &S,
     config: &GcConfig,
-    standalone: bool,
 ) -> Result<Vec<(ContextId, SweepReport)>, StoreError> {
+    let standalone = config.standalone;
     let Some(horizon_ms) = config.horizon_ms() else {
         return Ok(Vec::new());
     };
@@ -188,6 +204,7 @@ pub fn sweep<S: Store + ?Sized>(
             continue; // never settled: nothing is old enough yet
         }
         let report = gc::purge_tombstones(store, &context, cutoff)?;
+        crate::metrics::record_purged(report.purged);
         if report.purged > 0 {
             tracing::info!(%context, purged = report.purged, watermark = report.watermark, "tombstones purged");
         }
@@ -209,6 +226,7 @@ mod tests {
         GcConfig {
             horizon: Some(Duration::from_millis(DAY_MS)),
             clock: WallClock::Fixed(now_ms),
+            standalone: false,
         }
     }
 
@@ -231,30 +249,32 @@ mod tests {
             .expect("apply");
         let now = 10 * DAY_MS;
         assert!(
-            sweep(&store, &config(now), false)
-                .expect("sweep")
-                .is_empty(),
+            sweep(&store, &config(now)).expect("sweep").is_empty(),
             "never synced: nothing"
         );
         record_settled(&store, &c, 2 * DAY_MS).expect("settled");
-        let swept = sweep(&store, &config(now), false).expect("sweep");
+        let swept = sweep(&store, &config(now)).expect("sweep");
         assert_eq!(swept[0].1.purged, 1, "below the settled time only");
-        assert_eq!(store.gc_watermark(&c).expect("w"), hlc_at(2 * DAY_MS));
-        let swept = sweep(&store, &config(now), true).expect("sweep");
+        assert_eq!(store.gc_watermark(&c).expect("w"), hlc_at(DAY_MS) + 1);
+        let alone = GcConfig {
+            standalone: true,
+            ..config(now)
+        };
+        let swept = sweep(&store, &alone).expect("sweep");
         assert_eq!(swept[0].1.purged, 1, "standalone: below now − H");
-        assert_eq!(store.gc_watermark(&c).expect("w"), hlc_at(9 * DAY_MS));
+        assert_eq!(store.gc_watermark(&c).expect("w"), hlc_at(5 * DAY_MS) + 1);
     }
 
     #[test]
-    fn a_node_adopts_only_when_it_synced_before_and_fell_behind() {
+    fn a_node_adopts_when_it_fell_behind_the_peer() {
         let store = MemoryStore::new();
         let c = ContextId::new("gc").expect("context");
         let now = 10 * DAY_MS;
         let peer = hlc_at(9 * DAY_MS);
         assert_eq!(
             adopt_below(&store, &c, &config(now), peer).expect("a"),
-            None,
-            "never synced"
+            Some(peer),
+            "never synced: a fresh node adopts (it holds nothing to lose)"
         );
         record_settled(&store, &c, 3 * DAY_MS).expect("settled");
         assert_eq!(

@@ -296,7 +296,7 @@ mod tests {
             nonce: SessionNonce([root; 16]),
             sketch_len: 0,
             sketch_probe: None,
-            gc_watermark: if root.is_multiple_of(2) { 0 } else { 1 << 40 },
+            gc_watermark: u64::from(root) << 40,
         }
     }
 

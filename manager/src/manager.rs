@@ -40,6 +40,8 @@ pub const MAX_REMEMBERED_UNCONVERGED: usize = 4096;
 // the session's stats would cost an allocation for nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
+// One per served stream, moved once: boxing the stats would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Served {
     /// The peer asked which contexts this node holds, and was told.
     Listed {
@@ -131,7 +133,7 @@ impl<S: Store + 'static> SyncManager<S> {
     }
 
     /// Remembers how a session ended, for the next selection with the same peer
-    /// and context: an unconverged tree session is kept (at most
+    /// and context: an unconverged delta session is kept (at most
     /// [`MAX_REMEMBERED_UNCONVERGED`] pairs), anything else forgets the pair.
     fn remember(&self, peer: NodeId, context: &ContextId, stats: Option<&SyncStats>) {
         let mut map = self
@@ -139,13 +141,15 @@ impl<S: Store + 'static> SyncManager<S> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let key = (peer, context.clone());
-        let tree = |s: &&SyncStats| {
+        // Delta sessions: what a merge snapshot settles when they get stuck (a
+        // peer refusing entries below its GC watermark, a collision).
+        let delta = |s: &&SyncStats| {
             matches!(
                 s.protocol,
-                ProtocolKind::HashComparison | ProtocolKind::LevelWise
+                ProtocolKind::HashComparison | ProtocolKind::LevelWise | ProtocolKind::Sketch
             )
         };
-        match stats.filter(tree).filter(|s| !s.converged()) {
+        match stats.filter(delta).filter(|s| !s.converged()) {
             Some(s) if map.len() < MAX_REMEMBERED_UNCONVERGED || map.contains_key(&key) => {
                 let stuck = Unconverged {
                     protocol: s.protocol,

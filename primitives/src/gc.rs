@@ -4,9 +4,10 @@
 //! A delete is a tombstone entry, kept so that a replica still holding the old
 //! value learns of the delete instead of handing the value back. Kept forever,
 //! tombstones grow a store without bound. A sweep removes the tombstones older
-//! than a cutoff and raises the context's watermark to it; from then on the store
-//! refuses any entry older than the watermark for a key it holds nothing for
-//! (the value of a delete it may have purged), so no purged delete comes back.
+//! than a cutoff and raises the context's watermark just above the newest one it
+//! removed; from then on the store refuses any entry older than the watermark
+//! for a key it holds nothing for (the value of a delete it may have purged), so
+//! no purged delete comes back.
 
 use std::ops::ControlFlow;
 
@@ -46,13 +47,14 @@ pub struct SweepReport {
 }
 
 /// Removes every tombstone of `context` whose version clock is below `cutoff`
-/// (an HLC value) and raises its watermark to `cutoff`.
+/// (an HLC value), raising its watermark just above each one it removes.
 ///
-/// The watermark rises first, in its own step: refusing old entries for absent
-/// keys before the tombstones go is safe, the reverse would open a window in
-/// which a purged delete's value is taken back. Then the context is read in
-/// chunks of [`SWEEP_SCAN_CHUNK`] and purged [`PURGE_CHUNK`] keys at a time;
-/// writes in between are fine, since [`Store::purge`] re-checks each entry.
+/// The context is read in chunks of [`SWEEP_SCAN_CHUNK`] and purged
+/// [`PURGE_CHUNK`] tombstones at a time; each [`Store::purge`] raises the
+/// watermark past the newest tombstone of its chunk in the same atomic step, so
+/// no purged delete is ever unguarded. Writes in between are fine: `purge`
+/// re-checks each entry. The watermark rises only as far as the deletes actually
+/// purged, so a store that purged nothing refuses nothing.
 pub fn purge_tombstones<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
@@ -62,13 +64,14 @@ pub fn purge_tombstones<S: Store + ?Sized>(
         below: cutoff,
         tombstones_only: true,
     };
-    store.purge(context, &[], rule, cutoff)?;
     let mut purged = 0;
     let mut next = Some(Hash::ZERO);
     while let Some(low) = next {
-        let (keys, resume) = old_tombstones(store, context, low, cutoff)?;
-        if !keys.is_empty() {
-            purged += store.purge(context, &keys, rule, cutoff)?;
+        let (chunk, resume) = old_tombstones(store, context, low, cutoff)?;
+        if !chunk.keys.is_empty() {
+            // Refusal is `hlc < W`: one past the newest guards every older value.
+            let guard = chunk.newest.saturating_add(1);
+            purged += store.purge(context, &chunk.keys, rule, guard)?;
         }
         next = resume;
     }
@@ -76,34 +79,42 @@ pub fn purge_tombstones<S: Store + ?Sized>(
     Ok(SweepReport { purged, watermark })
 }
 
-/// Key hashes of tombstones below `cutoff` from `low` on, at most [`PURGE_CHUNK`]
-/// of them within [`SWEEP_SCAN_CHUNK`] entries, and where the next step starts.
+/// Tombstones one sweep step found: their key hashes and the newest clock.
+#[derive(Default)]
+struct Chunk {
+    keys: Vec<Hash>,
+    newest: u64,
+}
+
+/// Tombstones below `cutoff` from `low` on, at most [`PURGE_CHUNK`] of them
+/// within [`SWEEP_SCAN_CHUNK`] entries, and where the next step starts.
 fn old_tombstones<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
     low: Hash,
     cutoff: u64,
-) -> Result<(Vec<Hash>, Option<Hash>), StoreError> {
-    let mut keys = Vec::new();
+) -> Result<(Chunk, Option<Hash>), StoreError> {
+    let mut chunk = Chunk::default();
     let mut last = None;
     let lent = store.visit_range(context, &low, &Hash::MAX, SWEEP_SCAN_CHUNK, &mut |e| {
         last = Some(*e.key_hash);
         if e.tombstone && e.version.hlc < cutoff {
-            keys.push(*e.key_hash);
+            chunk.keys.push(*e.key_hash);
+            chunk.newest = chunk.newest.max(e.version.hlc);
         }
-        if keys.len() == PURGE_CHUNK {
+        if chunk.keys.len() == PURGE_CHUNK {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
     })?;
-    let more = lent == SWEEP_SCAN_CHUNK || keys.len() == PURGE_CHUNK;
+    let more = lent == SWEEP_SCAN_CHUNK || chunk.keys.len() == PURGE_CHUNK;
     let resume = if more {
         last.and_then(|h| h.successor())
     } else {
         None
     };
-    Ok((keys, resume))
+    Ok((chunk, resume))
 }
 
 /// The cutoff of a sweep at wall time `now_ms` with horizon `horizon_ms`

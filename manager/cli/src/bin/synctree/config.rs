@@ -255,14 +255,42 @@ mod tests {
             api: None,
             peers: vec!["127.0.0.1:9".to_owned()],
             interval: Some(1.0),
+            gc_horizon_days: Some(0.5),
         };
         let effective = file.clone().effective(Some(&flags)).expect("effective");
         assert_eq!(effective.listen.as_deref(), Some("127.0.0.1:7000"));
         assert_eq!(effective.peers, ["127.0.0.1:9"]);
         assert_eq!(effective.interval_secs, 1.0);
+        assert_eq!(
+            effective.gc_horizon().expect("horizon"),
+            Some(std::time::Duration::from_secs(43_200))
+        );
         assert!(effective.api.ip().is_loopback());
         let from_file = file.effective(None).expect("effective");
         assert_eq!((from_file.peers.len(), from_file.interval_secs), (1, 5.0));
+        assert_eq!(from_file.gc_horizon_days, DEFAULT_GC_HORIZON_DAYS);
+    }
+
+    #[test]
+    fn gc_horizons_are_checked() {
+        let with = |days: f64| {
+            let value = if days.is_nan() {
+                "nan".to_owned()
+            } else {
+                format!("{days:?}")
+            };
+            let file: NodeConfig =
+                toml::from_str(&format!("gc_horizon_days = {value}\n")).expect("parse");
+            file.effective(None).expect("effective").gc_horizon()
+        };
+        assert_eq!(with(0.0).expect("off"), None, "0 keeps every tombstone");
+        assert!(with(7.0).expect("a week").is_some());
+        for bad in [0.0001, -1.0, 1e9, f64::NAN] {
+            assert!(
+                matches!(with(bad), Err(CliError::BadGcHorizon(_))),
+                "{bad} days"
+            );
+        }
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
         gc: GcConfig {
             horizon: args.gc_horizon()?,
             clock: WallClock::System,
+            standalone: args.peers.is_empty(),
         },
         ..ManagerConfig::default()
     };
@@ -130,10 +131,8 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
     let published = endpoint::publish(dir, api_addr)?;
     let api_task = tokio::spawn(crate::api::serve(api_listener, api, until(stopped.clone())));
     let anti_entropy = tokio::spawn(scheduler.run(until(stopped.clone())));
-    let standalone = args.peers.is_empty();
     let sweeps = tokio::spawn(crate::sweeper::run(
         Arc::clone(&manager),
-        standalone,
         until(stopped.clone()),
     ));
     eprintln!("synctree: api on http://{api_addr}");

@@ -14,11 +14,11 @@ use synctree_primitives::Store;
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Sweeps every [`SWEEP_EVERY`] until `stop` resolves; a node without peers
-/// (`standalone`) purges below `now − H`, one with peers no later than its
-/// last settled session. A failed sweep is logged and retried next period.
+/// ([`GcConfig::standalone`](synctree_manager::gc::GcConfig::standalone))
+/// purges below `now − H`, one with peers no later than its last settled
+/// session. A failed sweep is logged and retried next period.
 pub(crate) async fn run<S: Store + 'static>(
     manager: Arc<SyncManager<S>>,
-    standalone: bool,
     stop: impl Future<Output = ()>,
 ) {
     if manager.config().gc.horizon.is_none() {
@@ -34,7 +34,7 @@ pub(crate) async fn run<S: Store + 'static>(
         }
         let manager = Arc::clone(&manager);
         let swept = tokio::task::spawn_blocking(move || {
-            gc::sweep(&**manager.store(), &manager.config().gc, standalone)
+            gc::sweep(&**manager.store(), &manager.config().gc)
         })
         .await;
         match swept {
