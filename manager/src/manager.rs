@@ -36,9 +36,6 @@ use synctree_transport::BufferBudget;
 pub const MAX_REMEMBERED_UNCONVERGED: usize = 4096;
 
 /// How a served stream ended.
-// One value per served stream, returned once and matched by the caller: boxing
-// the session's stats would cost an allocation for nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 // One per served stream, moved once: boxing the stats would buy nothing.
 #[allow(clippy::large_enum_variant)]
