@@ -38,6 +38,27 @@ pub struct SnapshotPage {
     pub last: bool,
 }
 
+impl SnapshotPage {
+    /// Every entry of the page: `entries`, then those of `packed` decoded (a page
+    /// handed over in memory, without the wire, still has them packed).
+    pub fn take_entries(&mut self) -> Result<Vec<WireEntry>, DecodeError> {
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut packed = std::mem::take(&mut self.packed);
+        while packed.has_remaining() {
+            let (tag, wire_type) = encoding::decode_key(&mut packed)?;
+            if tag != SNAPSHOT_PAGE_ENTRIES_TAG {
+                return Err(DecodeError::new(
+                    "packed snapshot entries hold another field",
+                ));
+            }
+            let mut entry = WireEntry::default();
+            encoding::message::merge(wire_type, &mut entry, &mut packed, DecodeContext::default())?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
 impl Message for SnapshotPage {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         if self.seq != 0 {
@@ -151,6 +172,11 @@ mod tests {
         assert_eq!(hand.encoded_len(), bytes.len());
         let back = SnapshotPage::decode(bytes.as_slice()).expect("decodes");
         assert_eq!(back, plain);
+        let mut in_memory = hand.clone();
+        assert_eq!(in_memory.take_entries().expect("packed decodes"), entries);
+        let mut bad = hand;
+        bad.packed = vec![0x08, 0x01].into();
+        assert!(bad.take_entries().is_err());
     }
 
     #[test]

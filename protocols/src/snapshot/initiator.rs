@@ -18,8 +18,8 @@ use synctree_primitives::{
 use super::config::SnapshotConfig;
 use super::page::decode_page;
 use super::push::{Pushes, plan_page_pushes, push_frame};
-use super::staging::{Pinned, SnapshotProgress, Verified};
-use crate::entries::apply_received;
+use super::staging::{PageMark, Pinned, SnapshotProgress, Verified};
+use crate::entries::apply_received_stored;
 use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
 
@@ -161,8 +161,9 @@ impl SnapshotInitiator {
             staging.check(&page, self.config.max_staged_bytes)?;
             staging.next_low()
         };
-        self.apply_page(store, low, &page)?;
-        self.progress.lock().record(&page);
+        let mark = PageMark::of(&page);
+        self.apply_page(store, low, page)?;
+        self.progress.lock().record(&mark);
         self.stats.entries_pulled += count as u64;
         self.stats.payload_bytes += bytes as u64;
         self.next_seq += 1;
@@ -183,7 +184,7 @@ impl SnapshotInitiator {
         &mut self,
         store: &S,
         low: Option<Hash>,
-        page: &super::page::Page,
+        page: super::page::Page,
     ) -> Result<(), SyncErrorKind> {
         let high = match page.entries.last() {
             Some(last) if !page.last => last.key_hash,
@@ -201,8 +202,8 @@ impl SnapshotInitiator {
             self.progress.lock().pushes = pushes;
             planned?;
         }
-        let entries = page.entries.iter().map(|s| s.entry.clone()).collect();
-        apply_received(store, &self.context, &self.clock, &mut self.stats, entries)
+        let (context, clock, stats) = (&self.context, &self.clock, &mut self.stats);
+        apply_received_stored(store, context, clock, stats, page.entries)
     }
 
     /// Saves the progress under the configured key (removes it once empty).

@@ -57,6 +57,7 @@ mod executor;
 mod initiator;
 mod page;
 mod push;
+mod reader;
 mod responder;
 mod root;
 mod staging;

@@ -13,6 +13,7 @@ use synctree_primitives::limits::{MAX_KEY_BYTES, MAX_SNAPSHOT_PAGE_BYTES, MAX_VA
 use synctree_primitives::wire::{Compression, EntryPush, SnapshotPage, WireEntry};
 use synctree_primitives::{Entry, Hash, ProtocolError, StoredEntry};
 
+use super::reader::PageEntries;
 use crate::entries::decode_entries;
 
 /// Field tags and length prefixes of one encoded entry around its key and value:
@@ -42,17 +43,18 @@ pub(crate) struct Page {
     pub(crate) last: bool,
 }
 
-/// Encodes `entries` (in key-hash order) as page `seq`.
+/// Page `seq` around `entries`, which [`PageEntries::push`] encoded for
+/// `compression`: handed over as they are (no entry is re-encoded), or as an lz4
+/// block of the `EntryPush` they form.
 pub(crate) fn encode_page(
     seq: u64,
-    entries: &[StoredEntry],
+    entries: PageEntries,
     last: bool,
     compression: Compression,
 ) -> SnapshotPage {
-    let wire: Vec<WireEntry> = entries.iter().map(|s| WireEntry::from(&s.entry)).collect();
     let cursor = entries
-        .last()
-        .map(|s| Bytes::copy_from_slice(&s.key_hash.0))
+        .cursor
+        .map(|h| Bytes::copy_from_slice(&h.0))
         .unwrap_or_default();
     let mut page = SnapshotPage {
         seq,
@@ -61,11 +63,10 @@ pub(crate) fn encode_page(
         ..SnapshotPage::default()
     };
     match compression {
-        Compression::None => page.entries = wire,
+        Compression::None => page.packed = entries.bytes.into(),
         Compression::Lz4 => {
-            let raw = EntryPush { entries: wire }.encode_to_vec();
-            page.raw_len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
-            page.compressed = lz4_flex::block::compress(&raw).into();
+            page.raw_len = u32::try_from(entries.bytes.len()).unwrap_or(u32::MAX);
+            page.compressed = lz4_flex::block::compress(&entries.bytes).into();
         }
     }
     page
@@ -75,9 +76,12 @@ pub(crate) fn encode_page(
 /// sizes and counts are within limits, every entry is valid, key hashes strictly
 /// increase, and the cursor names the last entry.
 pub(crate) fn decode_page(
-    msg: SnapshotPage,
+    mut msg: SnapshotPage,
     compression: Compression,
 ) -> Result<Page, ProtocolError> {
+    let wire = msg
+        .take_entries()
+        .map_err(|_| ProtocolError::Malformed("snapshot page entries do not decode"))?;
     let wire = match compression {
         Compression::None => {
             if !msg.compressed.is_empty() || msg.raw_len != 0 {
@@ -85,10 +89,10 @@ pub(crate) fn decode_page(
                     "compressed page in an uncompressed session",
                 ));
             }
-            msg.entries
+            wire
         }
         Compression::Lz4 => {
-            if !msg.entries.is_empty() {
+            if !wire.is_empty() {
                 return Err(ProtocolError::Malformed(
                     "plain entries in a compressed session",
                 ));
@@ -159,9 +163,25 @@ fn check_cursor(cursor: &[u8], entries: &[StoredEntry], last: bool) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use synctree_primitives::{NodeId, Version};
+    use synctree_primitives::{EntryRef, NodeId, Version};
 
     use super::*;
+
+    fn encode_page(
+        seq: u64,
+        entries: &[StoredEntry],
+        last: bool,
+        compression: Compression,
+    ) -> SnapshotPage {
+        let mut page = PageEntries::default();
+        entries
+            .iter()
+            .for_each(|s| page.push(EntryRef::of(s), compression));
+        // Through the wire, as a receiver sees it (packed entries decode into
+        // `entries`).
+        let sent = super::encode_page(seq, page, last, compression).encode_to_vec();
+        SnapshotPage::decode(sent.as_slice()).expect("a page decodes")
+    }
 
     fn stored(n: usize) -> Vec<StoredEntry> {
         let mut v: Vec<StoredEntry> = (0..n)

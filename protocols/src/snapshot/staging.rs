@@ -124,6 +124,28 @@ impl SnapshotProgress {
     }
 }
 
+/// What [`Staging::record`] keeps of a page, taken before its entries move into
+/// the store: each entry's key hash and digest, and the page's encoded size.
+#[derive(Debug)]
+pub(crate) struct PageMark {
+    pub(crate) hashes: Vec<(Hash, Hash)>,
+    pub(crate) bytes: usize,
+}
+
+impl PageMark {
+    /// The mark of `page`.
+    pub(crate) fn of(page: &Page) -> Self {
+        PageMark {
+            hashes: page
+                .entries
+                .iter()
+                .map(|s| (s.key_hash, s.digest))
+                .collect(),
+            bytes: page.bytes,
+        }
+    }
+}
+
 /// The version a snapshot is pinned to, as its responder announced it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pinned {
@@ -192,7 +214,7 @@ impl Staging {
     #[cfg(test)]
     pub(crate) fn stage(&mut self, page: &Page, max_bytes: usize) -> Result<(), ProtocolError> {
         self.check(page, max_bytes)?;
-        self.record(page);
+        self.record(&PageMark::of(page));
         Ok(())
     }
 
@@ -231,14 +253,14 @@ impl Staging {
     }
 
     /// Records a page that passed [`Staging::check`] and was applied.
-    pub(crate) fn record(&mut self, page: &Page) {
-        for stored in &page.entries {
-            self.builder.push(&stored.key_hash, stored.digest);
+    pub(crate) fn record(&mut self, page: &PageMark) {
+        for (key_hash, digest) in &page.hashes {
+            self.builder.push(key_hash, *digest);
         }
-        if let Some(last) = page.entries.last() {
-            self.cursor = Some(last.key_hash);
+        if let Some((last, _)) = page.hashes.last() {
+            self.cursor = Some(*last);
         }
-        self.entries = self.entries.saturating_add(page.entries.len() as u64);
+        self.entries = self.entries.saturating_add(page.hashes.len() as u64);
         self.bytes = self.bytes.saturating_add(page.bytes as u64);
         self.pages += 1;
     }
