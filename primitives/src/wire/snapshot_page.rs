@@ -8,6 +8,7 @@ use prost::{DecodeError, Message};
 
 use super::WireEntry;
 use super::entry_codec::SNAPSHOT_PAGE_ENTRIES_TAG;
+use crate::error::ProtocolError;
 
 /// One page of a snapshot: entries in strictly increasing key-hash order, all above
 /// the previous page's cursor.
@@ -41,18 +42,20 @@ pub struct SnapshotPage {
 impl SnapshotPage {
     /// Every entry of the page: `entries`, then those of `packed` decoded (a page
     /// handed over in memory, without the wire, still has them packed).
-    pub fn take_entries(&mut self) -> Result<Vec<WireEntry>, DecodeError> {
+    pub fn take_entries(&mut self) -> Result<Vec<WireEntry>, ProtocolError> {
+        let malformed = |_| ProtocolError::Malformed("snapshot page entries do not decode");
         let mut entries = std::mem::take(&mut self.entries);
         let mut packed = std::mem::take(&mut self.packed);
         while packed.has_remaining() {
-            let (tag, wire_type) = encoding::decode_key(&mut packed)?;
+            let (tag, wire_type) = encoding::decode_key(&mut packed).map_err(malformed)?;
             if tag != SNAPSHOT_PAGE_ENTRIES_TAG {
-                return Err(DecodeError::new(
+                return Err(ProtocolError::Malformed(
                     "packed snapshot entries hold another field",
                 ));
             }
             let mut entry = WireEntry::default();
-            encoding::message::merge(wire_type, &mut entry, &mut packed, DecodeContext::default())?;
+            let ctx = DecodeContext::default();
+            encoding::message::merge(wire_type, &mut entry, &mut packed, ctx).map_err(malformed)?;
             entries.push(entry);
         }
         Ok(entries)

@@ -53,6 +53,7 @@
 //!   unverifiable ([`SnapshotProgress::is_rebased`]).
 
 mod config;
+mod digester;
 mod executor;
 mod initiator;
 mod page;

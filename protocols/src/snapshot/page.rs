@@ -32,11 +32,40 @@ pub(crate) const MAX_PAGE_RAW_BYTES: usize = if MAX_SNAPSHOT_PAGE_BYTES > MAX_EN
     MAX_ENTRY_BYTES
 };
 
+/// An entry of a received page with its key hash; its digest is computed when
+/// it is applied ([`Keyed::into_stored`]), off the session thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keyed {
+    /// SHA-256 of the key.
+    pub(crate) key_hash: Hash,
+    /// The entry, validated.
+    pub(crate) entry: Entry,
+}
+
+impl Keyed {
+    /// Hashes the key of `entry`.
+    fn new(entry: Entry) -> Self {
+        Keyed {
+            key_hash: entry.key_hash(),
+            entry,
+        }
+    }
+
+    /// The entry as a store keeps it: its digest computed, its key hash kept.
+    pub(crate) fn into_stored(self) -> StoredEntry {
+        StoredEntry {
+            key_hash: self.key_hash,
+            digest: self.entry.digest(),
+            entry: self.entry,
+        }
+    }
+}
+
 /// A received page that passed every check that needs no session state.
 #[derive(Debug)]
 pub(crate) struct Page {
-    /// Entries in strictly increasing key-hash order, with key hashes and digests.
-    pub(crate) entries: Vec<StoredEntry>,
+    /// Entries in strictly increasing key-hash order, with their key hashes.
+    pub(crate) entries: Vec<Keyed>,
     /// Encoded size of the entries.
     pub(crate) bytes: usize,
     /// No page follows.
@@ -79,9 +108,7 @@ pub(crate) fn decode_page(
     mut msg: SnapshotPage,
     compression: Compression,
 ) -> Result<Page, ProtocolError> {
-    let wire = msg
-        .take_entries()
-        .map_err(|_| ProtocolError::Malformed("snapshot page entries do not decode"))?;
+    let wire = msg.take_entries()?;
     let wire = match compression {
         Compression::None => {
             if !msg.compressed.is_empty() || msg.raw_len != 0 {
@@ -105,7 +132,7 @@ pub(crate) fn decode_page(
     if entries.len() > 1 {
         ProtocolError::check_limit("snapshot page bytes", MAX_SNAPSHOT_PAGE_BYTES, bytes)?;
     }
-    let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
+    let entries: Vec<Keyed> = entries.into_iter().map(Keyed::new).collect();
     check_order(&entries)?;
     check_cursor(&msg.cursor, &entries, msg.last)?;
     Ok(Page {
@@ -132,7 +159,7 @@ fn decompress(block: &[u8], raw_len: u32) -> Result<Vec<WireEntry>, ProtocolErro
         .map_err(|_| ProtocolError::Malformed("decompressed snapshot page does not decode"))
 }
 
-fn check_order(entries: &[StoredEntry]) -> Result<(), ProtocolError> {
+fn check_order(entries: &[Keyed]) -> Result<(), ProtocolError> {
     if entries.windows(2).any(|w| w[0].key_hash >= w[1].key_hash) {
         return Err(ProtocolError::Malformed(
             "snapshot page not in strictly increasing key-hash order",
@@ -141,7 +168,7 @@ fn check_order(entries: &[StoredEntry]) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-fn check_cursor(cursor: &[u8], entries: &[StoredEntry], last: bool) -> Result<(), ProtocolError> {
+fn check_cursor(cursor: &[u8], entries: &[Keyed], last: bool) -> Result<(), ProtocolError> {
     let Some(final_entry) = entries.last() else {
         if !last {
             return Err(ProtocolError::Malformed(
@@ -202,7 +229,9 @@ mod tests {
                 let msg = encode_page(7, &entries, true, compression);
                 let page = decode_page(msg, compression).expect("valid page");
                 assert!(page.last);
-                assert_eq!(page.entries, entries);
+                let stored: Vec<StoredEntry> =
+                    page.entries.into_iter().map(Keyed::into_stored).collect();
+                assert_eq!(stored, entries);
                 let bytes: usize = entries.iter().map(|s| s.entry.encoded_len()).sum();
                 assert_eq!(page.bytes, bytes);
             }

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use synctree_primitives::{ContextId, Hash, ProtocolError};
+use synctree_primitives::{ContextId, Hash, ProtocolError, StoredEntry};
 
 use super::page::Page;
 use super::root::{RootBuilder, take};
@@ -133,16 +133,33 @@ pub(crate) struct PageMark {
 }
 
 impl PageMark {
-    /// The mark of `page`.
-    pub(crate) fn of(page: &Page) -> Self {
+    /// The mark of a page of `entries` entries and `bytes` bytes, before any of
+    /// its entries is added.
+    pub(crate) fn new(entries: usize, bytes: usize) -> Self {
         PageMark {
-            hashes: page
-                .entries
-                .iter()
-                .map(|s| (s.key_hash, s.digest))
-                .collect(),
-            bytes: page.bytes,
+            hashes: Vec::with_capacity(entries),
+            bytes,
         }
+    }
+
+    /// Adds the hashes of the next entries of the page.
+    pub(crate) fn extend(&mut self, stored: &[StoredEntry]) {
+        self.hashes
+            .extend(stored.iter().map(|s| (s.key_hash, s.digest)));
+    }
+
+    /// The mark of `page`, its digests computed here.
+    #[cfg(test)]
+    pub(crate) fn of(page: &Page) -> Self {
+        let mut mark = PageMark::new(page.entries.len(), page.bytes);
+        let stored: Vec<StoredEntry> = page
+            .entries
+            .iter()
+            .cloned()
+            .map(|k| k.into_stored())
+            .collect();
+        mark.extend(&stored);
+        mark
     }
 }
 
@@ -361,15 +378,23 @@ impl Staging {
 
 #[cfg(test)]
 mod tests {
-    use synctree_primitives::{Entry, NodeId, StoredEntry, Version};
+    use synctree_primitives::{Entry, NodeId, Version};
 
+    use super::super::page::Keyed;
     use super::*;
+
+    fn keyed(stored: &StoredEntry) -> Keyed {
+        Keyed {
+            key_hash: stored.key_hash,
+            entry: stored.entry.clone(),
+        }
+    }
 
     #[test]
     fn a_page_below_the_cursor_is_refused_and_nothing_is_staged() {
         let entry = StoredEntry::new(Entry::put("k", "v", Version::new(1, NodeId(1))));
         let page = || Page {
-            entries: vec![entry.clone()],
+            entries: vec![keyed(&entry)],
             bytes: entry.entry.encoded_len(),
             last: false,
         };
@@ -386,7 +411,7 @@ mod tests {
             .collect();
         stored.sort_by_key(|s| s.key_hash);
         let page = |e: &StoredEntry| Page {
-            entries: vec![e.clone()],
+            entries: vec![keyed(e)],
             bytes: e.entry.encoded_len(),
             last: false,
         };
@@ -425,7 +450,7 @@ mod tests {
         stored.sort_by_key(|s| s.key_hash);
         let page = Page {
             bytes: stored.iter().map(|s| s.entry.encoded_len()).sum(),
-            entries: stored[..25].to_vec(),
+            entries: stored[..25].iter().map(keyed).collect(),
             last: false,
         };
         let progress = SnapshotProgress::new();
