@@ -9,10 +9,12 @@
 //! store.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
+    ApplyReport, ContextId, Entry, EntryRef, Hash, NodePos, PurgeRule, Store, StoreError,
+    StoredEntry, TreeSummary,
 };
 
 /// A set of contexts: all of them, or the listed ones.
@@ -112,6 +114,46 @@ impl<S: Store + ?Sized> Store for ReadOnly<'_, S> {
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
         if entries.is_empty() {
             return Ok(ApplyReport::default());
+        }
+        Err(StoreError::WriteDenied {
+            context: context.to_string(),
+        })
+    }
+
+    fn visit_range(
+        &self,
+        context: &ContextId,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        self.0.visit_range(context, low, high, limit, visit)
+    }
+
+    /// Refuses the batch (an empty one is a no-op).
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        self.apply(context, entries.into_iter().map(|s| s.entry).collect())
+    }
+
+    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
+        self.0.gc_watermark(context)
+    }
+
+    /// Refuses to remove anything (an empty key list is a no-op).
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        _rule: PurgeRule,
+        _watermark: u64,
+    ) -> Result<u64, StoreError> {
+        if key_hashes.is_empty() {
+            return Ok(0);
         }
         Err(StoreError::WriteDenied {
             context: context.to_string(),

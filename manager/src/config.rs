@@ -6,6 +6,7 @@ use synctree_primitives::ProtocolKind;
 use synctree_primitives::limits::IDLE_TIMEOUT;
 use synctree_transport::DEFAULT_SEND_TIMEOUT;
 
+use crate::gc::GcConfig;
 use crate::registry::ProtocolRegistry;
 use crate::serve::{
     DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUFFER_BUDGET_BYTES, DEFAULT_EVICT_IDLE_AFTER,
@@ -52,6 +53,8 @@ pub struct ManagerConfig {
     /// Longest a served transport's `send` or `close` waits for the peer to take
     /// bytes; then the session fails with `TransportError::Timeout`.
     pub send_timeout: Duration,
+    /// Tombstone GC: the horizon (off by default) and its clock ([`crate::gc`]).
+    pub gc: GcConfig,
 }
 
 impl Default for ManagerConfig {
@@ -68,6 +71,7 @@ impl Default for ManagerConfig {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             buffer_budget_bytes: DEFAULT_BUFFER_BUDGET_BYTES,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            gc: GcConfig::default(),
         }
     }
 }

@@ -159,6 +159,10 @@ pub struct PeerSummary {
     /// The responder's sketch probe (sent only when the roots differ and the
     /// initiator runs the sketch protocol); the initiator's own, computed after.
     pub sketch_probe: Option<SketchProbe>,
+    /// The side's tombstone-GC watermark of the context
+    /// ([`Store::gc_watermark`]); peer-supplied, so capped before use
+    /// ([`crate::gc`]).
+    pub gc_watermark: u64,
 }
 
 impl PeerSummary {
@@ -176,6 +180,7 @@ impl PeerSummary {
             depth,
         } = store.summary(context)?;
         let sketch_len = store.sketch_len(context)?;
+        let gc_watermark = store.gc_watermark(context)?;
         Ok(PeerSummary {
             root,
             entry_count,
@@ -188,6 +193,7 @@ impl PeerSummary {
             nonce: SessionNonce::NONE,
             sketch_len,
             sketch_probe: None,
+            gc_watermark,
         })
     }
 
@@ -219,6 +225,7 @@ impl PeerSummary {
                 .map(SketchProbe::to_wire)
                 .unwrap_or_default()
                 .into(),
+            gc_watermark: self.gc_watermark,
         }
     }
 
@@ -258,6 +265,7 @@ impl PeerSummary {
             nonce: SessionNonce::from_wire(&h.nonce, "nonce")?,
             sketch_len: h.sketch_len.min(SKETCH_MAX_SYMBOLS),
             sketch_probe: SketchProbe::from_wire(&h.sketch_probe)?,
+            gc_watermark: h.gc_watermark,
         })
     }
 }
@@ -288,6 +296,7 @@ mod tests {
             nonce: SessionNonce([root; 16]),
             sketch_len: 0,
             sketch_probe: None,
+            gc_watermark: u64::from(root) << 40,
         }
     }
 

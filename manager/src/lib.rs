@@ -65,6 +65,7 @@ pub mod access;
 pub mod anti_entropy;
 mod config;
 mod error;
+pub mod gc;
 pub mod handshake;
 mod listing;
 mod manager;

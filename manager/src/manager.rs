@@ -12,8 +12,8 @@ use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{InitPayload, PROTOCOL_VERSION};
 use synctree_primitives::{
-    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, StreamMessage, SyncStats,
-    SyncTransport, TransportError,
+    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, StoreError, StreamMessage,
+    SyncStats, SyncTransport, TransportError,
 };
 use synctree_protocols::init_message;
 use tokio::time::Instant;
@@ -23,6 +23,7 @@ pub use crate::config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_SESSIONS, ManagerConfig,
 };
 use crate::error::ManagerError;
+use crate::gc;
 use crate::handshake::{PeerSummary, SketchProbe, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
@@ -36,6 +37,8 @@ pub const MAX_REMEMBERED_UNCONVERGED: usize = 4096;
 
 /// How a served stream ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// One per served stream, moved once: boxing the stats would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Served {
     /// The peer asked which contexts this node holds, and was told.
     Listed {
@@ -127,7 +130,7 @@ impl<S: Store + 'static> SyncManager<S> {
     }
 
     /// Remembers how a session ended, for the next selection with the same peer
-    /// and context: an unconverged tree session is kept (at most
+    /// and context: an unconverged delta session is kept (at most
     /// [`MAX_REMEMBERED_UNCONVERGED`] pairs), anything else forgets the pair.
     fn remember(&self, peer: NodeId, context: &ContextId, stats: Option<&SyncStats>) {
         let mut map = self
@@ -135,13 +138,15 @@ impl<S: Store + 'static> SyncManager<S> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let key = (peer, context.clone());
-        let tree = |s: &&SyncStats| {
+        // Delta sessions: what a merge snapshot settles when they get stuck (a
+        // peer refusing entries below its GC watermark, a collision).
+        let delta = |s: &&SyncStats| {
             matches!(
                 s.protocol,
-                ProtocolKind::HashComparison | ProtocolKind::LevelWise
+                ProtocolKind::HashComparison | ProtocolKind::LevelWise | ProtocolKind::Sketch
             )
         };
-        match stats.filter(tree).filter(|s| !s.converged()) {
+        match stats.filter(delta).filter(|s| !s.converged()) {
             Some(s) if map.len() < MAX_REMEMBERED_UNCONVERGED || map.contains_key(&key) => {
                 let stuck = Unconverged {
                     protocol: s.protocol,
@@ -286,6 +291,7 @@ impl<S: Store + 'static> SyncManager<S> {
         choice: ProtocolChoice,
     ) -> Result<SessionReport, ManagerError> {
         let started = Instant::now();
+        let started_ms = self.config.gc.clock.now_ms();
         let before = transport.stats();
         let peer = transport.peer().to_owned();
         let mut local = self.local_summary(context, &peer, "handshake")?;
@@ -303,11 +309,15 @@ impl<S: Store + 'static> SyncManager<S> {
             .registry
             .get(ProtocolKind::Snapshot)
             .is_some_and(|p| p.resumable(&*self.store, &peer, context));
-        let selection = match select_resuming(choice, &local, &remote, previous.as_ref(), resumable)
-        {
-            Ok(selection) => selection,
-            Err(e) => return Err(self.rejected(transport, e).await),
-        };
+        let mut selection =
+            match select_resuming(choice, &local, &remote, previous.as_ref(), resumable) {
+                Ok(selection) => selection,
+                Err(e) => return Err(self.rejected(transport, e).await),
+            };
+        let gc = (&remote, choice);
+        let adoption =
+            gc::plan_adoption(&*self.store, context, &self.config.gc, gc, &mut selection)
+                .map_err(|source| self.store_error(&peer, "handshake", source))?;
         tracing::debug!(%peer, %context, protocol = ?selection.protocol, reason = %selection.reason, "selected");
         let stats = match selection.protocol {
             None => {
@@ -319,10 +329,15 @@ impl<S: Store + 'static> SyncManager<S> {
                     selection: &selection,
                     remote: &remote,
                     key: &key,
+                    adopt_below: adoption.below(),
                 };
                 Some(self.initiate(transport, context, protocol, plan).await?)
             }
         };
+        if adoption != gc::Adoption::Blocked {
+            gc::record_settled(&*self.store, context, started_ms)
+                .map_err(|source| self.store_error(&peer, "finish", source))?;
+        }
         self.remember(remote.node_id, context, stats.as_ref());
         Ok(SessionReport::new(
             selection,
@@ -502,6 +517,14 @@ impl<S: Store + 'static> SyncManager<S> {
                 source,
             })?;
         Ok(key)
+    }
+
+    fn store_error(&self, peer: &str, phase: &'static str, source: StoreError) -> ManagerError {
+        ManagerError::Store {
+            peer: peer.to_owned(),
+            phase,
+            source,
+        }
     }
 
     fn local_summary(

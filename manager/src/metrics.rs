@@ -23,6 +23,9 @@
 //! | [`SERVED_BYTES`] | counter (B) | `direction` = `sent` / `received` | bytes of served streams, failed ones included |
 //! | [`SERVED_ENTRIES`] | counter | `direction` = `pulled` / `pushed` | entries a served session received / sent |
 //! | [`ENTRIES_REFUSED`] | counter | `reason` = `clock_ahead` | received entries refused, initiated and served sessions |
+//! | [`GC_REFUSED`] | counter | | received entries refused below the GC watermark (docs/PROTOCOL.md, "Tombstone GC") |
+//! | [`GC_ADOPTED`] | counter | | local entries removed adopting a peer's state below its watermark |
+//! | [`GC_PURGED`] | counter | | tombstones purged by sweeps |
 //!
 //! `outcome` is one of [`Outcome::name`]'s values; `protocol` is a protocol name,
 //! `none` (roots matched) or `unknown` (failed before one was picked). `peer` is
@@ -84,13 +87,20 @@ pub const SERVED_ENTRIES: &str = "synctree_served_entries_total";
 /// Received entries refused, by reason (`clock_ahead`: a version more than
 /// `MAX_CLOCK_SKEW_MS` ahead of this node's clock).
 pub const ENTRIES_REFUSED: &str = "synctree_entries_refused_total";
+/// Received entries refused because they are older than the context's GC
+/// watermark for a key this node holds nothing for.
+pub const GC_REFUSED: &str = "synctree_gc_entries_refused_total";
+/// Local entries removed while adopting a peer's settled state.
+pub const GC_ADOPTED: &str = "synctree_gc_entries_adopted_away_total";
+/// Tombstones purged by GC sweeps.
+pub const GC_PURGED: &str = "synctree_gc_tombstones_purged_total";
 
 /// The metrics of [`ALL`] that move only when a peer misbehaves (an honest
 /// cluster, simulated or real, leaves them at zero).
 pub const ON_MISBEHAVIOUR: [&str; 1] = [ENTRIES_REFUSED];
 
 /// Every metric this module records.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 22] = [
     SESSIONS,
     SESSION_DURATION,
     SESSION_PHASE,
@@ -110,6 +120,9 @@ pub const ALL: [&str; 19] = [
     SERVED_BYTES,
     SERVED_ENTRIES,
     ENTRIES_REFUSED,
+    GC_REFUSED,
+    GC_ADOPTED,
+    GC_PURGED,
 ];
 
 /// Registers units and descriptions of every metric with the installed recorder.
@@ -148,6 +161,33 @@ pub fn describe() {
     describe_counter!(SERVED_BYTES, Unit::Bytes, "bytes moved by served streams");
     describe_counter!(SERVED_ENTRIES, "entries moved by served sessions");
     describe_counter!(ENTRIES_REFUSED, "received entries refused, by reason");
+    describe_counter!(
+        GC_REFUSED,
+        "received entries refused below the GC watermark"
+    );
+    describe_counter!(
+        GC_ADOPTED,
+        "local entries removed adopting a peer's settled state"
+    );
+    describe_counter!(GC_PURGED, "tombstones purged by GC sweeps");
+}
+
+/// Records what GC did in a session: entries refused below the watermark, and
+/// local entries adopted away.
+pub fn record_gc(refused: u64, adopted: u64) {
+    if refused > 0 {
+        counter!(GC_REFUSED).increment(refused);
+    }
+    if adopted > 0 {
+        counter!(GC_ADOPTED).increment(adopted);
+    }
+}
+
+/// Records tombstones a sweep purged.
+pub fn record_purged(count: u64) {
+    if count > 0 {
+        counter!(GC_PURGED).increment(count);
+    }
 }
 
 /// Records received entries refused because their version ran ahead of this
@@ -184,6 +224,7 @@ pub fn record_session(record: &SessionRecord) {
     counter!(SESSION_ENTRIES, "direction" => "pulled").increment(record.entries_pulled);
     counter!(SESSION_ENTRIES, "direction" => "pushed").increment(record.entries_pushed);
     record_refused_ahead(record.entries_refused_ahead);
+    record_gc(record.entries_refused_gc, record.entries_adopted_away);
 }
 
 /// Records that an anti-entropy session started.
@@ -231,6 +272,7 @@ pub fn record_served(outcome: &Result<Served, ManagerError>, stream: ServedStrea
     counter!(SERVED_BYTES, "direction" => "received").increment(t.bytes_received);
     if let Ok(Served::Session { stats, .. }) = outcome {
         record_refused_ahead(stats.entries_refused_ahead);
+        record_gc(stats.entries_refused_gc, stats.entries_adopted_away);
         histogram!(SERVED_ROUNDS, "protocol" => protocol).record(f64::from(stats.rounds));
         counter!(SERVED_ENTRIES, "direction" => "pulled").increment(stats.entries_pulled);
         counter!(SERVED_ENTRIES, "direction" => "pushed").increment(stats.entries_pushed);
@@ -301,6 +343,8 @@ mod tests {
             entries_pulled: 7,
             entries_pushed: 2,
             entries_refused_ahead: 0,
+            entries_refused_gc: 0,
+            entries_adopted_away: 0,
             connect_time: Duration::from_millis(20),
             sync_time: Duration::from_millis(480),
             error: None,

@@ -115,6 +115,10 @@ pub struct SessionRecord {
     pub entries_pushed: u64,
     /// Entries received but refused: their version ran ahead of this node's clock.
     pub entries_refused_ahead: u64,
+    /// Entries received but refused below the GC watermark.
+    pub entries_refused_gc: u64,
+    /// Local entries removed adopting the peer's state below its watermark.
+    pub entries_adopted_away: u64,
     /// Time to connect.
     pub connect_time: Duration,
     /// Time from connected to done (handshake, protocol, close).
@@ -135,6 +139,8 @@ impl SessionRecord {
             entries_pulled: 0,
             entries_pushed: 0,
             entries_refused_ahead: 0,
+            entries_refused_gc: 0,
+            entries_adopted_away: 0,
             connect_time: Duration::ZERO,
             sync_time: Duration::ZERO,
             error: None,
@@ -174,6 +180,8 @@ impl SessionRecord {
             self.entries_pulled = stats.entries_pulled;
             self.entries_pushed = stats.entries_pushed;
             self.entries_refused_ahead = stats.entries_refused_ahead;
+            self.entries_refused_gc = stats.entries_refused_gc;
+            self.entries_adopted_away = stats.entries_adopted_away;
         }
         self
     }

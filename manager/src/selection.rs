@@ -282,6 +282,7 @@ mod tests {
             nonce: Default::default(),
             sketch_len: 0,
             sketch_probe: None,
+            gc_watermark: 0,
         }
     }
 

@@ -48,6 +48,7 @@ fn opening() -> Vec<u8> {
             nonce: vec![5; 16].into(),
             sketch_len: 0,
             sketch_probe: Default::default(),
+            gc_watermark: u64::MAX,
         })),
         init(Kind::HashComparison(HashComparisonInit {
             root: vec![1; 32].into(),

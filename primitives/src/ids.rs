@@ -33,6 +33,19 @@ pub enum IdError {
 pub struct Hash(pub [u8; Hash::LEN]);
 
 impl Hash {
+    /// The next hash in byte order, or `None` after [`Hash::MAX`].
+    pub fn successor(&self) -> Option<Hash> {
+        let mut out = *self;
+        for byte in out.0.iter_mut().rev() {
+            let (next, overflow) = byte.overflowing_add(1);
+            *byte = next;
+            if !overflow {
+                return Some(out);
+            }
+        }
+        None
+    }
+
     /// Bytes in a hash: SHA-256's output size.
     pub const LEN: usize = 32;
 

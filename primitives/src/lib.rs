@@ -33,6 +33,7 @@
 
 pub mod entry;
 pub mod error;
+pub mod gc;
 pub mod hlc;
 pub mod ids;
 pub mod limits;
@@ -55,7 +56,8 @@ pub use local::{LocalWrites, WriteLocalError};
 pub use merkle::NodePos;
 pub use protocol::{Role, SessionInfo, SyncProtocolExecutor, SyncStats};
 pub use store::{
-    ApplyReport, ContextView, EntryRef, Store, StoredEntry, TreeSummary, ViewPermit, ViewPermits,
+    ApplyReport, ContextView, EntryRef, PurgeRule, Store, StoredEntry, TreeSummary, ViewPermit,
+    ViewPermits,
 };
 pub use transport::{SyncTransport, TransportStats};
 pub use wire::{PROTOCOL_VERSION, ProtocolKind, StreamMessage};

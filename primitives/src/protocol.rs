@@ -47,6 +47,13 @@ pub struct SyncStats {
     /// [`MAX_CLOCK_SKEW_MS`](crate::hlc::MAX_CLOCK_SKEW_MS) ahead of this node's
     /// clock (counted in `entries_pulled` too).
     pub entries_refused_ahead: u64,
+    /// Entries received but refused by the store's tombstone-GC rule: older than
+    /// its watermark for a key it holds nothing for (counted in
+    /// `entries_pulled` too; docs/PROTOCOL.md, "Tombstone GC").
+    pub entries_refused_gc: u64,
+    /// Local entries removed because a stale node adopted the peer's settled
+    /// state (older than the peer's watermark, and the peer lacks them).
+    pub entries_adopted_away: u64,
     /// Encoded size of every entry that crossed the wire, either way.
     pub payload_bytes: u64,
     /// Internal tree nodes whose children were compared.
@@ -72,6 +79,8 @@ impl SyncStats {
             entries_pulled: 0,
             entries_pushed: 0,
             entries_refused_ahead: 0,
+            entries_refused_gc: 0,
+            entries_adopted_away: 0,
             payload_bytes: 0,
             nodes_compared: 0,
             leaves_compared: 0,

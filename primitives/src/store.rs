@@ -116,6 +116,27 @@ pub struct ApplyReport {
     pub changed: u64,
     /// Entries the store already held, or held newer.
     pub unchanged: u64,
+    /// Entries refused by the tombstone-GC rule: older than the context's
+    /// [`Store::gc_watermark`] for a key the store holds nothing for (the value
+    /// of a delete that may have been purged; docs/PROTOCOL.md, "Tombstone GC").
+    pub refused: u64,
+}
+
+/// Which entries [`Store::purge`] removes, among the key hashes it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurgeRule {
+    /// Only entries whose version clock is below this HLC value.
+    pub below: u64,
+    /// Only tombstones (garbage collection); otherwise any entry (a stale node
+    /// adopting a peer's settled state below the peer's watermark).
+    pub tombstones_only: bool,
+}
+
+impl PurgeRule {
+    /// True when `entry` is one the rule removes.
+    pub fn removes(&self, entry: &Entry) -> bool {
+        entry.version.hlc < self.below && (entry.tombstone || !self.tombstones_only)
+    }
 }
 
 /// A store of many contexts, each a set of entries with a Merkle index.
@@ -179,6 +200,34 @@ pub trait Store: Send + Sync {
         entries: Vec<StoredEntry>,
     ) -> Result<ApplyReport, StoreError> {
         self.apply(context, entries.into_iter().map(|s| s.entry).collect())
+    }
+
+    /// The context's tombstone-GC watermark, an HLC value: [`Store::apply`]
+    /// refuses (and counts in [`ApplyReport::refused`]) an entry whose version
+    /// clock is below it for a key the context holds nothing for. It only rises,
+    /// through [`Store::purge`]. Zero (refuse nothing) for a context never
+    /// purged, and for a backend that keeps no GC state.
+    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
+        let _ = context;
+        Ok(0)
+    }
+
+    /// Removes the entries of `context` under `key_hashes` that `rule` removes
+    /// (absent keys and other entries are skipped), and raises the context's
+    /// [`Store::gc_watermark`] to at least `watermark`, in one atomic step with the
+    /// index and the sketch. Returns how many entries it removed.
+    ///
+    /// The default keeps everything and no watermark: a backend without GC never
+    /// forgets a delete, so it never needs to refuse anything.
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        rule: PurgeRule,
+        watermark: u64,
+    ) -> Result<u64, StoreError> {
+        let _ = (context, key_hashes, rule, watermark);
+        Ok(0)
     }
 
     /// Every context holding at least one entry.

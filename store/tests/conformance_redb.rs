@@ -86,3 +86,9 @@ fn reopen_preserves_entries_and_index() {
     let stores = Stores::new();
     conformance::persistent::reopen_preserves_entries_and_index(|| stores.reopen());
 }
+
+#[test]
+fn purges_and_watermarks_survive_reopen() {
+    let stores = Stores::new();
+    conformance::persistent::purges_and_watermarks_survive_reopen(|| stores.reopen());
+}

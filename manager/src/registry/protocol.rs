@@ -50,6 +50,9 @@ pub struct InitiatorPlan<'a> {
     /// The session key of truncated node hashes (the peer's top fingerprint is
     /// truncated under it).
     pub key: &'a SessionKey,
+    /// A stale node's adoption of the peer's state below this GC watermark
+    /// (Snapshot only; [`crate::gc`]).
+    pub adopt_below: Option<u64>,
 }
 
 impl InitiatorPlan<'_> {

@@ -81,6 +81,7 @@ fn snapshot_config(
         compression: plan.selection.compression,
         resume: Some(resume),
         persist_key: Some(persist_key),
+        adopt_below: plan.adopt_below,
         ..SnapshotConfig::default()
     }
 }

@@ -23,7 +23,7 @@ use crate::store::{StoreHook, StoreOp, StoreTap};
 /// #   fn node(&self, _: &ContextId, _: NodePos) -> Result<Hash, StoreError> { Ok(Hash::ZERO) }
 /// #   fn range(&self, _: &ContextId, _: &Hash, _: &Hash, _: usize) -> Result<Vec<StoredEntry>, StoreError> { Ok(vec![]) }
 /// #   fn get(&self, _: &ContextId, _: &Hash) -> Result<Option<Entry>, StoreError> { Ok(None) }
-/// #   fn apply(&self, _: &ContextId, e: Vec<Entry>) -> Result<ApplyReport, StoreError> { Ok(ApplyReport { changed: e.len() as u64, unchanged: 0 }) }
+/// #   fn apply(&self, _: &ContextId, e: Vec<Entry>) -> Result<ApplyReport, StoreError> { Ok(ApplyReport { changed: e.len() as u64, unchanged: 0, refused: 0 }) }
 /// #   fn contexts(&self) -> Result<Vec<ContextId>, StoreError> { Ok(vec![]) }
 /// # }
 ///

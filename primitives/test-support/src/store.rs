@@ -1,8 +1,12 @@
 //! [`StoreTap`]: the one delegating [`Store`].
 
+use std::ops::ControlFlow;
+
 use synctree_primitives::merkle::FANOUT;
+use synctree_primitives::store::lend_all;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodePos, Store, StoreError, StoredEntry, TreeSummary,
+    ApplyReport, ContextId, Entry, EntryRef, Hash, NodePos, PurgeRule, Store, StoreError,
+    StoredEntry, TreeSummary,
 };
 
 /// Which [`Store`] method a [`StoreTap`] is about to forward.
@@ -25,6 +29,8 @@ pub enum StoreOp<'a> {
     Contexts,
     /// [`Store::sketch_len`] or [`Store::sketch`].
     Sketch,
+    /// [`Store::purge`], with the key hashes it may remove.
+    Purge(&'a [Hash]),
 }
 
 impl StoreOp<'_> {
@@ -39,12 +45,13 @@ impl StoreOp<'_> {
             StoreOp::Apply(_) => "apply",
             StoreOp::Contexts => "contexts",
             StoreOp::Sketch => "sketch",
+            StoreOp::Purge(_) => "purge",
         }
     }
 
     /// True for the operations that only read.
     pub fn is_read(&self) -> bool {
-        !matches!(self, StoreOp::Apply(_))
+        !matches!(self, StoreOp::Apply(_) | StoreOp::Purge(_))
     }
 }
 
@@ -154,6 +161,48 @@ impl<S: Store, H: StoreHook<S>> Store for StoreTap<S, H> {
         Ok(report)
     }
 
+    /// Lends what the hook's [`StoreHook::range`] returns, so a hook that alters
+    /// ranges alters both read paths.
+    fn visit_range(
+        &self,
+        context: &ContextId,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        self.hook.before(&self.inner, StoreOp::Range)?;
+        let entries = self.hook.range(&self.inner, context, low, high, limit)?;
+        Ok(lend_all(&entries, visit))
+    }
+
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        let plain: Vec<Entry> = entries.iter().map(|s| s.entry.clone()).collect();
+        self.hook.before(&self.inner, StoreOp::Apply(&plain))?;
+        let report = self.inner.apply_stored(context, entries)?;
+        self.hook.after_apply(context, &report);
+        Ok(report)
+    }
+
+    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
+        self.inner.gc_watermark(context)
+    }
+
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        rule: PurgeRule,
+        watermark: u64,
+    ) -> Result<u64, StoreError> {
+        self.hook.before(&self.inner, StoreOp::Purge(key_hashes))?;
+        self.inner.purge(context, key_hashes, rule, watermark)
+    }
+
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.hook.before(&self.inner, StoreOp::Contexts)?;
         self.inner.contexts()
@@ -238,7 +287,7 @@ mod tests {
             self.0.lock().unwrap().extend(entries);
             Ok(ApplyReport {
                 changed,
-                unchanged: 0,
+                ..ApplyReport::default()
             })
         }
         fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {

@@ -30,7 +30,8 @@ pub(crate) fn apply_received<S: Store + ?Sized>(
     entries.retain(|e| clock.admits(e.version.hlc));
     count_refused(context, stats, received, entries.len());
     if !entries.is_empty() {
-        store.apply(context, entries)?;
+        let report = store.apply(context, entries)?;
+        stats.entries_refused_gc += report.refused;
     }
     Ok(())
 }
@@ -49,7 +50,8 @@ pub(crate) fn apply_received_stored<S: Store + ?Sized>(
     entries.retain(|s| clock.admits(s.entry.version.hlc));
     count_refused(context, stats, received, entries.len());
     if !entries.is_empty() {
-        store.apply_stored(context, entries)?;
+        let report = store.apply_stored(context, entries)?;
+        stats.entries_refused_gc += report.refused;
     }
     Ok(())
 }

@@ -37,6 +37,13 @@ pub struct SnapshotConfig {
     /// every page (removed when the snapshot ends), so a restarted process resumes;
     /// `None` keeps it in `resume` only.
     pub persist_key: Option<String>,
+    /// Adopt the responder's settled state below this GC watermark (an HLC
+    /// value): a local entry older than it whose key the responder's snapshot
+    /// lacks is removed instead of pushed, and the local watermark rises to it
+    /// once the snapshot verifies. Set by the manager for a node that fell
+    /// behind the peer's horizon (docs/PROTOCOL.md, "Tombstone GC"); `None`
+    /// merges as usual.
+    pub adopt_below: Option<u64>,
 }
 
 impl Default for SnapshotConfig {
@@ -49,6 +56,7 @@ impl Default for SnapshotConfig {
             max_pages: MAX_SNAPSHOT_PAGES,
             push_bytes: BATCH_BYTE_BUDGET,
             persist_key: None,
+            adopt_below: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use synctree_primitives::{
     ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
+use super::adopt;
 use super::config::SnapshotConfig;
 use super::digester::Digester;
 use super::page::{Page, decode_page};
@@ -204,8 +205,15 @@ impl SnapshotInitiator {
                 &page.entries,
                 &mut pushes,
             );
+            let adopted = match self.config.adopt_below {
+                Some(below) => {
+                    adopt::forget_unlisted(store, &self.context, below, &page.entries, &mut pushes)
+                }
+                None => Ok(0),
+            };
             self.progress.lock().pushes = pushes;
             planned?;
+            self.stats.entries_adopted_away += adopted?;
         }
         let mut mark = PageMark::new(page.entries.len(), page.bytes);
         let chunks = self.digester.submit(page.entries);
@@ -243,6 +251,9 @@ impl SnapshotInitiator {
         }
         if verified? == Verified::Unverifiable {
             tracing::debug!(context = %self.context, "rebased snapshot complete; not verifiable as a whole");
+        }
+        if let Some(below) = self.config.adopt_below {
+            adopt::raise_watermark(store, &self.context, below)?;
         }
         let pushes = std::mem::take(&mut self.progress.lock().pushes);
         self.pushes = Pushes(pushes);

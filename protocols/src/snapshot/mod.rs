@@ -52,6 +52,7 @@
 //!   and the initiator rebases: it keeps what it applied, and the snapshot ends
 //!   unverifiable ([`SnapshotProgress::is_rebased`]).
 
+mod adopt;
 mod config;
 mod digester;
 mod executor;

@@ -21,6 +21,7 @@
 // A test suite: panicking with a message is how it reports a failure.
 #![allow(clippy::expect_used)]
 
+mod gc;
 mod lending;
 pub mod persistent;
 mod support;
@@ -32,6 +33,10 @@ use synctree_primitives::{Entry, Hash, NodePos, Store, TreeSummary};
 
 use support::{Rng, all, apply, collide, ctx, get, random_entries, root, v};
 
+pub use gc::{
+    purge_removes_what_its_rule_names, sweeps_remove_old_tombstones_only,
+    the_watermark_refuses_old_values_of_absent_keys,
+};
 pub use lending::{apply_stored_matches_apply, visit_range_lends_what_range_returns};
 pub use support::{Model, assert_matches_model, assert_sketch_recomputes};
 pub use tree::{
@@ -59,6 +64,9 @@ pub fn run_all<S: Store>(make: impl Fn() -> S) {
     sync_state_round_trips(&make);
     visit_range_lends_what_range_returns(&make);
     apply_stored_matches_apply(&make);
+    sweeps_remove_old_tombstones_only(&make);
+    the_watermark_refuses_old_values_of_absent_keys(&make);
+    purge_removes_what_its_rule_names(&make);
 }
 
 /// The maintained sketch equals the recomputed one after random batches of

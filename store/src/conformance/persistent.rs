@@ -89,3 +89,36 @@ pub fn reopen_preserves_entries_and_index<S: Store>(open: impl Fn() -> S) {
     );
     assert_matches_model(&store, &a, &model_a, "after the second reopen");
 }
+
+/// A purge and the watermark it raised survive a reopen, and the reopened store
+/// still refuses what the watermark refuses.
+pub fn purges_and_watermarks_survive_reopen<S: Store>(open: impl Fn() -> S) {
+    use synctree_primitives::gc::purge_tombstones;
+    use synctree_primitives::{Entry, key_hash};
+
+    use super::support::v;
+
+    let c = ctx("reopen-gc");
+    let written = {
+        let store = open();
+        apply(
+            &store,
+            &c,
+            vec![
+                Entry::put("kept", "1", v(50, 1)),
+                Entry::delete("gone", v(10, 1)),
+            ],
+        );
+        let report = purge_tombstones(&store, &c, 30).expect("sweep");
+        assert_eq!(report.purged, 1);
+        Snapshot::of(&store, &[&c])
+    };
+    let store = open();
+    assert_eq!(Snapshot::of(&store, &[&c]), written, "the purge persisted");
+    assert_eq!(store.gc_watermark(&c).expect("watermark"), 11);
+    let old = store
+        .apply(&c, vec![Entry::put("gone", "old", v(5, 1))])
+        .expect("apply");
+    assert_eq!(old.refused, 1, "the reopened store still refuses");
+    assert_eq!(store.get(&c, &key_hash(b"gone")).expect("get"), None);
+}

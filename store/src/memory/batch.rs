@@ -33,10 +33,24 @@ impl Batch {
         let mut slots: Vec<Option<StoredEntry>> = entries.into_iter().map(Some).collect();
         let entries: Vec<StoredEntry> =
             order.iter().filter_map(|&(_, i)| slots[i].take()).collect();
-        let leaf = |e: &StoredEntry| merkle::leaf_index(&e.key_hash);
-        let runs = entries.chunk_by(|a, b| leaf(a) == leaf(b));
-        let runs = runs.map(|run| (leaf(&run[0]), run.len())).collect();
+        let runs = runs_of(&entries);
         Batch { entries, runs }
+    }
+
+    /// Drops the entries `refused` names; returns how many.
+    pub(crate) fn refuse(&mut self, mut refused: impl FnMut(&StoredEntry) -> bool) -> u64 {
+        let before = self.entries.len();
+        self.entries.retain(|e| !refused(e));
+        let dropped = before - self.entries.len();
+        if dropped > 0 {
+            self.runs = runs_of(&self.entries);
+        }
+        dropped as u64
+    }
+
+    /// True when some entry's clock is below `hlc`.
+    pub(crate) fn any_below(&self, hlc: u64) -> bool {
+        self.entries.iter().any(|e| e.entry.version.hlc < hlc)
     }
 
     /// The buckets the batch touches, in leaf order, as `(leaf index, how many
@@ -44,4 +58,11 @@ impl Batch {
     pub(crate) fn into_parts(self) -> (Vec<(u32, usize)>, std::vec::IntoIter<StoredEntry>) {
         (self.runs, self.entries.into_iter())
     }
+}
+
+/// The runs of entries (sorted by key hash) that share a leaf bucket.
+fn runs_of(entries: &[StoredEntry]) -> Vec<(u32, usize)> {
+    let leaf = |e: &StoredEntry| merkle::leaf_index(&e.key_hash);
+    let runs = entries.chunk_by(|a, b| leaf(a) == leaf(b));
+    runs.map(|run| (leaf(&run[0]), run.len())).collect()
 }

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 
 use synctree_primitives::sketch::SketchItem;
-use synctree_primitives::{Entry, Hash, StoredEntry, merkle};
+use synctree_primitives::{Entry, Hash, PurgeRule, StoredEntry, merkle};
 
 /// Entries up to which a bucket is searched linearly: a bucket of a store of
 /// 10^6 entries holds about 15.
@@ -32,6 +32,11 @@ impl Bucket {
     /// True when the bucket holds no entry.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// The entry stored under `key_hash`.
@@ -121,6 +126,18 @@ impl Bucket {
     /// Every entry, in key-hash order.
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().map(|e| &e.entry)
+    }
+
+    /// Removes the entry under `key_hash` if `rule` removes it; returns it.
+    pub(crate) fn purge(&mut self, key_hash: &Hash, rule: &PurgeRule) -> Option<StoredEntry> {
+        let i = self.find(key_hash).ok()?;
+        rule.removes(&self.entries[i].entry)
+            .then(|| self.entries.remove(i))
+    }
+
+    /// The bucket's leaf hash.
+    pub(crate) fn hash(&self) -> Hash {
+        merkle::leaf_hash(self.entries.iter().map(|e| &e.digest))
     }
 
     /// Position of `key_hash`, or where it would be inserted. Small buckets

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use synctree_primitives::merkle::{self, FANOUT, TREE_DEPTH};
 use synctree_primitives::sketch::{self, CodedSymbol, SKETCH_MIN_SYMBOLS, SketchItem};
 use synctree_primitives::store::EntryRef;
-use synctree_primitives::{ApplyReport, Entry, Hash, NodePos, StoredEntry, TreeSummary};
+use synctree_primitives::{ApplyReport, Entry, Hash, NodePos, PurgeRule, StoredEntry, TreeSummary};
 
 use super::batch::Batch;
 use super::bucket::{Bucket, Merged};
@@ -41,6 +41,8 @@ pub(crate) struct ContextState {
     /// The leading coded symbols of the sketch of every entry's item
     /// ([`sketch::sketch_len_for`] the count; empty until the first write).
     sketch: Vec<CodedSymbol>,
+    /// The tombstone-GC watermark ([`synctree_primitives::Store::gc_watermark`]).
+    watermark: u64,
 }
 
 impl ContextState {
@@ -166,8 +168,13 @@ impl ContextState {
     /// batch order. Each entry is counted once against the state the entries
     /// before it left: `changed` when it was new or won the merge, `unchanged`
     /// otherwise.
-    pub(crate) fn apply(&mut self, batch: Batch) -> ApplyReport {
+    pub(crate) fn apply(&mut self, mut batch: Batch) -> ApplyReport {
         let mut report = ApplyReport::default();
+        if batch.any_below(self.watermark) {
+            let below = self.watermark;
+            report.refused =
+                batch.refuse(|e| e.entry.version.hlc < below && self.get(&e.key_hash).is_none());
+        }
         let mut count = |merged| match merged {
             Merged::Inserted => {
                 self.count += 1;
@@ -193,6 +200,48 @@ impl ContextState {
         report
     }
 
+    /// The tombstone-GC watermark.
+    pub(crate) fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
+    /// Removes the entries under `key_hashes` that `rule` removes, then
+    /// re-hashes the touched buckets and their ancestors once and XORs the
+    /// removed items out of the sketch; raises the watermark to `watermark`.
+    /// Returns how many entries it removed.
+    pub(crate) fn purge(&mut self, key_hashes: &[Hash], rule: &PurgeRule, watermark: u64) -> u64 {
+        self.watermark = self.watermark.max(watermark);
+        let mut sorted = key_hashes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut toggles = Vec::new();
+        let mut twigs = Vec::new();
+        for run in sorted.chunk_by(|a, b| merkle::leaf_index(a) == merkle::leaf_index(b)) {
+            let (twig, slot) = split(merkle::leaf_index(&run[0]));
+            let Some(leaves) = self.leaves.get_mut(&twig) else {
+                continue;
+            };
+            let leaves = Arc::make_mut(leaves);
+            let removed = |gone: StoredEntry| toggles.push(SketchItem::of(&gone));
+            if let Some(hash) = leaves.purge(slot, run, rule, removed) {
+                push_twig(&mut twigs, twig, hash);
+            }
+            if leaves.is_empty() {
+                self.leaves.remove(&twig);
+            }
+        }
+        self.count -= toggles.len() as u64;
+        self.nodes.update(TWIG_LEVEL, twigs);
+        // The sketch shrinks with the count, as it grows: a later growth
+        // recomputes the tail from every entry.
+        let len = sketch::sketch_len_for(self.count) as usize;
+        self.sketch.truncate(len);
+        for item in &toggles {
+            sketch::toggle_into(&mut self.sketch, item);
+        }
+        toggles.len() as u64
+    }
+
     /// XORs the changed items into the maintained symbols, then grows the sketch
     /// to the length the new count calls for, computing only the new tail from
     /// every entry (each doubling: amortised O(log m) per entry written).
@@ -216,6 +265,14 @@ impl ContextState {
             sketch::toggle_range(&mut tail, old as u64, &SketchItem::of(stored));
         }
         self.sketch.extend(tail);
+    }
+}
+
+/// Records `twig`'s new hash, once per twig (runs of one twig are adjacent).
+fn push_twig(twigs: &mut Vec<(u32, Hash)>, twig: u32, hash: Hash) {
+    match twigs.last_mut() {
+        Some(last) if last.0 == twig => last.1 = hash,
+        _ => twigs.push((twig, hash)),
     }
 }
 

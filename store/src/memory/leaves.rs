@@ -2,7 +2,7 @@
 
 use synctree_primitives::merkle::{FANOUT, InternalMidstates};
 use synctree_primitives::sketch::SketchItem;
-use synctree_primitives::{Hash, StoredEntry};
+use synctree_primitives::{Hash, PurgeRule, StoredEntry};
 
 use super::bucket::{Bucket, Merged};
 
@@ -36,6 +36,30 @@ impl Leaves {
     /// The leaf hashes, in leaf order.
     pub(crate) fn hashes(&self) -> &[Hash; FANOUT] {
         &self.hashes
+    }
+
+    /// Removes the entries under `key_hashes` (all in bucket `slot`) that `rule`
+    /// removes, passing each to `removed`; returns this node's new hash when the
+    /// bucket changed.
+    pub(crate) fn purge(
+        &mut self,
+        slot: usize,
+        key_hashes: &[Hash],
+        rule: &PurgeRule,
+        mut removed: impl FnMut(StoredEntry),
+    ) -> Option<Hash> {
+        let bucket = &mut self.buckets[slot];
+        let before = bucket.len();
+        for key_hash in key_hashes {
+            if let Some(gone) = bucket.purge(key_hash, rule) {
+                removed(gone);
+            }
+        }
+        if bucket.len() == before {
+            return None;
+        }
+        self.hashes[slot] = bucket.hash();
+        Some(self.parent.hash(&self.hashes, slot))
     }
 
     /// Merges the next entries of `entries` (in key-hash order) bucket by

@@ -22,8 +22,8 @@ use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::store::EntryRef;
 use synctree_primitives::{
-    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, Store, StoreError, StoredEntry,
-    TreeSummary, ViewPermits,
+    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, PurgeRule, Store, StoreError,
+    StoredEntry, TreeSummary, ViewPermits,
 };
 
 use batch::Batch;
@@ -165,6 +165,24 @@ impl Store for MemoryStore {
             return Ok(ApplyReport::default());
         }
         self.merge(context, Batch::from_stored(entries))
+    }
+
+    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
+        Ok(self.read_context(context, ContextState::watermark))
+    }
+
+    /// Removes under the write lock; a context never written starts with the
+    /// watermark.
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        rule: PurgeRule,
+        watermark: u64,
+    ) -> Result<u64, StoreError> {
+        let mut contexts = self.write();
+        let state = contexts.entry(context.clone()).or_default();
+        Ok(Arc::make_mut(state).purge(key_hashes, &rule, watermark))
     }
 
     fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {

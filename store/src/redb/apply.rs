@@ -7,9 +7,10 @@ use synctree_primitives::merkle::{self, TREE_DEPTH};
 use synctree_primitives::sketch::SketchItem;
 use synctree_primitives::{ApplyReport, ContextId, Entry, Hash, NodePos, StoreError, StoredEntry};
 
-use super::codec::{self, ContextMeta, Malformed};
+use super::codec::{self, ContextMeta, ContextNum, Malformed};
 use super::error::{RedbStoreError, backend, redb_error};
-use super::schema::{self, CONTEXTS, ENTRIES, NODES, SKETCH};
+use super::gc;
+use super::schema::{self, CONTEXTS, ENTRIES, META, NODES, SKETCH};
 use super::sketch::{self, ChunkDelta};
 use super::tree::TxnNodes;
 
@@ -58,11 +59,16 @@ pub(super) fn write(
     };
 
     let count_before = meta.entry_count;
+    let watermark = {
+        let meta_table = txn.open_table(META).map_err(apply_error(context))?;
+        gc::watermark(&meta_table, context, "apply")?
+    };
     let mut entries = txn.open_table(ENTRIES).map_err(apply_error(context))?;
     let mut merger = Merger {
         table: &mut entries,
         context,
         meta,
+        watermark,
         report: ApplyReport::default(),
         toggles: Vec::new(),
     };
@@ -127,6 +133,29 @@ fn update_sketch(
     sketch::tail(items.into_iter(), old, new).write(&mut table, context, meta.num)
 }
 
+/// Key hashes and digests of bucket `leaf` of context `num`, in key-hash
+/// order: one range scan that decodes only the digest of each value.
+pub(super) fn bucket_digests(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    context: &ContextId,
+    num: ContextNum,
+    leaf: u32,
+) -> Result<Vec<(Hash, Hash)>, StoreError> {
+    let (low, high) = NodePos::new(TREE_DEPTH, leaf).key_hash_range();
+    let (low, high) = (codec::entry_key(num, &low), codec::entry_key(num, &high));
+    let mut bucket = Vec::new();
+    let rows = table
+        .range(&low[..]..=&high[..])
+        .map_err(apply_error(context))?;
+    for row in rows {
+        let (key, value) = row.map_err(apply_error(context))?;
+        let decoded = codec::decode_entry_key(num, key.value())
+            .and_then(|kh| Ok((kh, codec::entry_digest(value.value())?)));
+        bucket.push(decoded.map_err(|m| m.in_context(context))?);
+    }
+    Ok(bucket)
+}
+
 /// Maps a redb error met while applying a batch to `context`.
 fn apply_error<E: Into<::redb::Error>>(context: &ContextId) -> impl FnOnce(E) -> StoreError {
     redb_error("apply", Some(context))
@@ -142,6 +171,8 @@ struct Merger<'t, 'txn> {
     context: &'t ContextId,
     /// Updated as entries are inserted.
     meta: ContextMeta,
+    /// The context's GC watermark: older entries for absent keys are refused.
+    watermark: u64,
     report: ApplyReport,
     /// The sketch items the merged entries XOR (new ones, and those they replace).
     toggles: Vec<SketchItem>,
@@ -195,6 +226,10 @@ impl Merger<'_, '_> {
         let mut winner: Option<&StoredEntry> = None;
         for candidate in run {
             let current = winner.map(|w| &w.entry).or(held);
+            if current.is_none() && candidate.entry.version.hlc < self.watermark {
+                self.report.refused += 1;
+                continue;
+            }
             if current.is_none_or(|c| candidate.entry.supersedes(c)) {
                 self.report.changed += 1;
                 winner = Some(candidate);
@@ -205,24 +240,8 @@ impl Merger<'_, '_> {
         winner
     }
 
-    /// Key hashes and digests of bucket `leaf`, in key-hash order: one range
-    /// scan that decodes only the digest of each value.
     fn read_bucket(&self, leaf: u32) -> Result<Vec<(Hash, Hash)>, StoreError> {
-        let (low, high) = NodePos::new(TREE_DEPTH, leaf).key_hash_range();
-        let num = self.meta.num;
-        let (low, high) = (codec::entry_key(num, &low), codec::entry_key(num, &high));
-        let mut bucket = Vec::new();
-        let rows = self
-            .table
-            .range(&low[..]..=&high[..])
-            .map_err(self.redb())?;
-        for row in rows {
-            let (key, value) = row.map_err(self.redb())?;
-            let decoded = codec::decode_entry_key(num, key.value())
-                .and_then(|kh| Ok((kh, codec::entry_digest(value.value())?)));
-            bucket.push(decoded.map_err(|m| self.corrupt(m))?);
-        }
-        Ok(bucket)
+        bucket_digests(self.table, self.context, self.meta.num, leaf)
     }
 
     /// The entry held under `key_hash`, which the bucket scan saw.

@@ -3,6 +3,7 @@
 mod apply;
 mod codec;
 mod error;
+mod gc;
 mod guard;
 mod read;
 mod schema;
@@ -17,13 +18,13 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use ::redb::{Database, DatabaseError, StorageError};
+use ::redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 use synctree_primitives::limits::MAX_READ_VIEWS;
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::sketch::CodedSymbol;
 use synctree_primitives::{
-    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, Store, StoreError, StoredEntry,
-    TreeSummary, ViewPermits,
+    ApplyReport, ContextId, ContextView, Entry, Hash, NodePos, PurgeRule, Store, StoreError,
+    StoredEntry, TreeSummary, ViewPermits,
 };
 
 pub use error::RedbStoreError;
@@ -225,6 +226,40 @@ impl Store for RedbStore {
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
         self.guard.run("contexts", || read::contexts(&self.db))
+    }
+
+    /// One read of the meta table.
+    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
+        self.guard.run("gc watermark", || {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(redb_error("gc watermark", Some(context)))?;
+            let meta = txn
+                .open_table(schema::META)
+                .map_err(redb_error("gc watermark", Some(context)))?;
+            gc::watermark(&meta, context, "gc watermark")
+        })
+    }
+
+    /// One write transaction: the entries, their index and sketch, and the
+    /// watermark commit together.
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        rule: PurgeRule,
+        watermark: u64,
+    ) -> Result<u64, StoreError> {
+        self.guard.run("purge", || {
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(redb_error("purge", Some(context)))?;
+            let removed = gc::purge(&txn, context, key_hashes, &rule, watermark)?;
+            txn.commit().map_err(redb_error("purge", Some(context)))?;
+            Ok(removed)
+        })
     }
 
     /// Derived from the metadata row's entry count: no extra read.

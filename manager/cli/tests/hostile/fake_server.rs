@@ -98,6 +98,7 @@ fn summary(entry_count: u64, lz4: bool) -> Handshake {
         nonce: Bytes::from(vec![0x22; 16]),
         sketch_len: 0,
         sketch_probe: Default::default(),
+        gc_watermark: 0,
     }
 }
 

@@ -275,6 +275,7 @@ pub(crate) fn empty_summary() -> Handshake {
         nonce: Bytes::from(vec![0x11; 16]),
         sketch_len: 0,
         sketch_probe: Default::default(),
+        gc_watermark: 0,
     }
 }
 

@@ -8,6 +8,7 @@
 //! metrics = "127.0.0.1:9100"       # Prometheus, optional
 //! peers = ["ID2@10.0.0.2:7000", "quic://ID3@10.0.0.3:7000"]
 //! interval_secs = 30.0             # anti-entropy interval per peer
+//! gc_horizon_days = 7.0            # tombstones older than this are purged; 0: never
 //! ```
 //!
 //! Which nodes may connect is the peers file `DIR/peers` (and `--allow`).
@@ -19,6 +20,7 @@ use std::path::Path;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use synctree_primitives::gc::MIN_GC_HORIZON_MS;
 use synctree_secure::PeerId;
 
 use crate::error::CliError;
@@ -26,6 +28,11 @@ use crate::output::emit;
 
 /// The config file inside a store directory.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
+/// GC horizon when neither flag nor file sets one: a week.
+const DEFAULT_GC_HORIZON_DAYS: f64 = 7.0;
+/// Longest GC horizon accepted: ten years (more is a typo).
+const MAX_GC_HORIZON_DAYS: f64 = 3_650.0;
+
 /// Largest config file read: a few peers and addresses fit in far less.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// Anti-entropy interval when neither flag nor file sets one.
@@ -74,6 +81,12 @@ pub(crate) struct ServeArgs {
     /// [config: `interval_secs`; default 30]
     #[arg(long, value_name = "SECONDS")]
     interval: Option<f64>,
+    /// Days a delete is kept before its tombstone is purged (0: never purge);
+    /// every peer should use the same value, longer than any partition the
+    /// cluster must ride out (docs/PROTOCOL.md, "Tombstone GC").
+    /// [config: `gc_horizon_days`; default 7]
+    #[arg(long, value_name = "DAYS")]
+    gc_horizon_days: Option<f64>,
     /// Print one JSON object on stdout once listening: `{"node", "listen",
     /// "quic", "api", "metrics"}` (stderr keeps the human lines).
     #[arg(long)]
@@ -102,6 +115,9 @@ pub(crate) struct NodeConfig {
     /// Anti-entropy interval, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) interval_secs: Option<f64>,
+    /// Tombstone GC horizon, days (0: never purge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gc_horizon_days: Option<f64>,
 }
 
 /// What `serve` runs with: the file, overridden by the flags, then the defaults.
@@ -122,6 +138,8 @@ pub(crate) struct Effective {
     pub(crate) peers: Vec<String>,
     /// Anti-entropy interval, seconds.
     pub(crate) interval_secs: f64,
+    /// Tombstone GC horizon, days (0: never purge).
+    pub(crate) gc_horizon_days: f64,
 }
 
 /// Arguments of `synctree config`.
@@ -179,7 +197,28 @@ impl NodeConfig {
                 .and_then(|f| f.interval)
                 .or(self.interval_secs)
                 .unwrap_or(DEFAULT_INTERVAL_SECS),
+            gc_horizon_days: flags
+                .and_then(|f| f.gc_horizon_days)
+                .or(self.gc_horizon_days)
+                .unwrap_or(DEFAULT_GC_HORIZON_DAYS),
         })
+    }
+}
+
+impl Effective {
+    /// The GC horizon: `None` for 0 (never purge); an error outside
+    /// `MIN_GC_HORIZON_MS` (2 minutes) ..= [`MAX_GC_HORIZON_DAYS`].
+    pub(crate) fn gc_horizon(&self) -> Result<Option<std::time::Duration>, CliError> {
+        let days = self.gc_horizon_days;
+        if days == 0.0 {
+            return Ok(None);
+        }
+        let horizon = std::time::Duration::try_from_secs_f64(days * 86_400.0).ok();
+        let min = std::time::Duration::from_millis(MIN_GC_HORIZON_MS);
+        match horizon {
+            Some(h) if h >= min && days <= MAX_GC_HORIZON_DAYS => Ok(Some(h)),
+            _ => Err(CliError::BadGcHorizon(days)),
+        }
     }
 }
 
@@ -216,14 +255,42 @@ mod tests {
             api: None,
             peers: vec!["127.0.0.1:9".to_owned()],
             interval: Some(1.0),
+            gc_horizon_days: Some(0.5),
         };
         let effective = file.clone().effective(Some(&flags)).expect("effective");
         assert_eq!(effective.listen.as_deref(), Some("127.0.0.1:7000"));
         assert_eq!(effective.peers, ["127.0.0.1:9"]);
         assert_eq!(effective.interval_secs, 1.0);
+        assert_eq!(
+            effective.gc_horizon().expect("horizon"),
+            Some(std::time::Duration::from_secs(43_200))
+        );
         assert!(effective.api.ip().is_loopback());
         let from_file = file.effective(None).expect("effective");
         assert_eq!((from_file.peers.len(), from_file.interval_secs), (1, 5.0));
+        assert_eq!(from_file.gc_horizon_days, DEFAULT_GC_HORIZON_DAYS);
+    }
+
+    #[test]
+    fn gc_horizons_are_checked() {
+        let with = |days: f64| {
+            let value = if days.is_nan() {
+                "nan".to_owned()
+            } else {
+                format!("{days:?}")
+            };
+            let file: NodeConfig =
+                toml::from_str(&format!("gc_horizon_days = {value}\n")).expect("parse");
+            file.effective(None).expect("effective").gc_horizon()
+        };
+        assert_eq!(with(0.0).expect("off"), None, "0 keeps every tombstone");
+        assert!(with(7.0).expect("a week").is_some());
+        for bad in [0.0001, -1.0, 1e9, f64::NAN] {
+            assert!(
+                matches!(with(bad), Err(CliError::BadGcHorizon(_))),
+                "{bad} days"
+            );
+        }
     }
 
     #[test]

@@ -206,6 +206,11 @@ pub(crate) enum CliError {
     /// `--interval` out of range.
     #[error("--interval {0} is out of range (0.05 to 86400 seconds)")]
     BadInterval(f64),
+    /// `--gc-horizon-days` out of range.
+    #[error(
+        "--gc-horizon-days {0} is out of range (0 to never purge, else 2 minutes to 3650 days)"
+    )]
+    BadGcHorizon(f64),
     /// `DIR/api.json` does not hold an endpoint.
     #[error("{} is damaged: {reason}", path.display())]
     BadEndpoint {
@@ -312,6 +317,7 @@ impl CliError {
             | CliError::ClockExhausted(_)
             | CliError::BadConfig { .. }
             | CliError::BadInterval(_)
+            | CliError::BadGcHorizon(_)
             | CliError::BadPeer { .. } => Failure::BadRequest,
             CliError::Remote { kind, .. } if kind == "bad_request" => Failure::BadRequest,
             _ => Failure::Failed,

@@ -27,6 +27,7 @@ mod root;
 mod serve;
 mod simulate;
 mod status;
+mod sweeper;
 
 use std::io::{ErrorKind, IsTerminal};
 use std::path::{Path, PathBuf};

@@ -18,6 +18,8 @@ use crate::node::Node;
 use crate::output::emit;
 use crate::progress;
 use crate::protocol_arg::ProtocolArg;
+use synctree_primitives::SyncTransport as _;
+use synctree_primitives::tap::Tap;
 
 /// Arguments of `synctree sync`.
 #[derive(Debug, Args)]
@@ -190,9 +192,10 @@ async fn sync_one<S: Store + 'static>(
         context: context.clone(),
         source,
     };
-    let mut transport = connector.open(peer).await?;
     let message = format!("syncing `{context}` with {peer}");
     let spinner = progress::spinner(message, !show_progress);
+    let meter = progress::SessionMeter::new(spinner.clone());
+    let mut transport = Tap::new(connector.open(peer).await?, meter);
     let report = manager
         .sync(&mut transport, context, protocol.choice())
         .await;

@@ -13,14 +13,15 @@ use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, NodeId, NodePos, Store, StoreError, StoredEntry,
-    TreeSummary,
+    ApplyReport, ContextId, Entry, EntryRef, Hash, NodeId, NodePos, PurgeRule, Store, StoreError,
+    StoredEntry, TreeSummary,
 };
 
 use crate::error::CliError;
@@ -234,6 +235,47 @@ impl<S: Store> Store for Logged<S> {
             first = %first.escape_ascii(), last = %last.escape_ascii(), "batch committed"
         );
         Ok(report)
+    }
+
+    fn visit_range(
+        &self,
+        context: &ContextId,
+        low: &Hash,
+        high: &Hash,
+        limit: usize,
+        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        self.inner.visit_range(context, low, high, limit, visit)
+    }
+
+    /// Applies the pre-hashed batch off the async workers, then logs its size.
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        let count = entries.len();
+        let report = off_the_async_workers(|| self.inner.apply_stored(context, entries))?;
+        tracing::debug!(%context, entries = count, changed = report.changed, "batch committed");
+        Ok(report)
+    }
+
+    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
+        self.inner.gc_watermark(context)
+    }
+
+    /// Purges off the async workers, then logs how many entries went.
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        rule: PurgeRule,
+        watermark: u64,
+    ) -> Result<u64, StoreError> {
+        let removed =
+            off_the_async_workers(|| self.inner.purge(context, key_hashes, rule, watermark))?;
+        tracing::debug!(%context, removed, watermark, "purge committed");
+        Ok(removed)
     }
 
     fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {

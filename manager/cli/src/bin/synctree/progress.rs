@@ -1,6 +1,10 @@
 //! Progress bars on stderr for long work (hidden when stderr is not a terminal).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use synctree_primitives::StreamMessage;
+use synctree_primitives::tap::TransportHook;
+use synctree_primitives::wire::SnapshotPage;
+use synctree_primitives::wire::stream_message::Body;
 
 /// A bar counting `len` items.
 pub(crate) fn bar(len: u64, message: &'static str) -> ProgressBar {
@@ -30,4 +34,65 @@ fn styled(bar: ProgressBar, template: &str, message: &'static str) -> ProgressBa
     }
     bar.set_message(message);
     bar
+}
+
+/// Watches a sync session's received messages: once a snapshot begins, the
+/// spinner becomes a bar of the snapshot's entries, with the bytes received,
+/// the rate and the time left. Entries are estimated from each page's cursor
+/// (pages come in key-hash order, which spreads keys evenly), so compressed and
+/// resumed snapshots move the bar the same way; the last page fills it.
+pub(crate) struct SessionMeter {
+    bar: ProgressBar,
+    total: u64,
+    bytes: u64,
+}
+
+impl SessionMeter {
+    /// Drives `bar` (a [`spinner`], hidden or not).
+    pub(crate) fn new(bar: ProgressBar) -> Self {
+        SessionMeter {
+            bar,
+            total: 0,
+            bytes: 0,
+        }
+    }
+
+    fn begin(&mut self, entries: u64) {
+        self.total = entries;
+        self.bar.set_length(entries);
+        self.bar.set_position(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg} {bar:30} {pos}/{len} entries ({per_sec}, {eta} left)",
+        ) {
+            self.bar.set_style(style);
+        }
+    }
+
+    fn page(&mut self, page: &SnapshotPage) {
+        self.bytes += prost::Message::encoded_len(page) as u64;
+        let done = if page.last {
+            self.total
+        } else {
+            let at = page
+                .cursor
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok());
+            let fraction = at.map_or(0.0, |b| u64::from_be_bytes(b) as f64 / u64::MAX as f64);
+            (fraction * self.total as f64) as u64
+        };
+        self.bar
+            .set_position(done.max(self.bar.position()).min(self.total));
+        let mib = self.bytes as f64 / (1024.0 * 1024.0);
+        self.bar.set_message(format!("snapshot, {mib:.1} MiB"));
+    }
+}
+
+impl TransportHook for SessionMeter {
+    fn after_recv(&mut self, message: Option<&StreamMessage>) {
+        match message.and_then(|m| m.body.as_ref()) {
+            Some(Body::SnapshotBegin(begin)) => self.begin(begin.entry_count),
+            Some(Body::SnapshotPage(page)) => self.page(page),
+            _ => {}
+        }
+    }
 }

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use synctree_manager::gc::GcConfig;
 use synctree_manager::{
     AntiEntropy, AntiEntropyConfig, ManagerConfig, ServeSummary, SharedStats, SyncManager,
 };
-use synctree_primitives::Identity;
+use synctree_primitives::{Identity, WallClock};
 use synctree_secure::quic::QuicServer;
 use synctree_secure::{NodeKey, PeerPolicy, TlsAcceptor};
 use tokio::net::TcpListener;
@@ -79,10 +80,18 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
         None => None,
     };
     let node = Arc::new(node);
+    let manager_config = ManagerConfig {
+        gc: GcConfig {
+            horizon: args.gc_horizon()?,
+            clock: WallClock::System,
+            standalone: args.peers.is_empty(),
+        },
+        ..ManagerConfig::default()
+    };
     let manager = Arc::new(SyncManager::new(
         Arc::clone(node.store()),
         Identity::new(node_id),
-        ManagerConfig::default(),
+        manager_config,
     ));
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -122,6 +131,10 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
     let published = endpoint::publish(dir, api_addr)?;
     let api_task = tokio::spawn(crate::api::serve(api_listener, api, until(stopped.clone())));
     let anti_entropy = tokio::spawn(scheduler.run(until(stopped.clone())));
+    let sweeps = tokio::spawn(crate::sweeper::run(
+        Arc::clone(&manager),
+        until(stopped.clone()),
+    ));
     eprintln!("synctree: api on http://{api_addr}");
     eprintln!("synctree: listening on {addr}");
     if flags.json {
@@ -138,6 +151,7 @@ pub(crate) async fn serve(node: Node, dir: &Path, flags: ServeArgs) -> Result<()
     tracing::info!(node = %node_id, %addr, %api_addr, peers = args.peers.len(), "serving");
     let summary = sessions(Arc::clone(&manager), listening, stopped).await;
     let _ = anti_entropy.await;
+    let _ = sweeps.await;
     if let Ok(Err(e)) = api_task.await {
         tracing::warn!(error = %e, "the client API stopped with an error");
     }
