@@ -99,6 +99,10 @@ pub const GC_PURGED: &str = "synctree_gc_tombstones_purged_total";
 /// cluster, simulated or real, leaves them at zero).
 pub const ON_MISBEHAVIOUR: [&str; 1] = [ENTRIES_REFUSED];
 
+/// The metrics of [`ALL`] that move only with tombstone GC on
+/// (`ManagerConfig::gc`), and then only once deletes are older than the horizon.
+pub const WITH_GC: [&str; 3] = [GC_REFUSED, GC_ADOPTED, GC_PURGED];
+
 /// Every metric this module records.
 pub const ALL: [&str; 22] = [
     SESSIONS,
@@ -485,6 +489,7 @@ mod tests {
             synctree_primitives::Hash::ZERO,
         );
         stats.entries_refused_ahead = 3;
+        stats.entries_refused_gc = 4;
         let context = ContextId::new("c").unwrap();
         stats.rounds = 2;
         stats.entries_pulled = 5;
@@ -509,5 +514,6 @@ mod tests {
             value(&snapshot, ENTRIES_REFUSED, &ahead),
             &DebugValue::Counter(3)
         );
+        assert_eq!(value(&snapshot, GC_REFUSED, &[]), &DebugValue::Counter(4));
     }
 }

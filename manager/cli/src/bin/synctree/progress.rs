@@ -96,3 +96,39 @@ impl TransportHook for SessionMeter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synctree_primitives::wire::SnapshotBegin;
+
+    fn page(cursor_top: u8, last: bool) -> StreamMessage {
+        let mut cursor = vec![0u8; 32];
+        cursor[0] = cursor_top;
+        StreamMessage::new(Body::SnapshotPage(SnapshotPage {
+            cursor: cursor.into(),
+            last,
+            ..SnapshotPage::default()
+        }))
+    }
+
+    #[test]
+    fn a_snapshot_moves_the_bar_by_its_cursors_and_fills_it_at_the_end() {
+        let bar = spinner("syncing".to_owned(), true);
+        let mut meter = SessionMeter::new(bar.clone());
+        meter.after_recv(Some(&StreamMessage::new(Body::SnapshotBegin(
+            SnapshotBegin {
+                entry_count: 1_000,
+                ..SnapshotBegin::default()
+            },
+        ))));
+        assert_eq!((bar.position(), bar.length()), (0, Some(1_000)));
+        meter.after_recv(Some(&page(0x80, false)));
+        assert!((495..=505).contains(&bar.position()), "{}", bar.position());
+        meter.after_recv(Some(&page(0x40, false)));
+        assert!(bar.position() >= 495, "never moves back");
+        meter.after_recv(Some(&page(0, true)));
+        assert_eq!(bar.position(), 1_000);
+        assert!(bar.message().starts_with("snapshot, "), "{}", bar.message());
+    }
+}
