@@ -31,6 +31,9 @@ pub fn evaluate(rows: &[Row]) -> Vec<TargetRow> {
         throughput(rows),
         maintenance(rows),
     ]
+    .into_iter()
+    .chain(crate::floor::verdicts(rows))
+    .collect()
 }
 
 fn judged<'a>(sessions: &[&'a SessionRow], n: u64) -> Vec<&'a SessionRow> {
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn missing_sizes_are_not_measured() {
         let verdicts = evaluate(&[]);
-        assert_eq!(verdicts.len(), 7);
+        assert_eq!(verdicts.len(), 10);
         assert!(verdicts.iter().all(|v| v.met.is_none()));
     }
 }
