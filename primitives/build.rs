@@ -5,6 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(["synctree.proto"], ["proto"])?;
     prost_build::Config::new()
         .bytes(["."])
+        // Hand-written in src/wire.rs (same wire format) so that a sender can hand
+        // it entries it already encoded.
+        .extern_path(".synctree.v1.SnapshotPage", "crate::wire::SnapshotPage")
         .compile_fds(descriptors)?;
     Ok(())
 }

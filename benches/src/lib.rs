@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod floor;
 pub mod maintenance;
 pub mod matrix;
 pub mod meter;

@@ -14,6 +14,7 @@ use tokio::runtime::Runtime;
 
 use crate::context;
 use crate::error::{BenchError, chain};
+use crate::floor::{self, HeapUse};
 use crate::maintenance::{Backend, batches, per_sec, time_upserts};
 use crate::meter::HeapMark;
 use crate::reference::{loopback_pair, negentropy, tcp_copy};
@@ -296,8 +297,10 @@ fn measure_throughput(
     base: &Arc<Base>,
     row: &mut ThroughputRow,
 ) -> Result<(), BenchError> {
+    let before_source = HeapUse::now();
     let source = Arc::new(MemoryStore::new());
     base.fill(&*source)?;
+    let source_heap = before_source.kept();
     let ctx = context();
     let fresh = || Arc::new(MemoryStore::new());
     let target = fresh();
@@ -305,13 +308,19 @@ fn measure_throughput(
     let memory_ok = converged(&*target, &*source, &ctx, base.len())?;
     drop(target);
     let target = fresh();
+    let (before_target, cpu) = (HeapUse::now(), floor::process_cpu());
     let over_tcp = rt.block_on(async {
         let (client, server) = loopback_pair().await?;
         let (mut ta, mut tb) = (FramedTransport::tcp(client)?, FramedTransport::tcp(server)?);
         session::run_over(Protocol::Snapshot, &target, &source, &mut ta, &mut tb).await
     })?;
+    row.snapshot_tcp_cpu_ms = floor::process_cpu_since(cpu).map(ms);
+    let target_heap = before_target.kept();
+    row.peak_heap_bytes = source_heap.zip(before_target.peak()).map(|(s, p)| s + p);
+    row.stores_heap_bytes = source_heap.zip(target_heap).map(|(s, t)| s + t);
     let tcp_ok = converged(&*target, &*source, &ctx, base.len())?;
     let raw = rt.block_on(tcp_copy(over_tcp.bytes))?;
+    row.sha256_floor_ms = floor::sha256_floor(base).map(ms);
     row.bytes = over_tcp.bytes;
     row.snapshot_memory_ms = ms(over_memory.wall);
     row.snapshot_tcp_ms = ms(over_tcp.wall);

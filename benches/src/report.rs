@@ -64,8 +64,11 @@ fn header(row: &Row) -> (&'static str, String) {
         Row::Throughput(_) => (
             "throughput",
             "## Snapshot throughput (empty replica ← n entries) vs raw loopback TCP copy of the same bytes\n\n\
-             | n | bytes | snapshot mem ms | snapshot tcp ms | raw tcp ms | snapshot MiB/s | raw MiB/s | ratio | ok |\n\
-             |---|---|---|---|---|---|---|---|---|"
+             snapshot tcp cpu: every thread of the process (both sides, the initiator's digest thread). \
+             SHA-256 floor: one core's CPU time to hash every entry once (key hash + digest). \
+             peak / stores: heap peak during the TCP snapshot (source store included) / heap the two finished stores hold.\n\n\
+             | n | bytes | snapshot mem ms | snapshot tcp ms | snapshot tcp cpu ms | SHA-256 floor ms | raw tcp ms | snapshot MiB/s | raw MiB/s | ratio | peak / stores MiB | ok |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|"
                 .to_owned(),
         ),
         Row::Maintenance(_) => (
@@ -139,18 +142,23 @@ fn notes(s: &SessionRow) -> String {
 
 fn throughput_line(t: &ThroughputRow) -> String {
     if let Some(e) = &t.error {
-        return format!("| {} | ERROR: {e} ||||||||", t.n);
+        return format!("| {} | ERROR: {e} |||||||||||", t.n);
     }
+    let mib = |b: Option<u64>| opt(b.map(|b| b as f64 / (1024.0 * 1024.0)), 0);
     format!(
-        "| {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1}% | {} |",
+        "| {} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {:.0} | {:.0} | {:.1}% | {} / {} | {} |",
         t.n,
         t.bytes,
         t.snapshot_memory_ms,
         t.snapshot_tcp_ms,
+        opt(t.snapshot_tcp_cpu_ms, 0),
+        opt(t.sha256_floor_ms, 0),
         t.raw_tcp_ms,
         t.snapshot_tcp_mib_s,
         t.raw_tcp_mib_s,
         t.ratio * 100.0,
+        mib(t.peak_heap_bytes),
+        mib(t.stores_heap_bytes),
         if t.converged { "yes" } else { "NO" },
     )
 }

@@ -96,6 +96,17 @@ pub struct ThroughputRow {
     pub raw_tcp_mib_s: f64,
     /// Snapshot over TCP throughput / raw TCP throughput.
     pub ratio: f64,
+    /// CPU time of the snapshot over TCP, every thread of the process (both
+    /// sides and the initiator's digest thread), ms.
+    pub snapshot_tcp_cpu_ms: Option<f64>,
+    /// SHA-256 floor: one core's CPU time to hash every entry once (key hash
+    /// and digest), ms.
+    pub sha256_floor_ms: Option<f64>,
+    /// Peak heap during the snapshot over TCP, above the heap before the
+    /// source store was filled (so the source store included).
+    pub peak_heap_bytes: Option<u64>,
+    /// Heap the finished source and target stores hold together.
+    pub stores_heap_bytes: Option<u64>,
     /// The initiator ended with the responder's root and `n` entries.
     pub converged: bool,
     /// What failed, if anything did.

@@ -22,7 +22,7 @@ pub fn evaluate(rows: &[Row]) -> Vec<TargetRow> {
             _ => None,
         })
         .collect();
-    let mut targets = vec![
+    vec![
         idle(&sessions),
         rounds(&sessions),
         versus_negentropy(&sessions),
@@ -30,9 +30,11 @@ pub fn evaluate(rows: &[Row]) -> Vec<TargetRow> {
         identification_rate(&sessions),
         throughput(rows),
         maintenance(rows),
-    ];
-    targets.extend(crate::writes::targets(rows));
-    targets
+    ]
+    .into_iter()
+    .chain(crate::floor::verdicts(rows))
+    .chain(crate::writes::targets(rows))
+    .collect()
 }
 
 fn judged<'a>(sessions: &[&'a SessionRow], n: u64) -> Vec<&'a SessionRow> {
@@ -296,8 +298,9 @@ mod tests {
     #[test]
     fn missing_sizes_are_not_measured() {
         let verdicts = evaluate(&[]);
-        // 7 of the benchmarks issue, 3 of the write path (crate::writes).
-        assert_eq!(verdicts.len(), 10);
+        // 7 of the benchmarks issue, 3 floors (crate::floor), 3 of the write
+        // path (crate::writes).
+        assert_eq!(verdicts.len(), 13);
         assert!(verdicts.iter().all(|v| v.met.is_none()));
     }
 }

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use synctree_manager::{ManagerConfig, ProtocolChoice, SyncManager};
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, Hash, Identity, NodeId, NodePos, Store, StoreError, StoredEntry,
-    TreeSummary, Version,
+    ApplyReport, ContextId, Entry, Hash, Identity, NodeId, PurgeRule, Store, StoreError,
+    StoredEntry, Version,
 };
 use synctree_store::MemoryStore;
 use synctree_transport::FramedTransport;
@@ -29,53 +29,43 @@ struct AuditedStore {
 }
 
 impl Store for AuditedStore {
-    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
-        self.inner.summary(context)
-    }
-
-    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
-        self.inner.node(context, pos)
-    }
-
-    fn range(
-        &self,
-        context: &ContextId,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.inner.range(context, low, high, limit)
-    }
-
-    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
-        self.inner.get(context, key_hash)
-    }
+    // Reads go straight to the inner store; only writes are audited.
+    synctree_primitives::forward_store_reads!(inner);
 
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
         let report = self.inner.apply(context, entries)?;
+        self.audit(context, &report);
+        Ok(report)
+    }
+
+    fn apply_stored(
+        &self,
+        context: &ContextId,
+        entries: Vec<StoredEntry>,
+    ) -> Result<ApplyReport, StoreError> {
+        let report = self.inner.apply_stored(context, entries)?;
+        self.audit(context, &report);
+        Ok(report)
+    }
+
+    fn purge(
+        &self,
+        context: &ContextId,
+        key_hashes: &[Hash],
+        rule: PurgeRule,
+        watermark: u64,
+    ) -> Result<u64, StoreError> {
+        self.inner.purge(context, key_hashes, rule, watermark)
+    }
+}
+
+impl AuditedStore {
+    fn audit(&self, context: &ContextId, report: &ApplyReport) {
         self.changed.fetch_add(report.changed, Ordering::Relaxed);
         println!(
             "{context}: merged a batch, {} entries changed",
             report.changed
         );
-        Ok(report)
-    }
-
-    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-        self.inner.contexts()
-    }
-
-    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
-        self.inner.sketch_len(context)
-    }
-
-    fn sketch(
-        &self,
-        context: &ContextId,
-        start: u32,
-        count: usize,
-    ) -> Result<Vec<synctree_primitives::sketch::CodedSymbol>, StoreError> {
-        self.inner.sketch(context, start, count)
     }
 }
 

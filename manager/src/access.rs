@@ -9,12 +9,9 @@
 //! store.
 
 use std::collections::BTreeSet;
-use std::ops::ControlFlow;
 
-use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, EntryRef, Hash, NodePos, PurgeRule, Store, StoreError,
-    StoredEntry, TreeSummary,
+    ApplyReport, ContextId, Entry, Hash, PurgeRule, Store, StoreError, StoredEntry,
 };
 
 /// A set of contexts: all of them, or the listed ones.
@@ -84,31 +81,7 @@ impl Access {
 pub struct ReadOnly<'a, S: ?Sized>(pub &'a S);
 
 impl<S: Store + ?Sized> Store for ReadOnly<'_, S> {
-    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
-        self.0.summary(context)
-    }
-
-    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
-        self.0.node(context, pos)
-    }
-
-    fn children(&self, context: &ContextId, pos: NodePos) -> Result<[Hash; FANOUT], StoreError> {
-        self.0.children(context, pos)
-    }
-
-    fn range(
-        &self,
-        context: &ContextId,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.0.range(context, low, high, limit)
-    }
-
-    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
-        self.0.get(context, key_hash)
-    }
+    synctree_primitives::forward_store_reads!(0);
 
     /// Refuses the batch (an empty one is a no-op).
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
@@ -120,17 +93,6 @@ impl<S: Store + ?Sized> Store for ReadOnly<'_, S> {
         })
     }
 
-    fn visit_range(
-        &self,
-        context: &ContextId,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
-    ) -> Result<usize, StoreError> {
-        self.0.visit_range(context, low, high, limit, visit)
-    }
-
     /// Refuses the batch (an empty one is a no-op).
     fn apply_stored(
         &self,
@@ -138,10 +100,6 @@ impl<S: Store + ?Sized> Store for ReadOnly<'_, S> {
         entries: Vec<StoredEntry>,
     ) -> Result<ApplyReport, StoreError> {
         self.apply(context, entries.into_iter().map(|s| s.entry).collect())
-    }
-
-    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
-        self.0.gc_watermark(context)
     }
 
     /// Refuses to remove anything (an empty key list is a no-op).
@@ -158,25 +116,6 @@ impl<S: Store + ?Sized> Store for ReadOnly<'_, S> {
         Err(StoreError::WriteDenied {
             context: context.to_string(),
         })
-    }
-
-    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-        self.0.contexts()
-    }
-
-    fn read_view(
-        &self,
-        context: &ContextId,
-    ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
-        self.0.read_view(context)
-    }
-
-    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.load_sync_state(key)
-    }
-
-    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
-        self.0.save_sync_state(key, value)
     }
 }
 

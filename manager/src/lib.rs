@@ -76,6 +76,7 @@ mod report;
 pub mod selection;
 mod serve;
 mod slots;
+mod unconverged;
 
 pub use accept::{AcceptError, Accepted, Acceptor, PlainTcp};
 pub use access::{Access, ContextSet, ReadOnly};

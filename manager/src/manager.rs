@@ -1,7 +1,6 @@
 //! [`SyncManager`]: dispatches incoming streams to protocol responders and opens
 //! sessions as initiator.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rand::rngs::StdRng;
@@ -12,8 +11,8 @@ use synctree_primitives::wire::init_payload::Kind;
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{InitPayload, PROTOCOL_VERSION};
 use synctree_primitives::{
-    ContextId, Identity, NodeId, ProtocolError, ProtocolKind, Store, StoreError, StreamMessage,
-    SyncStats, SyncTransport, TransportError,
+    ContextId, Identity, ProtocolError, ProtocolKind, Store, StoreError, StreamMessage, SyncStats,
+    SyncTransport, TransportError,
 };
 use synctree_protocols::init_message;
 use tokio::time::Instant;
@@ -27,13 +26,11 @@ use crate::gc;
 use crate::handshake::{PeerSummary, SketchProbe, TopFingerprint};
 use crate::registry::{HandlerError, InitiatorPlan, ProtocolRegistry, SessionScope};
 use crate::report::SessionReport;
-use crate::selection::{ProtocolChoice, Unconverged, select_resuming};
+use crate::selection::{ProtocolChoice, select_resuming};
+use crate::unconverged::UnconvergedMemory;
 use synctree_transport::BufferBudget;
 
-/// (peer node, context) pairs whose unconverged tree session a manager remembers
-/// for the selection (row 1a): a few hundred bytes each; past this, further pairs
-/// are not remembered and simply run the table as usual.
-pub const MAX_REMEMBERED_UNCONVERGED: usize = 4096;
+pub use crate::unconverged::MAX_REMEMBERED_UNCONVERGED;
 
 /// How a served stream ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +68,9 @@ pub struct SyncManager<S> {
     buffer_budget: Arc<BufferBudget>,
     /// The CSPRNG the handshake nonces come from.
     nonces: Mutex<StdRng>,
-    /// How the last tree session with each (peer node, context) ended when it did
-    /// not converge: selection's row 1a.
-    unconverged: Mutex<HashMap<(NodeId, ContextId), Unconverged>>,
+    /// How the last delta session with each (peer node, context) ended when it
+    /// did not converge: selection's row 1a.
+    unconverged: UnconvergedMemory,
 }
 
 impl<S: Store + 'static> SyncManager<S> {
@@ -99,7 +96,7 @@ impl<S: Store + 'static> SyncManager<S> {
             registry,
             buffer_budget,
             nonces: Mutex::new(StdRng::from_os_rng()),
-            unconverged: Mutex::new(HashMap::new()),
+            unconverged: UnconvergedMemory::default(),
         }
     }
 
@@ -118,48 +115,6 @@ impl<S: Store + 'static> SyncManager<S> {
         let mut rng = self.nonces.lock().unwrap_or_else(PoisonError::into_inner);
         rng.fill_bytes(&mut nonce.0);
         nonce
-    }
-
-    /// The last tree session with `peer` on `context`, when it did not converge.
-    fn previous_unconverged(&self, peer: NodeId, context: &ContextId) -> Option<Unconverged> {
-        let map = self
-            .unconverged
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.get(&(peer, context.clone())).copied()
-    }
-
-    /// Remembers how a session ended, for the next selection with the same peer
-    /// and context: an unconverged delta session is kept (at most
-    /// [`MAX_REMEMBERED_UNCONVERGED`] pairs), anything else forgets the pair.
-    fn remember(&self, peer: NodeId, context: &ContextId, stats: Option<&SyncStats>) {
-        let mut map = self
-            .unconverged
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = (peer, context.clone());
-        // Delta sessions: what a merge snapshot settles when they get stuck (a
-        // peer refusing entries below its GC watermark, a collision).
-        let delta = |s: &&SyncStats| {
-            matches!(
-                s.protocol,
-                ProtocolKind::HashComparison | ProtocolKind::LevelWise | ProtocolKind::Sketch
-            )
-        };
-        match stats.filter(delta).filter(|s| !s.converged()) {
-            Some(s) if map.len() < MAX_REMEMBERED_UNCONVERGED || map.contains_key(&key) => {
-                let stuck = Unconverged {
-                    protocol: s.protocol,
-                    local_root: s.local_root,
-                    remote_root: s.remote_root,
-                };
-                map.insert(key, stuck);
-            }
-            Some(_) => {}
-            None => {
-                map.remove(&key);
-            }
-        }
     }
 
     /// The budget every transport [`SyncManager::serve`] creates is charged to:
@@ -304,7 +259,7 @@ impl<S: Store + 'static> SyncManager<S> {
         if remote.sketch_probe.is_some() {
             local.sketch_probe = Some(self.sketch_probe(context, &peer, remote.sketch_len)?);
         }
-        let previous = self.previous_unconverged(remote.node_id, context);
+        let previous = self.unconverged.get(remote.node_id, context);
         let resumable = self
             .registry
             .get(ProtocolKind::Snapshot)
@@ -338,7 +293,8 @@ impl<S: Store + 'static> SyncManager<S> {
             gc::record_settled(&*self.store, context, started_ms)
                 .map_err(|source| self.store_error(&peer, "finish", source))?;
         }
-        self.remember(remote.node_id, context, stats.as_ref());
+        self.unconverged
+            .remember(remote.node_id, context, stats.as_ref());
         Ok(SessionReport::new(
             selection,
             local,

@@ -66,6 +66,21 @@ pub struct Selection {
     /// Differences the handshakes' sketch probes estimate (`None`: no probe, or
     /// more than it tells apart); sizes a Sketch session's first request.
     pub estimated_differences: Option<u64>,
+    /// True when both sides sent a sketch probe and every probed symbol differed:
+    /// more differences than the probe tells apart (a tree protocol then descends
+    /// deep, see `TreeConfig::estimated_differences`).
+    pub beyond_estimate: bool,
+}
+
+impl Selection {
+    /// The estimate a tree protocol's descent is planned by: `u64::MAX` beyond
+    /// what the probe tells apart, `None` without a probe.
+    pub fn tree_estimate(&self) -> Option<u64> {
+        if self.beyond_estimate {
+            return Some(u64::MAX);
+        }
+        self.estimated_differences
+    }
 }
 
 /// How the previous tree session with a peer on a context ended, when it did not
@@ -133,6 +148,7 @@ pub fn select_resuming(
                     reason: "roots match".to_owned(),
                     compression,
                     estimated_differences: None,
+                    beyond_estimate: false,
                 });
             }
         },
@@ -144,6 +160,7 @@ pub fn select_resuming(
             reason,
             compression,
             estimated_differences: sketch_estimate(local, remote).flatten(),
+            beyond_estimate: sketch_estimate(local, remote) == Some(None),
         });
     }
     let fallback = local.supported.iter().copied().find(both).ok_or_else(|| {
@@ -161,6 +178,7 @@ pub fn select_resuming(
         ),
         compression,
         estimated_differences: sketch_estimate(local, remote).flatten(),
+        beyond_estimate: sketch_estimate(local, remote) == Some(None),
     })
 }
 
@@ -384,6 +402,25 @@ mod tests {
             s.reason.ends_with("; sketch estimate beyond 32768 symbols"),
             "{}",
             s.reason
+        );
+    }
+
+    #[test]
+    fn a_probe_that_saw_too_many_differences_plans_a_deep_tree_descent() {
+        let (local, remote) = with_probes(32_768, 151);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert!(s.beyond_estimate && s.estimated_differences.is_none());
+        assert_eq!(s.tree_estimate(), Some(u64::MAX));
+        let (local, remote) = with_probes(64, 90);
+        let s = select(ProtocolChoice::Auto, &local, &remote).expect("selection");
+        assert!(!s.beyond_estimate);
+        assert_eq!(s.tree_estimate(), s.estimated_differences);
+        assert!(s.tree_estimate().is_some());
+        let s = select(ProtocolChoice::Auto, &side(1, 990, 2), &side(2, 1_000, 0));
+        assert_eq!(
+            s.map(|s| s.tree_estimate()),
+            Ok(None),
+            "no probe, no estimate"
         );
     }
 

@@ -14,6 +14,7 @@ use crate::error::ProtocolError;
 use crate::ids::{Hash, NodeId};
 use crate::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::wire::WireEntry;
+use crate::wire::entry_codec::EntryFields;
 
 /// Domain tag of entry digests (see docs/PROTOCOL.md).
 pub const ENTRY_TAG: u8 = 0x00;
@@ -102,9 +103,20 @@ impl Entry {
 
     /// Bytes this entry takes inside a message (field tag, length prefix and body):
     /// what batching budgets count.
+    /// Computed from the lengths alone: no message is built.
     pub fn encoded_len(&self) -> usize {
-        let body = prost::Message::encoded_len(&WireEntry::from(self));
-        1 + prost::encoding::encoded_len_varint(body as u64) + body
+        self.fields().field_len()
+    }
+
+    /// The entry's wire fields, borrowed (for [`EntryFields::encode_field`]).
+    pub fn fields(&self) -> EntryFields<'_> {
+        EntryFields {
+            key: &self.key,
+            value: &self.value,
+            hlc: self.version.hlc,
+            node: self.version.node.0,
+            tombstone: self.tombstone,
+        }
     }
 
     /// Checks the limits on an entry received from a peer.
@@ -224,6 +236,20 @@ mod tests {
             tomb,
             "tombstone wins a tie"
         );
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_prost_writes() {
+        let v = Version::new(1 << 50, NodeId(3));
+        for entry in [
+            Entry::put("k", "v".repeat(300), v),
+            Entry::put(vec![9u8; 128], "", Version::default()),
+            Entry::delete("gone", v),
+        ] {
+            let body = prost::Message::encoded_len(&WireEntry::from(&entry));
+            let framed = 1 + prost::encoding::encoded_len_varint(body as u64) + body;
+            assert_eq!(entry.encoded_len(), framed, "{entry:?}");
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@
 
 pub mod entry;
 pub mod error;
+mod forward;
 pub mod gc;
 pub mod hlc;
 pub mod ids;

@@ -72,6 +72,23 @@ impl<'a> EntryRef<'a> {
         }
     }
 
+    /// The entry's wire fields, borrowed (for
+    /// [`EntryFields::encode_field`](crate::wire::entry_codec::EntryFields::encode_field)).
+    pub fn fields(&self) -> crate::wire::entry_codec::EntryFields<'a> {
+        crate::wire::entry_codec::EntryFields {
+            key: self.key,
+            value: self.value,
+            hlc: self.version.hlc,
+            node: self.version.node.0,
+            tombstone: self.tombstone,
+        }
+    }
+
+    /// [`Entry::encoded_len`] of the lent entry, without copying it.
+    pub fn encoded_len(&self) -> usize {
+        self.fields().field_len()
+    }
+
     /// An owned copy of the entry.
     pub fn to_entry(&self) -> Entry {
         Entry {

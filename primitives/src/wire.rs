@@ -5,6 +5,9 @@ include!(concat!(env!("OUT_DIR"), "/synctree.v1.rs"));
 
 use crate::limits::MAX_ABORT_MESSAGE_BYTES;
 
+mod snapshot_page;
+pub use snapshot_page::SnapshotPage;
+
 /// Wire protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -94,6 +97,142 @@ impl ProtocolKind {
             ProtocolKind::LevelWise => "level-wise",
             ProtocolKind::Snapshot => "snapshot",
             ProtocolKind::Sketch => "sketch",
+        }
+    }
+}
+
+/// Hand-written protobuf encoding of entries, for writers that hold borrowed
+/// bytes (a store's lent entries) and must not build a [`WireEntry`] to encode
+/// one: the bytes are exactly what prost writes for the same `WireEntry`.
+pub mod entry_codec {
+    use prost::bytes::BufMut;
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+
+    /// Tag of `SnapshotPage.entries`.
+    pub const SNAPSHOT_PAGE_ENTRIES_TAG: u32 = 3;
+    /// Tag of `EntryPush.entries`.
+    pub const ENTRY_PUSH_ENTRIES_TAG: u32 = 1;
+
+    /// The fields of one `WireEntry`, borrowed.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct EntryFields<'a> {
+        /// The key.
+        pub key: &'a [u8],
+        /// The value (empty for tombstones).
+        pub value: &'a [u8],
+        /// The version's clock.
+        pub hlc: u64,
+        /// The version's writer.
+        pub node: u64,
+        /// Deleted.
+        pub tombstone: bool,
+    }
+
+    /// Bytes of a length-delimited field of `len` bytes with a one-byte tag;
+    /// proto3 skips empty ones.
+    fn bytes_field_len(len: usize) -> usize {
+        if len == 0 {
+            0
+        } else {
+            1 + encoded_len_varint(len as u64) + len
+        }
+    }
+
+    /// Bytes of a varint field with a one-byte tag; proto3 skips zeros.
+    fn varint_field_len(value: u64) -> usize {
+        if value == 0 {
+            0
+        } else {
+            1 + encoded_len_varint(value)
+        }
+    }
+
+    impl EntryFields<'_> {
+        /// Length of the encoded `WireEntry` message (without its own tag and
+        /// length prefix), computed without encoding it.
+        pub fn body_len(&self) -> usize {
+            bytes_field_len(self.key.len())
+                + bytes_field_len(self.value.len())
+                + varint_field_len(self.hlc)
+                + varint_field_len(self.node)
+                + if self.tombstone { 2 } else { 0 }
+        }
+
+        /// Bytes the entry takes as a field of a message with a one-byte tag
+        /// (every entries field has one): tag, length prefix and body.
+        pub fn field_len(&self) -> usize {
+            let body = self.body_len();
+            1 + encoded_len_varint(body as u64) + body
+        }
+
+        /// Appends the entry as field `tag` (a `WireEntry` message) to `buf`.
+        pub fn encode_field(&self, tag: u32, buf: &mut impl BufMut) {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(self.body_len() as u64, buf);
+            put_bytes(1, self.key, buf);
+            put_bytes(2, self.value, buf);
+            put_varint(3, self.hlc, buf);
+            put_varint(4, self.node, buf);
+            if self.tombstone {
+                put_varint(5, 1, buf);
+            }
+        }
+    }
+
+    fn put_bytes(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
+        if !bytes.is_empty() {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(bytes.len() as u64, buf);
+            buf.put_slice(bytes);
+        }
+    }
+
+    fn put_varint(tag: u32, value: u64, buf: &mut impl BufMut) {
+        if value != 0 {
+            encode_key(tag, WireType::Varint, buf);
+            encode_varint(value, buf);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use prost::Message;
+
+        use super::*;
+        use crate::wire::{EntryPush, WireEntry};
+
+        #[test]
+        fn hand_encoding_matches_prost_byte_for_byte() {
+            let cases = [
+                (&b""[..], &b""[..], 0, 0, false),
+                (b"k", b"", 1, 0, true),
+                (b"key", &[7u8; 300][..], u64::MAX, 9, false),
+                (&[1u8; 200][..], b"v", 1 << 40, u64::MAX, false),
+            ];
+            for (key, value, hlc, node, tombstone) in cases {
+                let fields = EntryFields {
+                    key,
+                    value,
+                    hlc,
+                    node,
+                    tombstone,
+                };
+                let wire = WireEntry {
+                    key: key.to_vec().into(),
+                    value: value.to_vec().into(),
+                    hlc,
+                    node,
+                    tombstone,
+                };
+                let push = EntryPush {
+                    entries: vec![wire.clone()],
+                };
+                let mut mine = Vec::new();
+                fields.encode_field(ENTRY_PUSH_ENTRIES_TAG, &mut mine);
+                assert_eq!(mine, push.encode_to_vec());
+                assert_eq!(fields.body_len(), wire.encoded_len());
+                assert_eq!(fields.field_len(), mine.len());
+            }
         }
     }
 }

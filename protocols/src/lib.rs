@@ -85,8 +85,9 @@ pub use snapshot::{
     SnapshotResponder, SnapshotResponderInit,
 };
 pub use tree::{
-    DEFAULT_KEYS_PER_REQUEST, DEFAULT_LEVEL_WISE_NODES_PER_REQUEST, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_NODES_PER_REQUEST, DEFAULT_PUSH_BYTES, HashComparison, HashComparisonConfig,
-    HashComparisonResponderInit, LevelWise, LevelWiseConfig, LevelWiseResponderInit, Schedule,
-    TreeConfig, TreeInitiator, TreeResponder, TreeResponderInit,
+    DEEP_DESCENT_DIFFERENCES, DEEP_DESCENT_SPREAD, DEFAULT_KEYS_PER_REQUEST,
+    DEFAULT_LEVEL_WISE_NODES_PER_REQUEST, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NODES_PER_REQUEST,
+    DEFAULT_PUSH_BYTES, HashComparison, HashComparisonConfig, HashComparisonResponderInit,
+    LevelWise, LevelWiseConfig, LevelWiseResponderInit, Schedule, TreeConfig, TreeInitiator,
+    TreeResponder, TreeResponderInit,
 };

@@ -88,11 +88,13 @@ fn level_wise_init(kind: &Kind) -> Option<&LevelWiseInit> {
 }
 
 /// The handshake's top fingerprint is the first level of the tree descent, both
-/// truncated under the session key.
+/// truncated under the session key; the sketch probe's estimate decides whether
+/// the descent goes deep.
 fn hash_comparison_config(plan: &InitiatorPlan<'_>) -> HashComparisonConfig {
     HashComparisonConfig {
         remote_top: plan.remote_top(),
         key: plan.key.clone(),
+        estimated_differences: plan.selection.tree_estimate(),
         ..HashComparisonConfig::default()
     }
 }
@@ -102,6 +104,7 @@ fn level_wise_config(plan: &InitiatorPlan<'_>) -> LevelWiseConfig {
     LevelWiseConfig {
         remote_top: plan.remote_top(),
         key: plan.key.clone(),
+        estimated_differences: plan.selection.tree_estimate(),
         ..LevelWiseConfig::default()
     }
 }

@@ -68,6 +68,18 @@ impl<'a> EntryBatcher<'a> {
         self.entries.push(WireEntry::from(entry));
     }
 
+    /// Adds one entry the caller owns (no reference counts to bump).
+    pub(crate) fn push_owned(&mut self, entry: Entry) {
+        self.bytes += self.stats.record_sent(&entry);
+        self.entries.push(WireEntry {
+            key: entry.key,
+            value: entry.value,
+            hlc: entry.version.hlc,
+            node: entry.version.node.0,
+            tombstone: entry.tombstone,
+        });
+    }
+
     /// Adds the next chunk of the subtree under `cursor`; true once it is exhausted.
     pub(crate) fn push_subtree<S: Store + ?Sized>(
         &mut self,

@@ -3,7 +3,9 @@
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::MAX_ENTRIES_PER_BATCH;
 use synctree_primitives::wire::WireEntry;
-use synctree_primitives::{ContextId, Entry, ProtocolError, Store, SyncStats, WallClock};
+use synctree_primitives::{
+    ContextId, Entry, ProtocolError, Store, StoredEntry, SyncStats, WallClock,
+};
 
 /// Checks and converts a received batch of entries.
 pub(crate) fn decode_entries(entries: Vec<WireEntry>) -> Result<Vec<Entry>, ProtocolError> {
@@ -26,7 +28,37 @@ pub(crate) fn apply_received<S: Store + ?Sized>(
 ) -> Result<(), SyncErrorKind> {
     let received = entries.len();
     entries.retain(|e| clock.admits(e.version.hlc));
-    let refused = (received - entries.len()) as u64;
+    count_refused(context, stats, received, entries.len());
+    if !entries.is_empty() {
+        let report = store.apply(context, entries)?;
+        stats.entries_refused_gc += report.refused;
+    }
+    Ok(())
+}
+
+/// [`apply_received`] for entries the caller already hashed and checked (a
+/// verified snapshot page): the same clock rule, then [`Store::apply_stored`], so
+/// the store does not hash them again.
+pub(crate) fn apply_received_stored<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    clock: &WallClock,
+    stats: &mut SyncStats,
+    mut entries: Vec<StoredEntry>,
+) -> Result<(), SyncErrorKind> {
+    let received = entries.len();
+    entries.retain(|s| clock.admits(s.entry.version.hlc));
+    count_refused(context, stats, received, entries.len());
+    if !entries.is_empty() {
+        let report = store.apply_stored(context, entries)?;
+        stats.entries_refused_gc += report.refused;
+    }
+    Ok(())
+}
+
+/// Counts (and logs once per session) the entries the clock rule refused.
+fn count_refused(context: &ContextId, stats: &mut SyncStats, received: usize, kept: usize) {
+    let refused = (received - kept) as u64;
     if refused > 0 {
         if stats.entries_refused_ahead == 0 {
             tracing::warn!(
@@ -36,11 +68,6 @@ pub(crate) fn apply_received<S: Store + ?Sized>(
         }
         stats.entries_refused_ahead += refused;
     }
-    if !entries.is_empty() {
-        let report = store.apply(context, entries)?;
-        stats.entries_refused_gc += report.refused;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod recorded;
 
 pub(crate) use batcher::{EntryBatcher, EntrySource};
 pub(crate) use cursor::{SCAN_CHUNK, SubtreeCursor};
-pub(crate) use decode::{apply_received, decode_entries};
+pub(crate) use decode::{apply_received, apply_received_stored, decode_entries};
 pub(crate) use keys::successor;
 pub(crate) use pushes::PushBuffer;
 pub use pushes::{PUSH_APPLY_BYTES, PUSH_APPLY_WINDOW};

@@ -7,7 +7,9 @@
 use std::collections::VecDeque;
 
 use synctree_primitives::error::SyncErrorKind;
-use synctree_primitives::{ContextId, Hash, PurgeRule, Store, StoredEntry};
+use synctree_primitives::{ContextId, Hash, PurgeRule, Store};
+
+use super::page::Keyed;
 
 /// Takes out of `pushes` (the keys merge mode planned to push for this page)
 /// those the page lacks whose local entry is older than `below`, and removes
@@ -16,7 +18,7 @@ pub(crate) fn forget_unlisted<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
     below: u64,
-    page: &[StoredEntry],
+    page: &[Keyed],
     pushes: &mut VecDeque<Hash>,
 ) -> Result<u64, SyncErrorKind> {
     let listed = |key: &Hash| page.binary_search_by(|s| s.key_hash.cmp(key)).is_ok();

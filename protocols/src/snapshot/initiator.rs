@@ -17,10 +17,11 @@ use synctree_primitives::{
 
 use super::adopt;
 use super::config::SnapshotConfig;
-use super::page::decode_page;
+use super::digester::Digester;
+use super::page::{Page, decode_page};
 use super::push::{Pushes, plan_page_pushes, push_frame};
-use super::staging::{Pinned, SnapshotProgress, Verified};
-use crate::entries::apply_received;
+use super::staging::{PageMark, Pinned, SnapshotProgress, Verified};
+use crate::entries::apply_received_stored;
 use crate::executor::init_message;
 use crate::machine::{Machine, unexpected};
 
@@ -61,6 +62,8 @@ pub struct SnapshotInitiator {
     /// Pages covered by the acks sent so far.
     acked: u64,
     ack_due: Option<u64>,
+    /// Computes the digests of received entries on the second core.
+    digester: Digester,
     pushes: Pushes,
     clock: WallClock,
     stats: SyncStats,
@@ -87,6 +90,7 @@ impl SnapshotInitiator {
             next_seq: 0,
             acked: 0,
             ack_due: None,
+            digester: Digester::default(),
             pushes: Pushes::default(),
             clock: WallClock::System,
             stats: SyncStats::new(ProtocolKind::Snapshot, Role::Initiator, root_before),
@@ -162,8 +166,8 @@ impl SnapshotInitiator {
             staging.check(&page, self.config.max_staged_bytes)?;
             staging.next_low()
         };
-        self.apply_page(store, low, &page)?;
-        self.progress.lock().record(&page);
+        let mark = self.apply_page(store, low, page)?;
+        self.progress.lock().record(&mark);
         self.stats.entries_pulled += count as u64;
         self.stats.payload_bytes += bytes as u64;
         self.next_seq += 1;
@@ -179,13 +183,15 @@ impl SnapshotInitiator {
 
     /// Plans the merge-mode pushes of the page's key range (from `low` up to its
     /// cursor, or to the end for the last page), then applies the page: its
-    /// entries are valid entries of the peer, merged like any other write.
+    /// entries are valid entries of the peer, merged like any other write. The
+    /// page goes in chunks whose digests the [`Digester`] computes while the
+    /// chunk before is applied; returns what the staging records of it.
     fn apply_page<S: Store + ?Sized>(
         &mut self,
         store: &S,
         low: Option<Hash>,
-        page: &super::page::Page,
-    ) -> Result<(), SyncErrorKind> {
+        page: Page,
+    ) -> Result<PageMark, SyncErrorKind> {
         let high = match page.entries.last() {
             Some(last) if !page.last => last.key_hash,
             _ => Hash::MAX,
@@ -209,8 +215,15 @@ impl SnapshotInitiator {
             planned?;
             self.stats.entries_adopted_away += adopted?;
         }
-        let entries = page.entries.iter().map(|s| s.entry.clone()).collect();
-        apply_received(store, &self.context, &self.clock, &mut self.stats, entries)
+        let mut mark = PageMark::new(page.entries.len(), page.bytes);
+        let chunks = self.digester.submit(page.entries);
+        for _ in 0..chunks {
+            let stored = self.digester.next()?;
+            mark.extend(&stored);
+            let (context, clock, stats) = (&self.context, &self.clock, &mut self.stats);
+            apply_received_stored(store, context, clock, stats, stored)?;
+        }
+        Ok(mark)
     }
 
     /// Saves the progress under the configured key (removes it once empty).

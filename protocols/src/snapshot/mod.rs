@@ -54,10 +54,12 @@
 
 mod adopt;
 mod config;
+mod digester;
 mod executor;
 mod initiator;
 mod page;
 mod push;
+mod reader;
 mod responder;
 mod root;
 mod staging;

@@ -13,6 +13,7 @@ use synctree_primitives::limits::{MAX_KEY_BYTES, MAX_SNAPSHOT_PAGE_BYTES, MAX_VA
 use synctree_primitives::wire::{Compression, EntryPush, SnapshotPage, WireEntry};
 use synctree_primitives::{Entry, Hash, ProtocolError, StoredEntry};
 
+use super::reader::PageEntries;
 use crate::entries::decode_entries;
 
 /// Field tags and length prefixes of one encoded entry around its key and value:
@@ -31,28 +32,58 @@ pub(crate) const MAX_PAGE_RAW_BYTES: usize = if MAX_SNAPSHOT_PAGE_BYTES > MAX_EN
     MAX_ENTRY_BYTES
 };
 
+/// An entry of a received page with its key hash; its digest is computed when
+/// it is applied ([`Keyed::into_stored`]), off the session thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keyed {
+    /// SHA-256 of the key.
+    pub(crate) key_hash: Hash,
+    /// The entry, validated.
+    pub(crate) entry: Entry,
+}
+
+impl Keyed {
+    /// Hashes the key of `entry`.
+    fn new(entry: Entry) -> Self {
+        Keyed {
+            key_hash: entry.key_hash(),
+            entry,
+        }
+    }
+
+    /// The entry as a store keeps it: its digest computed, its key hash kept.
+    pub(crate) fn into_stored(self) -> StoredEntry {
+        StoredEntry {
+            key_hash: self.key_hash,
+            digest: self.entry.digest(),
+            entry: self.entry,
+        }
+    }
+}
+
 /// A received page that passed every check that needs no session state.
 #[derive(Debug)]
 pub(crate) struct Page {
-    /// Entries in strictly increasing key-hash order, with key hashes and digests.
-    pub(crate) entries: Vec<StoredEntry>,
+    /// Entries in strictly increasing key-hash order, with their key hashes.
+    pub(crate) entries: Vec<Keyed>,
     /// Encoded size of the entries.
     pub(crate) bytes: usize,
     /// No page follows.
     pub(crate) last: bool,
 }
 
-/// Encodes `entries` (in key-hash order) as page `seq`.
+/// Page `seq` around `entries`, which [`PageEntries::push`] encoded for
+/// `compression`: handed over as they are (no entry is re-encoded), or as an lz4
+/// block of the `EntryPush` they form.
 pub(crate) fn encode_page(
     seq: u64,
-    entries: &[StoredEntry],
+    entries: PageEntries,
     last: bool,
     compression: Compression,
 ) -> SnapshotPage {
-    let wire: Vec<WireEntry> = entries.iter().map(|s| WireEntry::from(&s.entry)).collect();
     let cursor = entries
-        .last()
-        .map(|s| Bytes::copy_from_slice(&s.key_hash.0))
+        .cursor
+        .map(|h| Bytes::copy_from_slice(&h.0))
         .unwrap_or_default();
     let mut page = SnapshotPage {
         seq,
@@ -61,11 +92,10 @@ pub(crate) fn encode_page(
         ..SnapshotPage::default()
     };
     match compression {
-        Compression::None => page.entries = wire,
+        Compression::None => page.packed = entries.bytes.into(),
         Compression::Lz4 => {
-            let raw = EntryPush { entries: wire }.encode_to_vec();
-            page.raw_len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
-            page.compressed = lz4_flex::block::compress(&raw).into();
+            page.raw_len = u32::try_from(entries.bytes.len()).unwrap_or(u32::MAX);
+            page.compressed = lz4_flex::block::compress(&entries.bytes).into();
         }
     }
     page
@@ -75,9 +105,10 @@ pub(crate) fn encode_page(
 /// sizes and counts are within limits, every entry is valid, key hashes strictly
 /// increase, and the cursor names the last entry.
 pub(crate) fn decode_page(
-    msg: SnapshotPage,
+    mut msg: SnapshotPage,
     compression: Compression,
 ) -> Result<Page, ProtocolError> {
+    let wire = msg.take_entries()?;
     let wire = match compression {
         Compression::None => {
             if !msg.compressed.is_empty() || msg.raw_len != 0 {
@@ -85,10 +116,10 @@ pub(crate) fn decode_page(
                     "compressed page in an uncompressed session",
                 ));
             }
-            msg.entries
+            wire
         }
         Compression::Lz4 => {
-            if !msg.entries.is_empty() {
+            if !wire.is_empty() {
                 return Err(ProtocolError::Malformed(
                     "plain entries in a compressed session",
                 ));
@@ -101,7 +132,7 @@ pub(crate) fn decode_page(
     if entries.len() > 1 {
         ProtocolError::check_limit("snapshot page bytes", MAX_SNAPSHOT_PAGE_BYTES, bytes)?;
     }
-    let entries: Vec<StoredEntry> = entries.into_iter().map(StoredEntry::new).collect();
+    let entries: Vec<Keyed> = entries.into_iter().map(Keyed::new).collect();
     check_order(&entries)?;
     check_cursor(&msg.cursor, &entries, msg.last)?;
     Ok(Page {
@@ -128,7 +159,7 @@ fn decompress(block: &[u8], raw_len: u32) -> Result<Vec<WireEntry>, ProtocolErro
         .map_err(|_| ProtocolError::Malformed("decompressed snapshot page does not decode"))
 }
 
-fn check_order(entries: &[StoredEntry]) -> Result<(), ProtocolError> {
+fn check_order(entries: &[Keyed]) -> Result<(), ProtocolError> {
     if entries.windows(2).any(|w| w[0].key_hash >= w[1].key_hash) {
         return Err(ProtocolError::Malformed(
             "snapshot page not in strictly increasing key-hash order",
@@ -137,7 +168,7 @@ fn check_order(entries: &[StoredEntry]) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-fn check_cursor(cursor: &[u8], entries: &[StoredEntry], last: bool) -> Result<(), ProtocolError> {
+fn check_cursor(cursor: &[u8], entries: &[Keyed], last: bool) -> Result<(), ProtocolError> {
     let Some(final_entry) = entries.last() else {
         if !last {
             return Err(ProtocolError::Malformed(
@@ -159,9 +190,25 @@ fn check_cursor(cursor: &[u8], entries: &[StoredEntry], last: bool) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use synctree_primitives::{NodeId, Version};
+    use synctree_primitives::{EntryRef, NodeId, Version};
 
     use super::*;
+
+    fn encode_page(
+        seq: u64,
+        entries: &[StoredEntry],
+        last: bool,
+        compression: Compression,
+    ) -> SnapshotPage {
+        let mut page = PageEntries::default();
+        entries
+            .iter()
+            .for_each(|s| page.push(EntryRef::of(s), compression));
+        // Through the wire, as a receiver sees it (packed entries decode into
+        // `entries`).
+        let sent = super::encode_page(seq, page, last, compression).encode_to_vec();
+        SnapshotPage::decode(sent.as_slice()).expect("a page decodes")
+    }
 
     fn stored(n: usize) -> Vec<StoredEntry> {
         let mut v: Vec<StoredEntry> = (0..n)
@@ -182,7 +229,9 @@ mod tests {
                 let msg = encode_page(7, &entries, true, compression);
                 let page = decode_page(msg, compression).expect("valid page");
                 assert!(page.last);
-                assert_eq!(page.entries, entries);
+                let stored: Vec<StoredEntry> =
+                    page.entries.into_iter().map(Keyed::into_stored).collect();
+                assert_eq!(stored, entries);
                 let bytes: usize = entries.iter().map(|s| s.entry.encoded_len()).sum();
                 assert_eq!(page.bytes, bytes);
             }

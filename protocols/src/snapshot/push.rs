@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::wire::EntryPush;
-use synctree_primitives::{ContextId, Hash, Store, StoreError, StoredEntry, SyncStats};
+use synctree_primitives::{ContextId, Hash, Store, StoreError, SyncStats};
 
+use super::page::Keyed;
 use crate::entries::{EntryBatcher, EntrySource, SCAN_CHUNK, successor};
 
 /// Merge mode, one page at a time: appends to `pushes` the key hashes of the local
@@ -18,7 +19,7 @@ pub(crate) fn plan_page_pushes<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
     (low, high): (Hash, Hash),
-    page: &[StoredEntry],
+    page: &[Keyed],
     pushes: &mut VecDeque<Hash>,
 ) -> Result<(), StoreError> {
     let mut theirs = page.iter().peekable();

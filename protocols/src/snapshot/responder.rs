@@ -5,32 +5,24 @@
 //! read live, with the root checked around each page
 //! ([`ProtocolError::StateMoved`] once it moved).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use synctree_primitives::WallClock;
 use synctree_primitives::error::SyncErrorKind;
 use synctree_primitives::limits::{
-    IDLE_TIMEOUT, MAX_ENTRIES_PER_BATCH, MAX_SNAPSHOT_PAGE_BYTES, MAX_SNAPSHOT_VIEW_AGE,
-    SNAPSHOT_APPLY_TIMEOUT,
+    IDLE_TIMEOUT, MAX_SNAPSHOT_PAGE_BYTES, MAX_SNAPSHOT_VIEW_AGE, SNAPSHOT_APPLY_TIMEOUT,
 };
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{FinishAck, SnapshotAck, SnapshotBegin};
 use synctree_primitives::{
-    ContextId, ContextView, Hash, ProtocolError, ProtocolKind, Role, Store, StoreError,
-    StoredEntry, StreamMessage, SyncStats,
+    ContextId, Hash, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
 use super::config::SnapshotResponderInit;
 use super::page::encode_page;
-use crate::entries::{PushBuffer, successor};
+use super::reader::{PageReader, Source, View};
+use crate::entries::PushBuffer;
 use crate::machine::{Machine, unexpected};
-
-/// Fewest entries per store read: reads aim at one page's worth of entries, and
-/// even a page of large entries is read in a few calls.
-const MIN_SCAN: usize = 16;
-/// Most entries per store read: bounds the entries held ahead of the pages built.
-const MAX_SCAN: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -166,12 +158,12 @@ impl SnapshotResponder {
             context: &self.context,
             view: self.view.as_ref(),
         };
-        let (entries, last) = self.reader.page(&source, self.page_bytes)?;
+        let compression = self.init.compression;
+        let (entries, last) = self.reader.page(&source, self.page_bytes, compression)?;
         self.check_pinned(store)?;
-        for stored in &entries {
-            self.stats.record_sent(&stored.entry);
-        }
-        let page = encode_page(self.next_seq, &entries, last, self.init.compression);
+        self.stats.entries_pushed += entries.count as u64;
+        self.stats.payload_bytes += entries.bytes.len() as u64;
+        let page = encode_page(self.next_seq, entries, last, compression);
         self.next_seq += 1;
         if last {
             // Free the view (memory or pinned pages) as soon as it has been read.
@@ -265,101 +257,6 @@ impl<S: Store + ?Sized> Machine<S> for SnapshotResponder {
             State::Streaming => "streaming snapshot pages",
             State::Serving => "applying pushes",
             State::Acknowledging | State::Done => "finishing",
-        }
-    }
-}
-
-/// Reads the context in key-hash order a bounded chunk at a time, keeping at most
-/// one chunk ahead of the pages built from it.
-#[derive(Debug)]
-struct PageReader {
-    /// Key hash to read from next; `None` once the store is exhausted.
-    next: Option<Hash>,
-    ahead: VecDeque<StoredEntry>,
-    chunk: usize,
-}
-
-impl PageReader {
-    /// A reader starting above `after` (from the first key hash when `None`).
-    fn new(after: Option<Hash>) -> Self {
-        PageReader {
-            next: after.map_or(Some(Hash::ZERO), |h| successor(&h)),
-            ahead: VecDeque::new(),
-            chunk: MIN_SCAN,
-        }
-    }
-
-    /// Entries for one page of at most `budget` bytes (an entry larger than the
-    /// budget goes alone), and whether the page is the last.
-    fn page<S: Store + ?Sized>(
-        &mut self,
-        source: &Source<'_, S>,
-        budget: usize,
-    ) -> Result<(Vec<StoredEntry>, bool), StoreError> {
-        let mut page = Vec::new();
-        let mut bytes = 0;
-        loop {
-            if self.ahead.is_empty() {
-                self.refill(source, budget)?;
-            }
-            let Some(next) = self.ahead.front() else {
-                return Ok((page, true));
-            };
-            let len = next.entry.encoded_len();
-            let full = bytes + len > budget || page.len() >= MAX_ENTRIES_PER_BATCH;
-            if full && !page.is_empty() {
-                return Ok((page, false));
-            }
-            bytes += len;
-            page.extend(self.ahead.pop_front());
-        }
-    }
-
-    fn refill<S: Store + ?Sized>(
-        &mut self,
-        source: &Source<'_, S>,
-        budget: usize,
-    ) -> Result<(), StoreError> {
-        let Some(low) = self.next else {
-            return Ok(());
-        };
-        let chunk = source.range(&low, self.chunk)?;
-        self.next = match chunk.last() {
-            Some(last) if chunk.len() == self.chunk => successor(&last.key_hash),
-            _ => None,
-        };
-        if !chunk.is_empty() {
-            let bytes: usize = chunk.iter().map(|s| s.entry.encoded_len()).sum();
-            let average = (bytes / chunk.len()).max(1);
-            self.chunk = (budget / average).clamp(MIN_SCAN, MAX_SCAN);
-        }
-        self.ahead.extend(chunk);
-        Ok(())
-    }
-}
-
-/// A read view, held by the responder while it streams.
-struct View(Box<dyn ContextView>);
-
-impl std::fmt::Debug for View {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("View")
-    }
-}
-
-/// Where pages are read from: the view when there is one, else the live store.
-struct Source<'a, S: ?Sized> {
-    store: &'a S,
-    context: &'a ContextId,
-    view: Option<&'a View>,
-}
-
-impl<S: Store + ?Sized> Source<'_, S> {
-    /// Up to `limit` entries from `low` on, in key-hash order.
-    fn range(&self, low: &Hash, limit: usize) -> Result<Vec<StoredEntry>, StoreError> {
-        match self.view {
-            Some(view) => view.0.range(low, &Hash::MAX, limit),
-            None => self.store.range(self.context, low, &Hash::MAX, limit),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use synctree_primitives::{ContextId, Hash, ProtocolError};
+use synctree_primitives::{ContextId, Hash, ProtocolError, StoredEntry};
 
 use super::page::Page;
 use super::root::{RootBuilder, take};
@@ -124,6 +124,45 @@ impl SnapshotProgress {
     }
 }
 
+/// What [`Staging::record`] keeps of a page, taken before its entries move into
+/// the store: each entry's key hash and digest, and the page's encoded size.
+#[derive(Debug)]
+pub(crate) struct PageMark {
+    pub(crate) hashes: Vec<(Hash, Hash)>,
+    pub(crate) bytes: usize,
+}
+
+impl PageMark {
+    /// The mark of a page of `entries` entries and `bytes` bytes, before any of
+    /// its entries is added.
+    pub(crate) fn new(entries: usize, bytes: usize) -> Self {
+        PageMark {
+            hashes: Vec::with_capacity(entries),
+            bytes,
+        }
+    }
+
+    /// Adds the hashes of the next entries of the page.
+    pub(crate) fn extend(&mut self, stored: &[StoredEntry]) {
+        self.hashes
+            .extend(stored.iter().map(|s| (s.key_hash, s.digest)));
+    }
+
+    /// The mark of `page`, its digests computed here.
+    #[cfg(test)]
+    pub(crate) fn of(page: &Page) -> Self {
+        let mut mark = PageMark::new(page.entries.len(), page.bytes);
+        let stored: Vec<StoredEntry> = page
+            .entries
+            .iter()
+            .cloned()
+            .map(|k| k.into_stored())
+            .collect();
+        mark.extend(&stored);
+        mark
+    }
+}
+
 /// The version a snapshot is pinned to, as its responder announced it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pinned {
@@ -192,7 +231,7 @@ impl Staging {
     #[cfg(test)]
     pub(crate) fn stage(&mut self, page: &Page, max_bytes: usize) -> Result<(), ProtocolError> {
         self.check(page, max_bytes)?;
-        self.record(page);
+        self.record(&PageMark::of(page));
         Ok(())
     }
 
@@ -231,14 +270,14 @@ impl Staging {
     }
 
     /// Records a page that passed [`Staging::check`] and was applied.
-    pub(crate) fn record(&mut self, page: &Page) {
-        for stored in &page.entries {
-            self.builder.push(&stored.key_hash, stored.digest);
+    pub(crate) fn record(&mut self, page: &PageMark) {
+        for (key_hash, digest) in &page.hashes {
+            self.builder.push(key_hash, *digest);
         }
-        if let Some(last) = page.entries.last() {
-            self.cursor = Some(last.key_hash);
+        if let Some((last, _)) = page.hashes.last() {
+            self.cursor = Some(*last);
         }
-        self.entries = self.entries.saturating_add(page.entries.len() as u64);
+        self.entries = self.entries.saturating_add(page.hashes.len() as u64);
         self.bytes = self.bytes.saturating_add(page.bytes as u64);
         self.pages += 1;
     }
@@ -339,15 +378,23 @@ impl Staging {
 
 #[cfg(test)]
 mod tests {
-    use synctree_primitives::{Entry, NodeId, StoredEntry, Version};
+    use synctree_primitives::{Entry, NodeId, Version};
 
+    use super::super::page::Keyed;
     use super::*;
+
+    fn keyed(stored: &StoredEntry) -> Keyed {
+        Keyed {
+            key_hash: stored.key_hash,
+            entry: stored.entry.clone(),
+        }
+    }
 
     #[test]
     fn a_page_below_the_cursor_is_refused_and_nothing_is_staged() {
         let entry = StoredEntry::new(Entry::put("k", "v", Version::new(1, NodeId(1))));
         let page = || Page {
-            entries: vec![entry.clone()],
+            entries: vec![keyed(&entry)],
             bytes: entry.entry.encoded_len(),
             last: false,
         };
@@ -364,7 +411,7 @@ mod tests {
             .collect();
         stored.sort_by_key(|s| s.key_hash);
         let page = |e: &StoredEntry| Page {
-            entries: vec![e.clone()],
+            entries: vec![keyed(e)],
             bytes: e.entry.encoded_len(),
             last: false,
         };
@@ -403,7 +450,7 @@ mod tests {
         stored.sort_by_key(|s| s.key_hash);
         let page = Page {
             bytes: stored.iter().map(|s| s.entry.encoded_len()).sum(),
-            entries: stored[..25].to_vec(),
+            entries: stored[..25].iter().map(keyed).collect(),
             last: false,
         };
         let progress = SnapshotProgress::new();

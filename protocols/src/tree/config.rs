@@ -30,6 +30,21 @@ pub const DEFAULT_KEYS_PER_REQUEST: usize = 4096;
 /// ([`BATCH_BYTE_BUDGET`]).
 pub const DEFAULT_PUSH_BYTES: usize = BATCH_BYTE_BUDGET;
 
+/// Estimated differences from which the descent goes deep
+/// ([`TreeConfig::estimated_differences`]): one per level-3 node (4,096) on
+/// average. Compare items for every level-3 node under a differing node cost
+/// about 2.2 KB per level-2 node, which the one-level-at-a-time descent spends
+/// too once nearly every level-3 node differs; below this they would cost more
+/// bytes than the round trip they save is worth.
+pub const DEEP_DESCENT_DIFFERENCES: u64 = 4_096;
+
+/// Differing children (of 16) a node must have for the deep descent to skip the
+/// levels below it: differences spread that widely put some in nearly every
+/// level-3 node underneath, while a cluster (one differing child) would pay for
+/// compare items of the 15 equal siblings' level-3 nodes. The same share as the
+/// selection's `SPREAD_SUBTREES`.
+pub const DEEP_DESCENT_SPREAD: usize = 12;
+
 /// When node requests go out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
@@ -65,6 +80,14 @@ pub struct TreeConfig {
     /// default [`SessionKey::without_handshake`], which a responder opened without
     /// a handshake uses too.
     pub key: SessionKey,
+    /// Differences the handshake estimated (`u64::MAX`: more than its probe tells
+    /// apart), if any. From [`DEEP_DESCENT_DIFFERENCES`] on, a differing node above
+    /// level 3 is not answered level by level: the initiator sends compare items
+    /// for each of its level-3 descendants at once, whose answers are leaf
+    /// summaries, which saves a round trip (3 with the handshake). `None`, the
+    /// default, descends two levels per round trip. Only nodes with at least
+    /// [`DEEP_DESCENT_SPREAD`] differing children go deep.
+    pub estimated_differences: Option<u64>,
 }
 
 impl Default for TreeConfig {
@@ -76,6 +99,7 @@ impl Default for TreeConfig {
             push_bytes: DEFAULT_PUSH_BYTES,
             remote_top: None,
             key: SessionKey::default(),
+            estimated_differences: None,
         }
     }
 }
@@ -90,7 +114,14 @@ impl TreeConfig {
             push_bytes: self.push_bytes.clamp(1, BATCH_BYTE_BUDGET),
             remote_top: self.remote_top,
             key: self.key,
+            estimated_differences: self.estimated_differences,
         }
+    }
+
+    /// Whether the descent sends compare items for whole level-3 layers.
+    pub(crate) fn deep(&self) -> bool {
+        self.estimated_differences
+            .is_some_and(|d| d >= DEEP_DESCENT_DIFFERENCES)
     }
 }
 

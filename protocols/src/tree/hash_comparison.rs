@@ -53,6 +53,9 @@ pub struct HashComparisonConfig {
     pub remote_top: Option<[[u8; NODE_HASH_BYTES]; FANOUT]>,
     /// The session's key of truncated node hashes: see [`TreeConfig::key`].
     pub key: SessionKey,
+    /// Differences the handshake estimated: see
+    /// [`TreeConfig::estimated_differences`].
+    pub estimated_differences: Option<u64>,
 }
 
 impl Default for HashComparisonConfig {
@@ -64,6 +67,7 @@ impl Default for HashComparisonConfig {
             push_bytes: DEFAULT_PUSH_BYTES,
             remote_top: None,
             key: SessionKey::default(),
+            estimated_differences: None,
         }
     }
 }
@@ -77,6 +81,7 @@ impl From<HashComparisonConfig> for TreeConfig {
             push_bytes: config.push_bytes,
             remote_top: config.remote_top,
             key: config.key,
+            estimated_differences: config.estimated_differences,
         }
     }
 }

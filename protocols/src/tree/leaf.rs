@@ -1,5 +1,7 @@
-//! Reconciling one leaf bucket: a merge-join of the local entries with the peer's
-//! summaries, deciding what to pull and what to push.
+//! Reconciling one leaf bucket: a merge-join of the local entries, lent by the
+//! store one at a time ([`Store::visit_range`]), with the peer's summaries,
+//! deciding what to pull and what to push. Nothing is copied per entry: pushes
+//! are named by key hash and read again when their frame is built.
 //!
 //! Summaries name entries by key-hash prefix. Entries are joined by prefix: a prefix
 //! held once on each side is taken for one key and its versions are compared; a
@@ -9,9 +11,9 @@
 //! copies harmless.
 
 use std::cmp::Ordering;
-use std::iter::{Peekable, from_fn};
+use std::ops::ControlFlow;
 
-use synctree_primitives::{Entry, StoredEntry};
+use synctree_primitives::{ContextId, EntryRef, Hash, NodePos, Store, StoreError};
 
 use super::wire::{KeyPrefix, RemoteSummary, check_of};
 
@@ -20,75 +22,143 @@ use super::wire::{KeyPrefix, RemoteSummary, check_of};
 pub(crate) struct LeafPlan {
     /// Key-hash prefixes whose remote entries may win the merge here.
     pub(crate) pulls: Vec<KeyPrefix>,
-    /// Local entries that may win the merge at the peer.
-    pub(crate) pushes: Vec<Entry>,
+    /// Key hashes of local entries that may win the merge at the peer.
+    pub(crate) pushes: Vec<Hash>,
 }
 
-/// Both inputs are in key-hash order; remote prefixes are `prefix_len` bytes long.
-/// Pulls what the peer has newer or we lack, pushes what we have newer or it lacks;
-/// equal versions with different contents are exchanged both ways, and the merge
-/// rule then picks the same winner on each side.
-pub(crate) fn reconcile_leaf(
-    local: Vec<StoredEntry>,
+/// Reads the local bucket `leaf` through [`Store::visit_range`] and joins it with
+/// `remote` (in key-hash order, prefixes `prefix_len` bytes long). Pulls what the
+/// peer has newer or we lack, pushes what we have newer or it lacks; equal versions
+/// with different contents are exchanged both ways, and the merge rule then picks
+/// the same winner on each side.
+pub(crate) fn reconcile_leaf<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    leaf: NodePos,
     remote: &[RemoteSummary],
     prefix_len: usize,
-) -> LeafPlan {
-    let mut plan = LeafPlan::default();
-    let mut local = local.into_iter().peekable();
-    let mut remote = remote.iter().peekable();
-    loop {
-        let next_local = local.peek().map(|s| KeyPrefix::of(&s.key_hash, prefix_len));
-        let prefix = match (next_local, remote.peek().map(|r| r.prefix)) {
-            (None, None) => return plan,
-            (Some(p), None) | (None, Some(p)) => p,
-            (Some(l), Some(r)) => l.min(r),
-        };
-        let mine = group(&mut local, |s| prefix.matches(&s.key_hash));
-        let theirs = group(&mut remote, |r| r.prefix == prefix);
-        reconcile_group(&mut plan, prefix, mine, &theirs);
-    }
+) -> Result<LeafPlan, StoreError> {
+    let (low, high) = leaf.key_hash_range();
+    let mut join = LeafJoin::new(remote, prefix_len);
+    store.visit_range(context, &low, &high, usize::MAX, &mut |entry| {
+        join.visit(entry);
+        ControlFlow::Continue(())
+    })?;
+    Ok(join.finish())
 }
 
-/// The leading items of `items` that satisfy `same`.
-fn group<T, I: Iterator<Item = T>>(items: &mut Peekable<I>, same: impl Fn(&T) -> bool) -> Vec<T> {
-    from_fn(|| items.next_if(&same)).collect()
-}
-
-fn reconcile_group(
-    plan: &mut LeafPlan,
+/// The local entries of the prefix group being joined.
+#[derive(Debug)]
+struct Group {
     prefix: KeyPrefix,
-    mut mine: Vec<StoredEntry>,
-    theirs: &[&RemoteSummary],
-) {
-    match (mine.len(), theirs) {
-        (_, []) => plan.pushes.extend(mine.into_iter().map(|s| s.entry)),
-        (0, _) => plan.pulls.push(prefix),
-        (1, [remote]) => {
-            if let Some(local) = mine.pop() {
-                compare_versions(plan, prefix, local, remote);
+    /// Remote summaries with this prefix.
+    remote: usize,
+    /// Key hash of the group's latest local entry, and whether it is pushed.
+    last: Hash,
+    last_pushed: bool,
+    pulled: bool,
+}
+
+/// A merge-join fed one local entry at a time, in key-hash order.
+#[derive(Debug)]
+pub(crate) struct LeafJoin<'r> {
+    remote: &'r [RemoteSummary],
+    /// The first remote summary not joined yet.
+    next: usize,
+    prefix_len: usize,
+    group: Option<Group>,
+    plan: LeafPlan,
+}
+
+impl<'r> LeafJoin<'r> {
+    /// A join against `remote`, whose prefixes are `prefix_len` bytes long.
+    pub(crate) fn new(remote: &'r [RemoteSummary], prefix_len: usize) -> Self {
+        LeafJoin {
+            remote,
+            next: 0,
+            prefix_len,
+            group: None,
+            plan: LeafPlan::default(),
+        }
+    }
+
+    /// Joins the next local entry (key hashes must not decrease).
+    pub(crate) fn visit(&mut self, entry: EntryRef<'_>) {
+        let prefix = KeyPrefix::of(entry.key_hash, self.prefix_len);
+        if let Some(group) = self.group.as_mut().filter(|g| g.prefix == prefix) {
+            // A second local entry with one prefix: the whole group moves.
+            if group.remote > 0 && !group.pulled {
+                self.plan.pulls.push(prefix);
+                group.pulled = true;
+            }
+            if !group.last_pushed {
+                self.plan.pushes.push(group.last);
+            }
+            self.plan.pushes.push(*entry.key_hash);
+            (group.last, group.last_pushed) = (*entry.key_hash, true);
+            return;
+        }
+        self.pull_remote_below(&prefix);
+        let remote = self.take_run(&prefix);
+        let (pull, push) = self.decide(&entry, remote);
+        if pull {
+            self.plan.pulls.push(prefix);
+        }
+        if push {
+            self.plan.pushes.push(*entry.key_hash);
+        }
+        self.group = Some(Group {
+            prefix,
+            remote: remote.len(),
+            last: *entry.key_hash,
+            last_pushed: push,
+            pulled: pull,
+        });
+    }
+
+    /// The plan, once every local entry was joined: the remote prefixes left are
+    /// ones we lack.
+    pub(crate) fn finish(mut self) -> LeafPlan {
+        while let Some(first) = self.remote.get(self.next) {
+            let prefix = first.prefix;
+            self.take_run(&prefix);
+            self.plan.pulls.push(prefix);
+        }
+        self.plan
+    }
+
+    /// Pulls every remote prefix ordered before `prefix` (we hold none of them).
+    fn pull_remote_below(&mut self, prefix: &KeyPrefix) {
+        while let Some(first) = self.remote.get(self.next).filter(|r| r.prefix < *prefix) {
+            let below = first.prefix;
+            self.take_run(&below);
+            self.plan.pulls.push(below);
+        }
+    }
+
+    /// The remote summaries with `prefix` at the join's position, consumed.
+    fn take_run(&mut self, prefix: &KeyPrefix) -> &'r [RemoteSummary] {
+        let rest = &self.remote[self.next..];
+        let len = rest.iter().take_while(|r| r.prefix == *prefix).count();
+        self.next += len;
+        &rest[..len]
+    }
+
+    /// (pull the prefix, push the entry) for the first local entry of a group
+    /// against the group's remote summaries.
+    fn decide(&self, local: &EntryRef<'_>, remote: &[RemoteSummary]) -> (bool, bool) {
+        let [remote] = remote else {
+            // None remote: push; two or more (a collision): pull and push.
+            return (!remote.is_empty(), true);
+        };
+        match local.version.cmp(&remote.version) {
+            Ordering::Less => (true, false),
+            Ordering::Greater => (false, true),
+            Ordering::Equal => {
+                let differ = check_of(local.digest) != remote.check;
+                (differ, differ)
             }
         }
-        _ => {
-            plan.pulls.push(prefix);
-            plan.pushes.extend(mine.into_iter().map(|s| s.entry));
-        }
-    }
-}
-
-fn compare_versions(
-    plan: &mut LeafPlan,
-    prefix: KeyPrefix,
-    local: StoredEntry,
-    remote: &RemoteSummary,
-) {
-    match local.entry.version.cmp(&remote.version) {
-        Ordering::Less => plan.pulls.push(prefix),
-        Ordering::Greater => plan.pushes.push(local.entry),
-        Ordering::Equal if check_of(&local.digest) != remote.check => {
-            plan.pulls.push(prefix);
-            plan.pushes.push(local.entry);
-        }
-        Ordering::Equal => {}
     }
 }
 
@@ -97,9 +167,16 @@ mod tests {
     use std::collections::BTreeMap;
 
     use synctree_primitives::limits::KEY_PREFIX_BYTES;
-    use synctree_primitives::{Hash, NodeId, Version, merge};
+    use synctree_primitives::{Entry, NodeId, StoredEntry, Version, merge};
 
     use super::*;
+
+    /// The join of `local` (in key-hash order) with `remote`.
+    fn reconcile(local: &[StoredEntry], remote: &[RemoteSummary], prefix_len: usize) -> LeafPlan {
+        let mut join = LeafJoin::new(remote, prefix_len);
+        local.iter().for_each(|s| join.visit(EntryRef::of(s)));
+        join.finish()
+    }
 
     fn stored(key: &str, hlc: u64, value: &str) -> StoredEntry {
         StoredEntry::new(Entry::put(
@@ -145,23 +222,49 @@ mod tests {
         ]);
         let remote = sorted(vec![same, only_remote.clone(), new.clone(), older_remote]);
         let remote = summaries(&remote, KEY_PREFIX_BYTES);
-        let mut plan = reconcile_leaf(local, &remote, KEY_PREFIX_BYTES);
+        let mut plan = reconcile(&local, &remote, KEY_PREFIX_BYTES);
         plan.pulls.sort();
         let mut want_pulls = vec![prefix(&only_remote), prefix(&new)];
         want_pulls.sort();
         assert_eq!(plan.pulls, want_pulls);
         assert_eq!(plan.pushes.len(), 2);
         assert!(
-            plan.pushes.contains(&only_local.entry) && plan.pushes.contains(&newer_local.entry)
+            plan.pushes.contains(&only_local.key_hash)
+                && plan.pushes.contains(&newer_local.key_hash)
+        );
+    }
+
+    #[test]
+    fn a_bucket_lent_by_the_store_joins_like_its_copy() {
+        let store = synctree_store::MemoryStore::new();
+        let context = ContextId::new("leaf").expect("context");
+        let local: Vec<StoredEntry> = (0..400).map(|i| stored(&format!("k{i}"), 2, "x")).collect();
+        let entries = local.iter().map(|s| s.entry.clone()).collect();
+        store.apply(&context, entries).expect("apply");
+        let leaf = NodePos::leaf_of(&local[0].key_hash);
+        let bucket = sorted(
+            local
+                .into_iter()
+                .filter(|s| leaf.contains(&s.key_hash))
+                .collect(),
+        );
+        let remote = summaries(&bucket, KEY_PREFIX_BYTES);
+        let lent = reconcile_leaf(&store, &context, leaf, &remote[1..], KEY_PREFIX_BYTES);
+        let copied = reconcile(&bucket, &remote[1..], KEY_PREFIX_BYTES);
+        assert_eq!(lent.as_ref().ok(), Some(&copied));
+        assert_eq!(
+            copied.pushes,
+            vec![bucket[0].key_hash],
+            "the one the peer lacks"
         );
     }
 
     #[test]
     fn equal_versions_with_different_contents_go_both_ways() {
         let (a, b) = (stored("k", 3, "a"), stored("k", 3, "b"));
-        let plan = reconcile_leaf(vec![a.clone()], &[summary(&b, 8)], 8);
+        let plan = reconcile(std::slice::from_ref(&a), &[summary(&b, 8)], 8);
         assert_eq!(plan.pulls, vec![prefix(&b)]);
-        assert_eq!(plan.pushes, vec![a.entry]);
+        assert_eq!(plan.pushes, vec![a.key_hash]);
     }
 
     /// Keys whose hashes share their first byte: with a 1-byte prefix they collide.
@@ -177,11 +280,11 @@ mod tests {
         let keys = colliding_keys(3);
         let mine = sorted(vec![stored(&keys[0], 1, "a"), stored(&keys[1], 1, "b")]);
         let theirs = sorted(vec![stored(&keys[0], 1, "a"), stored(&keys[2], 1, "c")]);
-        let plan = reconcile_leaf(mine.clone(), &summaries(&theirs, 1), 1);
+        let plan = reconcile(&mine, &summaries(&theirs, 1), 1);
         assert_eq!(plan.pulls, vec![KeyPrefix::of(&mine[0].key_hash, 1)]);
         assert_eq!(plan.pushes.len(), 2, "every local entry of the group");
         // Only the peer collides: still a group.
-        let plan = reconcile_leaf(vec![theirs[0].clone()], &summaries(&theirs, 1), 1);
+        let plan = reconcile(&theirs[..1], &summaries(&theirs, 1), 1);
         assert_eq!((plan.pulls.len(), plan.pushes.len()), (1, 1));
     }
 
@@ -212,9 +315,12 @@ mod tests {
                 merge_into(&mut mine, s.entry.clone());
             }
         }
-        plan.pushes
-            .into_iter()
-            .for_each(|e| merge_into(&mut theirs, e));
+        for key_hash in plan.pushes {
+            let pushed = local.iter().find(|s| s.key_hash == key_hash);
+            pushed
+                .into_iter()
+                .for_each(|s| merge_into(&mut theirs, s.entry.clone()));
+        }
         (mine, theirs)
     }
 
@@ -240,7 +346,7 @@ mod tests {
                 }
                 let (local, remote) = (sorted(local), sorted(remote));
                 let summary = summaries(&remote, prefix_len);
-                let plan = reconcile_leaf(local.clone(), &summary, prefix_len);
+                let plan = reconcile(&local, &summary, prefix_len);
                 let (mine, theirs) = carry_out(&local, &remote, plan);
                 assert_eq!(mine, theirs, "prefix {prefix_len}, seed {seed}");
             }

@@ -19,8 +19,9 @@ mod run;
 pub(crate) mod wire;
 
 pub use config::{
-    DEFAULT_KEYS_PER_REQUEST, DEFAULT_LEVEL_WISE_NODES_PER_REQUEST, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_NODES_PER_REQUEST, DEFAULT_PUSH_BYTES, Schedule, TreeConfig,
+    DEEP_DESCENT_DIFFERENCES, DEEP_DESCENT_SPREAD, DEFAULT_KEYS_PER_REQUEST,
+    DEFAULT_LEVEL_WISE_NODES_PER_REQUEST, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NODES_PER_REQUEST,
+    DEFAULT_PUSH_BYTES, Schedule, TreeConfig,
 };
 pub use hash_comparison::{HashComparison, HashComparisonConfig, HashComparisonResponderInit};
 pub use init::TreeResponderInit;

@@ -1,10 +1,11 @@
 //! Encoding and checked decoding of the tree messages shared by the tree protocols.
 
+use bytes::{Bytes, BytesMut};
 use synctree_primitives::limits::{MAX_ENTRIES_PER_PREFIX, NODE_HASH_BYTES};
 use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::salt::SessionKey;
 use synctree_primitives::wire::{EntrySummary, LeafSummary, NodeChildren};
-use synctree_primitives::{Hash, NodeId, NodePos, ProtocolError, StoredEntry, Version};
+use synctree_primitives::{EntryRef, Hash, NodeId, NodePos, ProtocolError, Version};
 
 /// An entry of a peer's leaf bucket, as summarized on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +62,7 @@ impl KeyPrefix {
     }
 
     /// True when `hash` starts with this prefix.
+    #[cfg(test)]
     pub(crate) fn matches(&self, hash: &Hash) -> bool {
         hash.0.starts_with(self.as_slice())
     }
@@ -163,27 +165,55 @@ pub(crate) fn decode_children(
     Ok((pos, out))
 }
 
-/// A leaf bucket's summary, naming each entry by its first `prefix_len` key-hash
-/// bytes ([`KEY_PREFIX_BYTES`](synctree_primitives::limits::KEY_PREFIX_BYTES) on the
+/// A leaf bucket's summary built from entries lent one at a time, naming each
+/// entry by its first `prefix_len` key-hash bytes
+/// ([`KEY_PREFIX_BYTES`](synctree_primitives::limits::KEY_PREFIX_BYTES) on the
 /// wire; tests pass less to force collisions). Entries sharing a prefix are sent as
 /// they are, one summary each; the receiver reconciles such a group as a whole.
-pub(crate) fn encode_leaf(pos: NodePos, entries: &[StoredEntry], prefix_len: usize) -> LeafSummary {
-    let entries = entries
-        .iter()
-        .map(|s| EntrySummary {
-            key_prefix: KeyPrefix::of(&s.key_hash, prefix_len)
-                .as_slice()
-                .to_vec()
-                .into(),
-            hlc: s.entry.version.hlc,
-            node: s.entry.version.node.0,
-            check: check_of(&s.digest),
-        })
-        .collect();
-    LeafSummary {
-        position: pos.raw(),
-        entries,
-        partial: false,
+/// Every prefix is a slice of one buffer, so a summary costs a few allocations,
+/// not one per entry.
+#[derive(Debug)]
+pub(crate) struct LeafEncoder {
+    prefix_len: usize,
+    prefixes: BytesMut,
+    entries: Vec<EntrySummary>,
+}
+
+impl LeafEncoder {
+    /// An empty summary with room for about `expected` entries.
+    pub(crate) fn new(prefix_len: usize, expected: usize) -> Self {
+        let prefix_len = prefix_len.min(Hash::LEN);
+        LeafEncoder {
+            prefix_len,
+            prefixes: BytesMut::with_capacity(expected * prefix_len),
+            entries: Vec::with_capacity(expected),
+        }
+    }
+
+    /// Adds the next entry (in key-hash order).
+    pub(crate) fn add(&mut self, entry: EntryRef<'_>) {
+        self.prefixes
+            .extend_from_slice(&entry.key_hash.0[..self.prefix_len]);
+        self.entries.push(EntrySummary {
+            key_prefix: Bytes::new(),
+            hlc: entry.version.hlc,
+            node: entry.version.node.0,
+            check: check_of(entry.digest),
+        });
+    }
+
+    /// The summary of leaf `pos`, `partial` when more parts follow.
+    pub(crate) fn finish(mut self, pos: NodePos, partial: bool) -> LeafSummary {
+        let prefixes = self.prefixes.freeze();
+        let len = self.prefix_len;
+        for (i, summary) in self.entries.iter_mut().enumerate() {
+            summary.key_prefix = prefixes.slice(i * len..(i + 1) * len);
+        }
+        LeafSummary {
+            position: pos.raw(),
+            entries: self.entries,
+            partial,
+        }
     }
 }
 
@@ -243,8 +273,6 @@ pub(crate) fn any_position(raw: u32) -> Result<NodePos, ProtocolError> {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
 
     #[test]

@@ -12,8 +12,15 @@
 //!  round 2  compare(each differing L2)   ◄── leaf hashes under each differing L3 node
 //!  round 3  positions(differing leaves)  ◄── leaf summaries
 //!  round 4  entry requests (+ pushes)    ◄── entries
-//!  round 5  finish                       ◄── finish ack
+//!           + finish                     ◄── finish ack
 //! ```
+//!
+//! The finish goes out in the same flight as the last entry requests, once no
+//! node answer is owed (nothing can bring more work); the responder sends their
+//! answers before its `FinishAck`, so `Finish.root` is our root before they were
+//! applied and only this side compares the final roots. Local entries are read
+//! through [`Store::visit_range`] (lent, not copied) when a leaf is joined, and
+//! pushes are named by key hash until their frame is built.
 //!
 //! Child hashes travel truncated to
 //! [`NODE_HASH_BYTES`](synctree_primitives::limits::NODE_HASH_BYTES), salted by the
@@ -34,17 +41,16 @@ use synctree_primitives::limits::{
     KEY_PREFIX_BYTES, MAX_ENTRIES_PER_PREFIX, MAX_LEAF_ENTRIES, MAX_REQUESTS_PER_SESSION,
     MAX_SUBTREES_PER_REQUEST,
 };
-use synctree_primitives::store::bucket;
+use synctree_primitives::merkle::{FANOUT, TREE_DEPTH};
 use synctree_primitives::wire::stream_message::Body;
 use synctree_primitives::wire::{
-    EntryBatch, EntryPush, EntryRequest, Finish, NodeRequest, NodeResponse,
+    EntryBatch, EntryPush, EntryRequest, Finish, FinishAck, NodeRequest, NodeResponse,
 };
 use synctree_primitives::{
-    ContextId, Entry, Hash, NodePos, ProtocolError, ProtocolKind, Role, Store, StreamMessage,
-    SyncStats,
+    ContextId, Hash, NodePos, ProtocolError, ProtocolKind, Role, Store, StreamMessage, SyncStats,
 };
 
-use super::config::{Schedule, TreeConfig};
+use super::config::{DEEP_DESCENT_SPREAD, Schedule, TreeConfig};
 use super::leaf::reconcile_leaf;
 use super::wire::{
     EMPTY, KeyPrefix, RemoteSummary, ShortChildren, check_prefix_runs, decode_children,
@@ -57,7 +63,8 @@ use ask::{NodeAsk, Work};
 /// Something the peer may lack.
 #[derive(Debug)]
 enum Push {
-    Entry(Entry),
+    /// The local entry under this key hash, read when its frame is built.
+    Key(Hash),
     Subtree(SubtreeCursor),
 }
 
@@ -71,7 +78,11 @@ impl<S: Store + ?Sized> EntrySource<S> for VecDeque<Push> {
     ) -> Result<bool, SyncErrorKind> {
         match self.front_mut() {
             None => return Ok(false),
-            Some(Push::Entry(entry)) => batch.push(entry),
+            Some(Push::Key(key_hash)) => {
+                if let Some(entry) = store.get(context, key_hash)? {
+                    batch.push_owned(entry);
+                }
+            }
             Some(Push::Subtree(cursor)) => {
                 if !batch.push_subtree(store, context, cursor)? {
                     return Ok(true);
@@ -305,17 +316,23 @@ impl TreeInitiator {
         if self.one_sided(pos, is_empty(&local), is_empty(remote)) {
             return Ok(());
         }
-        for c in (0..local.len()).filter(|&c| local[c] != remote[c]) {
-            let child = pos.child(c);
-            if self.one_sided(child, local[c] == EMPTY, remote[c] == EMPTY) {
-                continue;
-            }
-            let next = if child.is_leaf() {
-                Work::Fetch(child)
+        let differing: Vec<NodePos> = (0..local.len())
+            .filter(|&c| local[c] != remote[c])
+            .map(|c| pos.child(c))
+            .filter(|&child| {
+                let c = child.index() as usize % FANOUT;
+                !self.one_sided(child, local[c] == EMPTY, remote[c] == EMPTY)
+            })
+            .collect();
+        let deep = self.config.deep() && differing.len() >= DEEP_DESCENT_SPREAD;
+        for child in differing {
+            if child.is_leaf() {
+                self.work.push_back(Work::Fetch(child));
+            } else if deep {
+                self.work.extend(twigs_under(child).map(Work::Compare));
             } else {
-                Work::Compare(child)
-            };
-            self.work.push_back(next);
+                self.work.push_back(Work::Compare(child));
+            }
         }
         Ok(())
     }
@@ -347,14 +364,10 @@ impl TreeInitiator {
             let Some(remote) = self.collect_leaf(leaf.pos, leaf.entries, leaf.partial)? else {
                 continue;
             };
-            let plan = reconcile_leaf(
-                bucket(store, &self.context, leaf.pos)?,
-                &remote,
-                KEY_PREFIX_BYTES,
-            );
+            let plan = reconcile_leaf(store, &self.context, leaf.pos, &remote, KEY_PREFIX_BYTES)?;
             self.stats.leaves_compared += 1;
             self.pulls.extend(plan.pulls);
-            self.pushes.extend(plan.pushes.into_iter().map(Push::Entry));
+            self.pushes.extend(plan.pushes.into_iter().map(Push::Key));
         }
         Ok(())
     }
@@ -480,13 +493,46 @@ impl TreeInitiator {
         })))
     }
 
-    fn idle(&self) -> bool {
-        self.asked.is_empty()
+    /// Nothing is left to ask or push, and no node answer can bring more work:
+    /// the finish goes out, in the same flight as the last entry requests, whose
+    /// answers the responder sends before its `FinishAck`.
+    fn may_finish(&self) -> bool {
+        let nodes_in_flight = self
+            .asked
+            .values()
+            .any(|(_, a)| matches!(a, Asked::Nodes(_)));
+        !nodes_in_flight
             && self.work.is_empty()
             && self.pulls.is_empty()
             && self.subtree_pulls.is_empty()
             && self.pushes.is_empty()
     }
+
+    /// The responder's `FinishAck`: every answer must have been read before it.
+    fn on_finish_ack<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+        ack: &FinishAck,
+    ) -> Result<(), SyncErrorKind> {
+        if !self.asked.is_empty() {
+            return Err(ProtocolError::Malformed("finish ack before every answer").into());
+        }
+        self.stats.remote_root = Hash::from_wire(&ack.root, "root")?;
+        self.stats.local_root = store.summary(&self.context)?.root;
+        self.state = State::Done;
+        Ok(())
+    }
+}
+
+/// Every level-3 node under internal node `pos` (`pos` itself at level 3): the
+/// deep descent compares them all at once, whether or not they differ, so the
+/// answers are leaf summaries (an equal one is answered with nothing).
+fn twigs_under(pos: NodePos) -> impl Iterator<Item = NodePos> {
+    let twig_level = TREE_DEPTH - 1;
+    let below = u32::from(twig_level.saturating_sub(pos.level()));
+    let width = (FANOUT as u32).pow(below);
+    let first = pos.index() * width;
+    (first..first + width).map(move |i| NodePos::new(twig_level, i))
 }
 
 impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
@@ -500,14 +546,14 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
             (State::Comparing, Some(Body::NodeResponse(resp))) => {
                 self.on_node_response(store, resp)
             }
-            (State::Comparing, Some(Body::EntryBatch(batch))) => self.on_entry_batch(store, batch),
-            (State::Finishing, Some(Body::FinishAck(ack))) => {
-                self.stats.remote_root = Hash::from_wire(&ack.root, "root")?;
-                self.stats.local_root = store.summary(&self.context)?.root;
-                self.state = State::Done;
-                Ok(())
+            (State::Comparing | State::Finishing, Some(Body::EntryBatch(batch))) => {
+                self.on_entry_batch(store, batch)
             }
-            (State::Finishing, body) => Err(unexpected("finish ack", &StreamMessage { body })),
+            (State::Finishing, Some(Body::FinishAck(ack))) => self.on_finish_ack(store, &ack),
+            (State::Finishing, body) => Err(unexpected(
+                "entry batch or finish ack",
+                &StreamMessage { body },
+            )),
             (_, body) => Err(unexpected(
                 "node response or entry batch",
                 &StreamMessage { body },
@@ -524,7 +570,7 @@ impl<S: Store + ?Sized> Machine<S> for TreeInitiator {
             State::Opening => self.open(store),
             State::Comparing => match self.next_body(store)? {
                 Some(body) => Ok(Some(StreamMessage::new(body))),
-                None if self.idle() => self.finish(store).map(Some),
+                None if self.may_finish() => self.finish(store).map(Some),
                 None => Ok(None),
             },
             State::Finishing | State::Done => Ok(None),

@@ -22,8 +22,12 @@ use synctree_primitives::{ContextId, NodePos, ProtocolError, Store, StoreError, 
 
 use crate::entries::SubtreeCursor;
 use crate::tree::wire::{
-    ShortChildren, any_position, decode_children, encode_children, encode_leaf, short_children,
+    LeafEncoder, ShortChildren, any_position, decode_children, encode_children, short_children,
 };
+
+/// Entries a leaf summary makes room for at first: a bucket of a context of a
+/// million entries holds about 15; larger ones grow the buffers a few times.
+const EXPECTED_LEAF_ENTRIES: usize = 32;
 
 /// Adds our children of internal node `pos` to `resp`; returns their size.
 fn children_of<S: Store + ?Sized>(
@@ -140,9 +144,9 @@ impl NodeAnswer {
         mut cursor: SubtreeCursor,
         resp: &mut NodeResponse,
     ) -> Result<(usize, bool), StoreError> {
-        let (entries, done) = cursor.read(store, context, LEAF_SUMMARY_CHUNK)?;
-        let mut leaf = encode_leaf(cursor.pos(), &entries, KEY_PREFIX_BYTES);
-        leaf.partial = !done;
+        let mut encoder = LeafEncoder::new(KEY_PREFIX_BYTES, EXPECTED_LEAF_ENTRIES);
+        let done = cursor.visit(store, context, LEAF_SUMMARY_CHUNK, &mut |e| encoder.add(e))?;
+        let leaf = encoder.finish(cursor.pos(), !done);
         let size = leaf.encoded_len() + LENGTH_PREFIX_BYTES;
         resp.leaves.push(leaf);
         if !done {

@@ -179,8 +179,8 @@ impl TreeResponder {
         &self.stats
     }
 
-    /// True while a request is still being answered (a `Finish` now would be
-    /// early).
+    /// True while a request is still being answered (a `Finish` now is held
+    /// until the answers are out, or refused while a node answer is owed).
     pub(crate) fn is_answering(&self) -> bool {
         !self.answers.is_empty()
     }
@@ -291,10 +291,13 @@ impl<S: Store + ?Sized> Machine<S> for TreeResponder {
                 self.pushes.receive(store, context, stats, push, now)?;
             }
             Some(Body::Finish(finish)) => {
-                if !self.answers.is_empty() {
-                    return Err(
-                        ProtocolError::Malformed("finish before all answers were read").into(),
-                    );
+                // Entry answers may still be owed (they go out before the ack);
+                // a node answer still owed could bring the initiator more work.
+                if self.answers.iter().any(|a| matches!(a, Answer::Nodes(_))) {
+                    return Err(ProtocolError::Malformed(
+                        "finish before every node answer was read",
+                    )
+                    .into());
                 }
                 self.stats.remote_root = Hash::from_wire(&finish.root, "root")?;
                 self.pushes.flush(store, &self.context, &mut self.stats)?;

@@ -13,15 +13,12 @@ use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use synctree_primitives::merkle::FANOUT;
 use synctree_primitives::{
-    ApplyReport, ContextId, Entry, EntryRef, Hash, NodeId, NodePos, PurgeRule, Store, StoreError,
-    StoredEntry, TreeSummary,
+    ApplyReport, ContextId, Entry, Hash, NodeId, PurgeRule, Store, StoreError, StoredEntry,
 };
 
 use crate::error::CliError;
@@ -198,31 +195,7 @@ pub(crate) struct Logged<S> {
 }
 
 impl<S: Store> Store for Logged<S> {
-    fn summary(&self, context: &ContextId) -> Result<TreeSummary, StoreError> {
-        self.inner.summary(context)
-    }
-
-    fn node(&self, context: &ContextId, pos: NodePos) -> Result<Hash, StoreError> {
-        self.inner.node(context, pos)
-    }
-
-    fn children(&self, context: &ContextId, pos: NodePos) -> Result<[Hash; FANOUT], StoreError> {
-        self.inner.children(context, pos)
-    }
-
-    fn range(
-        &self,
-        context: &ContextId,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.inner.range(context, low, high, limit)
-    }
-
-    fn get(&self, context: &ContextId, key_hash: &Hash) -> Result<Option<Entry>, StoreError> {
-        self.inner.get(context, key_hash)
-    }
+    synctree_primitives::forward_store_reads!(inner);
 
     /// Applies the batch, then logs its size and its first and last keys.
     fn apply(&self, context: &ContextId, entries: Vec<Entry>) -> Result<ApplyReport, StoreError> {
@@ -237,17 +210,6 @@ impl<S: Store> Store for Logged<S> {
         Ok(report)
     }
 
-    fn visit_range(
-        &self,
-        context: &ContextId,
-        low: &Hash,
-        high: &Hash,
-        limit: usize,
-        visit: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
-    ) -> Result<usize, StoreError> {
-        self.inner.visit_range(context, low, high, limit, visit)
-    }
-
     /// Applies the pre-hashed batch off the async workers, then logs its size.
     fn apply_stored(
         &self,
@@ -258,10 +220,6 @@ impl<S: Store> Store for Logged<S> {
         let report = off_the_async_workers(|| self.inner.apply_stored(context, entries))?;
         tracing::debug!(%context, entries = count, changed = report.changed, "batch committed");
         Ok(report)
-    }
-
-    fn gc_watermark(&self, context: &ContextId) -> Result<u64, StoreError> {
-        self.inner.gc_watermark(context)
     }
 
     /// Purges off the async workers, then logs how many entries went.
@@ -276,39 +234,6 @@ impl<S: Store> Store for Logged<S> {
             off_the_async_workers(|| self.inner.purge(context, key_hashes, rule, watermark))?;
         tracing::debug!(%context, removed, watermark, "purge committed");
         Ok(removed)
-    }
-
-    fn contexts(&self) -> Result<Vec<ContextId>, StoreError> {
-        self.inner.contexts()
-    }
-
-    fn sketch_len(&self, context: &ContextId) -> Result<u32, StoreError> {
-        self.inner.sketch_len(context)
-    }
-
-    fn sketch(
-        &self,
-        context: &ContextId,
-        start: u32,
-        count: usize,
-    ) -> Result<Vec<synctree_primitives::sketch::CodedSymbol>, StoreError> {
-        self.inner.sketch(context, start, count)
-    }
-
-    fn read_view(
-        &self,
-        context: &ContextId,
-    ) -> Result<Option<Box<dyn synctree_primitives::ContextView>>, StoreError> {
-        self.inner.read_view(context)
-    }
-
-    fn load_sync_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.load_sync_state(key)
-    }
-
-    /// A durable commit, like `apply`: off the async workers too.
-    fn save_sync_state(&self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
-        off_the_async_workers(|| self.inner.save_sync_state(key, value))
     }
 }
 
