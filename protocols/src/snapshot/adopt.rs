@@ -11,19 +11,22 @@ use synctree_primitives::{ContextId, Hash, PurgeRule, Store};
 
 use super::page::Keyed;
 
-/// Takes out of `pushes` (the keys merge mode planned to push for this page)
-/// those the page lacks whose local entry is older than `below`, and removes
-/// those entries from the store; returns how many went.
+/// Takes out of `pushes` the keys merge mode planned to push for this page
+/// (those from index `first` on; earlier ones belong to earlier pages) that the
+/// page lacks and whose local entry is older than `below`, and removes those
+/// entries from the store; returns how many went.
 pub(crate) fn forget_unlisted<S: Store + ?Sized>(
     store: &S,
     context: &ContextId,
     below: u64,
-    page: &[Keyed],
+    (first, page): (usize, &[Keyed]),
     pushes: &mut VecDeque<Hash>,
 ) -> Result<u64, SyncErrorKind> {
     let listed = |key: &Hash| page.binary_search_by(|s| s.key_hash.cmp(key)).is_ok();
     let mut forget = Vec::new();
+    let first = first.min(pushes.len());
     let mut kept = VecDeque::with_capacity(pushes.len());
+    kept.extend(pushes.drain(..first));
     for key in pushes.drain(..) {
         let old = !listed(&key)
             && store

@@ -198,6 +198,7 @@ impl SnapshotInitiator {
         };
         if let Some(low) = low {
             let mut pushes = std::mem::take(&mut self.progress.lock().pushes);
+            let earlier = pushes.len();
             let planned = plan_page_pushes(
                 store,
                 &self.context,
@@ -207,7 +208,8 @@ impl SnapshotInitiator {
             );
             let adopted = match self.config.adopt_below {
                 Some(below) => {
-                    adopt::forget_unlisted(store, &self.context, below, &page.entries, &mut pushes)
+                    let this_page = (earlier, &page.entries[..]);
+                    adopt::forget_unlisted(store, &self.context, below, this_page, &mut pushes)
                 }
                 None => Ok(0),
             };
