@@ -289,7 +289,8 @@ impl<S: Store + 'static> SyncManager<S> {
                 Some(self.initiate(transport, context, protocol, plan).await?)
             }
         };
-        if adoption != gc::Adoption::Blocked {
+        // Only a node running GC keeps the settled time (one small durable write).
+        if self.config.gc.horizon.is_some() && adoption != gc::Adoption::Blocked {
             gc::record_settled(&*self.store, context, started_ms)
                 .map_err(|source| self.store_error(&peer, "finish", source))?;
         }
