@@ -52,7 +52,10 @@ fn adoption_removes_only_old_entries_the_pages_lack() {
         let stale = key_hash(format!("stale-{i}").as_bytes());
         assert_eq!(local.get(&ctx(), &stale).expect("get"), None);
         let fresh = key_hash(format!("fresh-{i}").as_bytes());
-        assert!(remote.get(&ctx(), &fresh).expect("get").is_some(), "fresh-{i} pushed");
+        assert!(
+            remote.get(&ctx(), &fresh).expect("get").is_some(),
+            "fresh-{i} pushed"
+        );
     }
     for i in 0..600 {
         let shared = key_hash(format!("shared-{i}").as_bytes());
