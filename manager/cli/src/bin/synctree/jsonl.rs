@@ -42,7 +42,7 @@ pub(crate) struct ImportArgs {
     /// range) is refused even so: the key could never be written again.
     #[arg(long)]
     pub(crate) accept_future_versions: bool,
-    /// Print `{"context", "entries", "changed", "unchanged"}`.
+    /// Print `{"context", "entries", "changed", "unchanged", "refused"}`.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -104,6 +104,10 @@ pub(crate) struct Imported {
     pub(crate) changed: u64,
     /// Entries already held, or older.
     pub(crate) unchanged: u64,
+    /// Entries refused by tombstone GC: older than the context's watermark for a
+    /// key this node holds nothing for (docs/PROTOCOL.md, "Tombstone GC").
+    #[serde(default)]
+    pub(crate) refused: u64,
 }
 
 /// `import`: reads and checks every line, then applies the entries in batches.
@@ -138,11 +142,18 @@ pub(crate) fn print_imported(
             "entries": imported.entries,
             "changed": imported.changed,
             "unchanged": imported.unchanged,
+            "refused": imported.refused,
         });
         return emit(&format!("{object}\n"));
     }
+    let refused = match imported.refused {
+        0 => String::new(),
+        n => format!(
+            ", {n} refused: older than the GC watermark for keys this node holds nothing for"
+        ),
+    };
     emit(&format!(
-        "imported {} entries into `{context}` ({} new or changed, {} already held or older)\n",
+        "imported {} entries into `{context}` ({} new or changed, {} already held or older{refused})\n",
         imported.entries, imported.changed, imported.unchanged
     ))
 }
@@ -236,6 +247,7 @@ fn apply_in_batches(
         let report = node.store().apply(context, batch.to_vec())?;
         total.changed += report.changed;
         total.unchanged += report.unchanged;
+        total.refused += report.refused;
         bar.inc(take as u64);
         entries = rest;
     }
