@@ -32,11 +32,13 @@ struct Scale {
     value_size: u64,
 }
 
-/// About 3 MiB of entries: several batches of up to 1 MiB each, so the kill
-/// after the first one lands well before the last, while staying quick in a
-/// debug build.
+/// About 11 MiB of entries: several batches of up to 1 MiB each, and more than
+/// twice the server's `PUSH_APPLY_BYTES` (4 MiB), so a killed server has
+/// committed its first push batch long before the last entry is sent (with
+/// fewer bytes than that, the first commit could be the last, and the session
+/// could finish before the kill lands), while staying quick in a debug build.
 const FAST: Scale = Scale {
-    entries: 12_000,
+    entries: 40_000,
     value_size: 256,
 };
 const FULL: Scale = Scale {
