@@ -55,15 +55,6 @@ impl Default for GcConfig {
 }
 
 impl GcConfig {
-    /// GC with horizon `horizon` on the system clock.
-    pub fn with_horizon(horizon: Duration) -> Self {
-        GcConfig {
-            horizon: Some(horizon),
-            clock: WallClock::System,
-            standalone: false,
-        }
-    }
-
     /// The horizon in milliseconds, raised to [`MIN_GC_HORIZON_MS`].
     fn horizon_ms(&self) -> Option<u64> {
         let ms = |h: Duration| u64::try_from(h.as_millis()).unwrap_or(u64::MAX);
@@ -113,8 +104,16 @@ pub fn adopt_below<S: Store + ?Sized>(
     let Some(below) = believed(config, peer_watermark) else {
         return Ok(None);
     };
-    let stale = hlc_at(settled_ms(store, context)?) < below;
-    Ok(stale.then_some(below))
+    Ok(is_stale(store, context, below)?.then_some(below))
+}
+
+/// True when `context` was last settled before the (believed) watermark `below`.
+fn is_stale<S: Store + ?Sized>(
+    store: &S,
+    context: &ContextId,
+    below: u64,
+) -> Result<bool, StoreError> {
+    Ok(hlc_at(settled_ms(store, context)?) < below)
 }
 
 /// The peer's watermark as far as this node believes it (at most `now − H`);
@@ -166,7 +165,7 @@ pub(crate) fn plan_adoption<S: Store + ?Sized>(
     if selection.protocol == Some(snapshot) {
         return Ok(Adoption::Adopting(below));
     }
-    if hlc_at(settled_ms(store, context)?) >= below || selection.protocol.is_none() {
+    if selection.protocol.is_none() || !is_stale(store, context, below)? {
         return Ok(Adoption::NotStale);
     }
     if choice != ProtocolChoice::Auto || !remote.supported.contains(&snapshot) {

@@ -2,17 +2,10 @@
 
 use synctree_primitives::Hash;
 
-/// The smallest hash greater than `h`, or `None` after the largest.
+/// The smallest hash greater than `h`, or `None` after the largest
+/// ([`Hash::successor`]).
 pub(crate) fn successor(h: &Hash) -> Option<Hash> {
-    let mut out = *h;
-    for byte in out.0.iter_mut().rev() {
-        let (next, overflow) = byte.overflowing_add(1);
-        *byte = next;
-        if !overflow {
-            return Some(out);
-        }
-    }
-    None
+    h.successor()
 }
 
 #[cfg(test)]
